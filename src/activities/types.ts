@@ -55,12 +55,13 @@ export interface EnsureRegistryCredentialResult {
 }
 
 export interface TriggerRunInput {
-  deployId: string;
+  /** `ciRunKey` (src/workflows/api.ts): the deploy id, with `/<attempt>` for retries. */
+  runKey: string;
   app: Application;
 }
 
 export interface AwaitRunInput {
-  deployId: string;
+  runKey: string;
   app: Application;
   run: CiRunRef;
   /** Fail with RunQueuedTooLong when the run has not started this long after it was created. */

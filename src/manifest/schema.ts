@@ -64,8 +64,12 @@ const deploySettings = z.strictObject({
   policy: deployPolicySchema.default('supersede'),
   /** How long a rollout may go without progress before it is rolled back. */
   progressDeadlineSeconds: z.number().int().min(10).max(3600).default(300),
-  /** How long a failed deploy waits for `flui retry` before it ends. */
+  /** How long a failed deploy waits for `flui retry` before it ends; 0 ends it at once. */
   retryWindowMinutes: z.number().int().min(0).max(10080).default(1440),
+  /** How long a build may run, from dispatch to completion. */
+  buildTimeoutMinutes: z.number().int().min(1).max(1440).default(60),
+  /** How long a build may wait for a runner before the deploy fails. */
+  queueTimeoutMinutes: z.number().int().min(1).max(1440).default(30),
 });
 
 const workloadFields = {
@@ -75,7 +79,7 @@ const workloadFields = {
   env: z.record(envName, z.string()).default({}),
   resources: z.strictObject({ requests: resourceList.optional(), limits: resourceList.optional() }).default({}),
   healthCheck: healthCheckSchema.optional(),
-  deploy: deploySettings.default({ policy: 'supersede', progressDeadlineSeconds: 300, retryWindowMinutes: 1440 }),
+  deploy: deploySettings.prefault({}),
 };
 
 const metadata = z.strictObject({

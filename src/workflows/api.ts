@@ -16,13 +16,23 @@ export function deployWorkflowId(namespace: string, app: string): string {
 
 /**
  * A deploy id names one deploy request: `<namespace>.<app>.<nonce>`. Names are DNS labels (no dots), so the app and
- * the workflow id can be recovered from it, e.g. by the webhook receiver from a CI run named `flui <deployId>`.
+ * the workflow id can be recovered from it, e.g. by the webhook receiver from a CI run named `flui <runKey>`.
  */
-export function parseDeployId(deployId: string): { namespace: string; app: string; workflowId: string } | undefined {
-  const m = /^([a-z0-9-]{1,63})\.([a-z0-9-]{1,63})\.([a-z0-9]{4,40})$/.exec(deployId);
+export function parseDeployId(
+  key: string,
+): { deployId: string; namespace: string; app: string; workflowId: string; attempt: number } | undefined {
+  const m = /^(([a-z0-9-]{1,63})\.([a-z0-9-]{1,63})\.([a-z0-9]{4,40}))(?:\/([0-9]{1,4}))?$/.exec(key);
   if (!m) return undefined;
-  const [, namespace, app] = m as unknown as [string, string, string];
-  return { namespace, app, workflowId: deployWorkflowId(namespace, app) };
+  const [, deployId, namespace, app, , attempt] = m as unknown as [string, string, string, string, string, string?];
+  return { deployId, namespace, app, workflowId: deployWorkflowId(namespace, app), attempt: Number(attempt ?? 1) };
+}
+
+/**
+ * The key a CI run is found by (and named after): the deploy id, plus `/<attempt>` for a run started by `retry`.
+ * It makes `triggerRun` idempotent: a crash after dispatch finds the run by this key instead of dispatching again.
+ */
+export function ciRunKey(deployId: string, attempt: number): string {
+  return attempt > 1 ? `${deployId}/${attempt}` : deployId;
 }
 
 export const CI_RUN_NAME_PREFIX = 'flui ';
