@@ -1,0 +1,92 @@
+/**
+ * Activities that drive the user's CI, whichever backend the worker is configured with (GitHub Actions today; see
+ * src/ci/). Each is idempotent; the key that makes it so is named on each function.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { CiBackend, RegistryCredential, RunState } from '../ci/backend.ts';
+import type { Config } from '../config.ts';
+import { imageHost } from '../registry/reference.ts';
+import {
+  FailureType,
+  type AwaitRunInput,
+  type CancelRunInput,
+  type DeployActivities,
+  type EnsureRegistryCredentialInput,
+  type TriggerRunInput,
+} from './types.ts';
+
+/** What awaitRun remembers between polls (in heartbeat details: no secrets). */
+interface PollMemory {
+  etag?: string;
+  state?: Exclude<RunState, { state: 'completed' }>;
+}
+
+export function createCiActivities(
+  ci: CiBackend,
+  config: Pick<Config, 'registry'>,
+): Pick<DeployActivities, 'ensureWorkflowFile' | 'ensureRegistryCredential' | 'triggerRun' | 'awaitRun' | 'cancelRun'> {
+  return {
+    /** Key: the rendered pipeline file's content; the backend writes only when the branch holds something else. */
+    async ensureWorkflowFile({ app }) {
+      return ci.ensurePipeline(app);
+    },
+
+    /** Key: the credential's fingerprint stored beside the secret; unchanged credentials are not rewritten. */
+    async ensureRegistryCredential({ app }: EnsureRegistryCredentialInput) {
+      return ci.ensureCredential(app, registryCredential(config, app.spec.image.repository));
+    },
+
+    /** Key: the run key (deploy id + attempt) in the run's name: a crash after dispatch finds the run instead. */
+    async triggerRun({ runKey, app }: TriggerRunInput) {
+      const existing = await ci.findRun(app, runKey);
+      if (existing) {
+        Context.current().log.info('CI run already dispatched for this deploy; reusing it', { runId: existing.id });
+        return existing;
+      }
+      return ci.trigger(app, runKey);
+    },
+
+    /**
+     * Read-only. One conditional status check per attempt: completes with the run's result, or throws a retryable
+     * `RunInProgress` so the retry policy (the poll interval) brings it back. The ETag travels in heartbeat details
+     * between attempts, so an unchanged run costs a 304, which does not count against the CI's rate limit.
+     */
+    async awaitRun({ app, run, queuedTimeoutSeconds }: AwaitRunInput) {
+      const ctx = Context.current();
+      const memory = (ctx.info.heartbeatDetails as PollMemory | undefined) ?? {};
+      const response = await ci.status(app, run, memory.etag);
+      const state = response.status ?? memory.state;
+      if (state?.state === 'completed') return state.result;
+
+      const next: PollMemory = { etag: response.etag ?? memory.etag, state };
+      ctx.heartbeat(next);
+      // Measured on Temporal's clock from the first poll, so it holds through worker restarts and time skipping.
+      const waitedSeconds = (ctx.info.currentAttemptScheduledTimestampMs - ctx.info.scheduledTimestampMs) / 1000;
+      if (state?.state === 'queued' && waitedSeconds > queuedTimeoutSeconds) {
+        throw ApplicationFailure.nonRetryable(
+          `CI run ${run.id} waited ${Math.round(waitedSeconds / 60)} minutes for a runner without starting ` +
+            `(limit ${Math.round(queuedTimeoutSeconds / 60)} minutes): check the repository's runners at ${run.htmlUrl}`,
+          FailureType.RunQueuedTooLong,
+        );
+      }
+      throw ApplicationFailure.retryable(`CI run ${run.id} is ${state?.state ?? 'not visible yet'}`, 'RunInProgress');
+    },
+
+    /** Idempotent: cancelling a finished or already cancelled run is a no-op in the backend. */
+    async cancelRun({ app, run }: CancelRunInput) {
+      await ci.cancel(app, run);
+    },
+  };
+}
+
+/** The push credential for the image's registry, from worker configuration. */
+export function registryCredential(config: Pick<Config, 'registry'>, imageRepository: string): RegistryCredential {
+  const { username, password } = config.registry;
+  if (!username || !password) {
+    throw ApplicationFailure.nonRetryable(
+      `the worker has no registry credential to give the CI for ${imageRepository}: set REGISTRY_USERNAME and REGISTRY_PASSWORD`,
+      FailureType.Misconfigured,
+    );
+  }
+  return { registry: imageHost(imageRepository), username, password };
+}

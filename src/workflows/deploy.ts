@@ -1,0 +1,376 @@
+/**
+ * One deploy, start to finish. This file is the product story:
+ *
+ *   Application: ensureWorkflowFile → ensureRegistryCredential → triggerRun → awaitRun → resolveImage → rolloutImage
+ *   CatalogApp:                                                              resolveImage → rolloutImage
+ *   Rollback:                                                                               rolloutImage
+ *
+ * Deterministic code only: every side effect is an activity; waiting is timers, signals and activity retries, so a
+ * deploy survives CI outages and worker or server restarts. One workflow id per app keeps one deploy in flight; a
+ * newer request supersedes it (cancels the CI run, continues as new with the newer request) or queues behind it.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  condition,
+  continueAsNew,
+  isCancellation,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { DeployActivities } from '../activities/types.ts';
+import { FailureType } from '../activities/types.ts';
+import {
+  cancelSignal,
+  ciRunKey,
+  deployRequestedSignal,
+  FluiApp,
+  FluiCiRun,
+  FluiCommit,
+  FluiPhase,
+  retrySignal,
+  runCompletedSignal,
+  statusQuery,
+  type CiRunResult,
+  type DeployOutcome,
+  type DeployPhase,
+  type DeployRequest,
+  type DeployStatus,
+} from './api.ts';
+
+// ---- Failure model -------------------------------------------------------------------------------------------
+// Permanent refusals end the phase at once; everything else is retried with backoff for hours, so an outage of the
+// CI, the registry or the cluster delays a deploy instead of failing it.
+const PERMANENT = Object.values(FailureType);
+
+/** Calls to GitHub/GitLab/registry APIs: quick requests, retried through outages for up to 12 hours. */
+const API_CALL: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  scheduleToCloseTimeout: '12 hours',
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '5 minutes',
+    nonRetryableErrorTypes: PERMANENT,
+  },
+};
+
+/** Rollout: waits on the cluster with heartbeats; the activity enforces the progress deadline itself. */
+const ROLLOUT: ActivityOptions = {
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '30 seconds',
+  scheduleToCloseTimeout: '6 hours',
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '2 minutes',
+    nonRetryableErrorTypes: PERMANENT,
+  },
+};
+
+/** Interval between status checks of a CI run when no webhook tells us first. */
+const POLL_INTERVAL_SECONDS = 10;
+
+function activities(options: ActivityOptions, summary: string) {
+  return proxyActivities<DeployActivities>({ ...options, summary });
+}
+
+// ---- The workflow --------------------------------------------------------------------------------------------
+
+/** What a run carries over when it continues as new (queued deploys of the same app). */
+export interface DeployCarryOver {
+  queued: DeployRequest[];
+}
+
+export async function deployWorkflow(
+  request: DeployRequest,
+  carried: DeployCarryOver = { queued: [] },
+): Promise<DeployOutcome> {
+  const { namespace, app } = appOf(request);
+  const status: DeployStatus = {
+    deployId: request.deployId,
+    kind: request.kind,
+    namespace,
+    app,
+    phase: 'queued',
+    attempt: 1,
+    timings: [],
+    queued: carried.queued.map((r) => r.deployId),
+  };
+  const queue = [...carried.queued];
+  const seen = new Set([request.deployId, ...queue.map((r) => r.deployId)]);
+  let main: CancellationScope | undefined;
+  let cancelReason: string | undefined;
+  let superseder: DeployRequest | undefined;
+  let retryRequested = false;
+  let webhookResult: CiRunResult | undefined;
+
+  setHandler(statusQuery, () => status);
+  setHandler(cancelSignal, (arg) => {
+    cancelReason = arg?.reason ?? 'cancelled by signal';
+    main?.cancel();
+  });
+  setHandler(retrySignal, () => {
+    if (status.phase === 'awaiting-retry') retryRequested = true;
+    else log.warn('retry ignored: the deploy is not waiting for a retry', { phase: status.phase });
+  });
+  setHandler(deployRequestedSignal, (next) => {
+    if (seen.has(next.deployId)) return; // signal-with-start delivers our own request too
+    seen.add(next.deployId);
+    if (next.policy === 'queue') {
+      queue.push(next);
+      status.queued = queue.map((r) => r.deployId);
+      return;
+    }
+    // The newest request wins: it replaces anything queued and stops the current deploy.
+    superseder = next;
+    queue.length = 0;
+    status.queued = [];
+    status.supersededBy = next.deployId;
+    main?.cancel();
+  });
+  setHandler(runCompletedSignal, ({ runId, result }) => {
+    if (status.ciRun?.id === runId) webhookResult = result;
+  });
+
+  upsertSearchAttributes([{ key: FluiApp, value: `${namespace}/${app}` }]);
+
+  // Phases run from `from` on; a retry re-enters at the phase that failed, keeping what earlier phases produced.
+  let from: DeployPhase =
+    request.kind === 'Application' ? 'preparing' : request.kind === 'CatalogApp' ? 'resolving' : 'rolling-out';
+  let outcome: 'succeeded' | 'failed' | 'cancelled' = 'failed';
+  for (;;) {
+    try {
+      main = new CancellationScope();
+      await main.run(() => runPhases(from));
+      outcome = 'succeeded';
+      break;
+    } catch (err) {
+      if (superseder || cancelReason !== undefined || isCancellation(err)) {
+        await CancellationScope.nonCancellable(() => stopCiRun());
+        outcome = 'cancelled';
+        break;
+      }
+      const failedPhase = status.phase;
+      status.failedPhase = failedPhase;
+      status.error = describeFailure(err);
+      log.error('deploy phase failed', { phase: failedPhase, error: status.error });
+      const windowMinutes = 'manifest' in request ? request.manifest.spec.deploy.retryWindowMinutes : 0;
+      if (windowMinutes === 0) break;
+      setPhase('awaiting-retry');
+      // A newer or queued deploy also ends the wait: a failed deploy should not hold the app hostage.
+      await condition(
+        () => retryRequested || cancelReason !== undefined || superseder !== undefined || queue.length > 0,
+        `${windowMinutes} minutes`,
+      );
+      if (!retryRequested) {
+        if (superseder || cancelReason !== undefined) outcome = 'cancelled';
+        break;
+      }
+      retryRequested = false;
+      status.attempt += 1;
+      status.error = undefined;
+      from = failedPhase;
+    }
+  }
+
+  // ---- Ending: hand over to the next deploy of this app, or finish ----
+  if (superseder) {
+    setPhase('superseded');
+    return continueAsNew<typeof deployWorkflow>(superseder, { queued: [] });
+  }
+  setPhase(outcome === 'succeeded' ? 'succeeded' : outcome === 'cancelled' ? 'cancelled' : 'failed');
+  const next = queue.shift();
+  if (next) return continueAsNew<typeof deployWorkflow>(next, { queued: queue });
+  if (outcome === 'failed') {
+    throw ApplicationFailure.nonRetryable(
+      `deploy ${request.deployId} failed while ${status.failedPhase}: ${status.error}`,
+      'DeployFailed',
+      status,
+    );
+  }
+  if (outcome === 'cancelled') {
+    // Cancelled through Temporal (Web UI, `flui cancel`): end as Cancelled. Through the signal: a failure that says so.
+    if (CancellationScope.current().consideredCancelled) throw new CancelledFailure(cancelReason ?? 'cancelled');
+    throw ApplicationFailure.nonRetryable(
+      `deploy ${request.deployId} cancelled: ${cancelReason}`,
+      'DeployCancelled',
+      status,
+    );
+  }
+  return {
+    deployId: status.deployId,
+    namespace,
+    app,
+    phase: status.phase,
+    commit: status.commit,
+    ciRun: status.ciRun,
+    image: status.image,
+    digest: status.digest,
+    timings: status.timings,
+  };
+
+  // ---- Phases ----
+
+  async function runPhases(start: DeployPhase): Promise<void> {
+    const order: DeployPhase[] = ['preparing', 'building', 'resolving', 'rolling-out'];
+    for (const phase of order.slice(order.indexOf(start))) {
+      if (phase === 'preparing' && request.kind === 'Application') await prepare(request.manifest);
+      if (phase === 'building' && request.kind === 'Application') await build(request.manifest);
+      if (phase === 'resolving' && request.kind !== 'Rollback') await resolve();
+      if (phase === 'rolling-out') await rollout();
+    }
+  }
+
+  async function prepare(manifest: Extract<DeployRequest, { kind: 'Application' }>['manifest']): Promise<void> {
+    setPhase('preparing');
+    const repo = `${manifest.spec.source.repository}@${manifest.spec.source.branch}`;
+    const file = await activities(API_CALL, `Write the build pipeline to ${repo} if it changed`).ensureWorkflowFile({
+      deployId: request.deployId,
+      app: manifest,
+    });
+    log.info('pipeline file', { path: file.path, changed: file.changed, commit: file.commitSha });
+    await activities(
+      API_CALL,
+      `Store the registry push credential as a CI secret of ${manifest.spec.source.repository}`,
+    ).ensureRegistryCredential({ app: manifest });
+  }
+
+  async function build(manifest: Extract<DeployRequest, { kind: 'Application' }>['manifest']): Promise<void> {
+    setPhase('building');
+    const runKey = ciRunKey(request.deployId, status.attempt);
+    webhookResult = undefined;
+    const run = await activities(
+      API_CALL,
+      `Start the CI run "flui ${runKey}" on ${manifest.spec.source.branch}`,
+    ).triggerRun({
+      runKey,
+      app: manifest,
+    });
+    status.ciRun = run;
+    upsertSearchAttributes([{ key: FluiCiRun, value: run.htmlUrl }]);
+    recordMemo();
+
+    // Two ways to learn the run finished, raced: the CI's webhook (signal) and cheap conditional polling, whose
+    // interval is the activity's retry policy (coefficient 1) so no loop runs in workflow code.
+    const { buildTimeoutMinutes, queueTimeoutMinutes } = manifest.spec.deploy;
+    const poller = new CancellationScope();
+    const polled = poller.run(() =>
+      activities(
+        {
+          startToCloseTimeout: '1 minute',
+          scheduleToCloseTimeout: `${buildTimeoutMinutes} minutes`,
+          retry: {
+            initialInterval: `${POLL_INTERVAL_SECONDS} seconds`,
+            backoffCoefficient: 1,
+            maximumInterval: `${POLL_INTERVAL_SECONDS} seconds`,
+            nonRetryableErrorTypes: PERMANENT,
+          },
+        },
+        `Wait for CI run ${run.id} to complete`,
+      ).awaitRun({ runKey, app: manifest, run, queuedTimeoutSeconds: queueTimeoutMinutes * 60 }),
+    );
+    polled.catch(() => undefined); // observed below, or abandoned when the webhook wins
+    const result = await Promise.race([
+      polled,
+      condition(() => webhookResult !== undefined).then(() => webhookResult!),
+    ]);
+    if (webhookResult) poller.cancel();
+
+    status.commit = result.headSha;
+    upsertSearchAttributes([{ key: FluiCommit, value: result.headSha }]);
+    if (result.conclusion !== 'success') {
+      throw ApplicationFailure.nonRetryable(
+        `CI run ${run.id} concluded "${result.conclusion}": see ${result.htmlUrl}`,
+        FailureType.BuildFailed,
+      );
+    }
+    status.ciRun = { ...run, htmlUrl: result.htmlUrl };
+    status.image = `${manifest.spec.image.repository}:${result.headSha}`;
+    recordMemo();
+  }
+
+  async function resolve(): Promise<void> {
+    setPhase('resolving');
+    const image = request.kind === 'CatalogApp' ? request.manifest.spec.image : status.image!;
+    const resolved = await activities(API_CALL, `Resolve ${image} to its digest`).resolveImage({ image });
+    status.image = resolved.pinned;
+    status.digest = resolved.digest;
+    recordMemo();
+  }
+
+  async function rollout(): Promise<void> {
+    setPhase('rolling-out');
+    const target = request.kind === 'Rollback' ? (request.digest ?? 'the previous image') : status.image!;
+    const result = await activities(ROLLOUT, `Roll out ${target} to ${namespace}/${app}`).rolloutImage({
+      deployId: request.deployId,
+      request,
+      image: request.kind === 'Rollback' ? '' : status.image!,
+      commit: status.commit,
+    });
+    status.image = result.image;
+    status.digest = result.digest;
+    recordMemo();
+  }
+
+  /** Cancel the CI run we started, if it may still be going. Idempotent on the CI side. */
+  async function stopCiRun(): Promise<void> {
+    if (request.kind !== 'Application' || !status.ciRun || status.phase !== 'building') return;
+    await activities(API_CALL, `Cancel CI run ${status.ciRun.id}`).cancelRun({
+      app: request.manifest,
+      run: status.ciRun,
+    });
+  }
+
+  function setPhase(phase: DeployPhase): void {
+    const now = new Date().toISOString();
+    const current = status.timings.at(-1);
+    if (current && !current.endedAt) current.endedAt = now;
+    status.phase = phase;
+    if (!['succeeded', 'failed', 'cancelled', 'superseded'].includes(phase))
+      status.timings.push({ phase, startedAt: now });
+    upsertSearchAttributes([{ key: FluiPhase, value: phase }]);
+    setCurrentDetails(
+      `**${phase}**${status.ciRun ? ` · [CI run](${status.ciRun.htmlUrl})` : ''}${status.digest ? ` · ${status.digest}` : ''}${status.error ? `\n\n${status.error}` : ''}`,
+    );
+    recordMemo();
+  }
+
+  /** The memo is what `flui builds` lists without replaying histories. */
+  function recordMemo(): void {
+    upsertMemo({
+      deploy: {
+        deployId: status.deployId,
+        kind: status.kind,
+        phase: status.phase,
+        attempt: status.attempt,
+        commit: status.commit ?? null,
+        ciRun: status.ciRun ?? null,
+        image: status.image ?? null,
+        digest: status.digest ?? null,
+        error: status.error ?? null,
+      },
+    });
+  }
+}
+
+function appOf(request: DeployRequest): { namespace: string; app: string } {
+  if (request.kind === 'Rollback') return { namespace: request.namespace, app: request.app };
+  return { namespace: request.manifest.metadata.namespace, app: request.manifest.metadata.name };
+}
+
+/** The message a person needs: the root cause of an activity failure, without Temporal's wrapping. */
+function describeFailure(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) {
+    const cause = err.cause;
+    return cause instanceof ApplicationFailure ? cause.message : `${err.activityType}: ${cause.message}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
