@@ -1,0 +1,2 @@
+/** Workflows registered by the Flui worker. */
+export { deployWorkflow } from './deploy.ts';
