@@ -16,7 +16,7 @@ const forbiddenInWorkflows = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.flui/**', 'test-results/**'] },
+  { ignores: ['node_modules/**', 'dist/**', '.flui/**', 'test-results/**', 'examples/*/repo/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
