@@ -48,7 +48,13 @@ export function parseManifest(text: string, file = '<manifest>'): Manifest {
       }),
     );
   }
-  const value: unknown = doc.toJS();
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // Unresolved aliases and alias bombs surface only when the document is converted.
+    throw new ManifestError(file, [{ field: '', message: `YAML: ${(err as Error).message}` }]);
+  }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ManifestError(file, [
       { field: '', message: `expected a mapping with apiVersion: ${API_VERSION} and kind: Application or CatalogApp` },
