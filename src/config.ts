@@ -62,6 +62,8 @@ const envSchema = z.object({
   FLUI_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100000).default(2000),
   FLUI_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   FLUI_DEBUG: booleanFlag,
+  /** Prebundled workflow code (`npm run bundle`), for a worker that starts in well under a second. */
+  FLUI_WORKFLOW_BUNDLE: optionalString,
 });
 
 export type GitHubAuth =
@@ -93,7 +95,13 @@ export interface Config {
   webhook?: { host: string; port: number };
   /** Polling interval for CI runs; defaults depend on whether webhooks are configured. */
   pollIntervalSeconds?: number;
-  worker: { maxConcurrentActivities: number; maxCachedWorkflows: number; logLevel: string; debug: boolean };
+  worker: {
+    maxConcurrentActivities: number;
+    maxCachedWorkflows: number;
+    logLevel: string;
+    debug: boolean;
+    workflowBundlePath?: string;
+  };
 }
 
 export class ConfigError extends Error {
@@ -164,6 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxCachedWorkflows: e.FLUI_MAX_CACHED_WORKFLOWS,
       logLevel: e.FLUI_LOG_LEVEL,
       debug: e.FLUI_DEBUG,
+      workflowBundlePath: e.FLUI_WORKFLOW_BUNDLE,
     },
   };
 }
