@@ -38,7 +38,9 @@ export function createCiActivities(
 
     /** Key: the run key (deploy id + attempt) in the run's name: a crash after dispatch finds the run instead. */
     async triggerRun({ runKey, app }: TriggerRunInput) {
-      const existing = await ci.findRun(app, runKey);
+      // Only a retry can follow a dispatch that was never recorded (a crash or timeout of an earlier attempt);
+      // the first attempt skips the lookup and its rate-limited request.
+      const existing = Context.current().info.attempt > 1 ? await ci.findRun(app, runKey) : undefined;
       if (existing) {
         Context.current().log.info('CI run already dispatched for this deploy; reusing it', { runId: existing.id });
         return existing;

@@ -39,8 +39,8 @@ export interface EnsureWorkflowFileResult {
   path: string;
   /** True when this call wrote a commit (or opened/updated a pull request). */
   changed: boolean;
-  /** Commit that holds the current pipeline definition. */
-  commitSha: string;
+  /** The commit this call wrote, when it wrote one. */
+  commitSha?: string;
   pullRequestUrl?: string;
 }
 

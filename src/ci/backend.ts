@@ -12,7 +12,8 @@ import type { CiRunRef, CiRunResult } from '../workflows/api.ts';
 export interface PipelineResult {
   path: string;
   changed: boolean;
-  commitSha: string;
+  /** The commit this call wrote, when it wrote one. */
+  commitSha?: string;
   pullRequestUrl?: string;
 }
 

@@ -1,0 +1,136 @@
+/**
+ * The Octokit client Flui uses in production and against the emulator alike, composed from plugins: throttling
+ * (primary and secondary rate limits) and retry (transient 5xx). Long waits are not slept inside an activity: they
+ * surface as a retryable failure with `nextRetryDelay`, so Temporal waits durably and the worker stays free.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import { createAppAuth } from '@octokit/auth-app';
+import { retry } from '@octokit/plugin-retry';
+import { throttling } from '@octokit/plugin-throttling';
+import { Octokit } from '@octokit/rest';
+import type { Config } from '../../config.ts';
+import { FailureType } from '../../activities/types.ts';
+
+const FluiOctokit = Octokit.plugin(throttling, retry);
+export type GitHubClient = InstanceType<typeof FluiOctokit>;
+
+/** Rate-limit waits up to this long are slept in place; longer ones go back to Temporal. */
+const MAX_INLINE_WAIT_SECONDS = 5;
+const REQUEST_TIMEOUT_MS = 30_000;
+
+export function createGitHubClient(github: Config['github']): GitHubClient {
+  if (!github.auth) {
+    throw ApplicationFailure.nonRetryable(
+      'the worker has no GitHub credentials: set GITHUB_TOKEN, or GITHUB_APP_ID with its private key and installation id',
+      FailureType.Misconfigured,
+    );
+  }
+  const auth =
+    github.auth.kind === 'token'
+      ? { auth: github.auth.token }
+      : {
+          authStrategy: createAppAuth,
+          auth: {
+            appId: github.auth.appId,
+            privateKey: github.auth.privateKey,
+            installationId: Number(github.auth.installationId),
+          },
+        };
+  const inlineRetry = (retryAfter: number, _options: unknown, _octokit: unknown, retryCount: number) =>
+    retryAfter <= MAX_INLINE_WAIT_SECONDS && retryCount < 1;
+  return new FluiOctokit({
+    ...auth,
+    baseUrl: github.apiUrl,
+    userAgent: 'flui-build-pipeline',
+    log: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
+    throttle: { onRateLimit: inlineRetry, onSecondaryRateLimit: inlineRetry },
+    // One quick in-process retry for a flaky 5xx; anything longer is Temporal's retry policy.
+    retry: { retries: 1, doNotRetry: [304, 400, 401, 403, 404, 409, 410, 422, 429, 451] },
+    request: {
+      fetch: (url: string, init: RequestInit) =>
+        fetch(url, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }),
+    },
+  });
+}
+
+interface RequestErrorLike {
+  status: number;
+  message: string;
+  response?: { headers?: Record<string, string | number | undefined>; data?: unknown };
+}
+
+export function isRequestError(err: unknown): err is RequestErrorLike {
+  return err instanceof Error && typeof (err as Partial<RequestErrorLike>).status === 'number';
+}
+
+export function hasStatus(err: unknown, ...statuses: number[]): boolean {
+  return isRequestError(err) && statuses.includes(err.status);
+}
+
+/** GitHub's own message from an error response, without anything from the request (which may hold a token). */
+function githubMessage(err: RequestErrorLike): string {
+  const data = err.response?.data as { message?: string } | undefined;
+  return data?.message ?? err.message.split(' - ')[0] ?? `HTTP ${err.status}`;
+}
+
+/** Seconds until GitHub said to come back, from `retry-after` or `x-ratelimit-reset`. */
+export function retryAfterSeconds(err: RequestErrorLike, now = Date.now()): number | undefined {
+  const h = err.response?.headers ?? {};
+  if (h['retry-after'] !== undefined) return Math.max(1, Number(h['retry-after']));
+  if (String(h['x-ratelimit-remaining']) === '0' && h['x-ratelimit-reset'] !== undefined) {
+    return Math.max(1, Math.ceil(Number(h['x-ratelimit-reset']) - now / 1000));
+  }
+  return undefined;
+}
+
+/**
+ * Turns any error from GitHub into the failure the workflow's retry policy understands: permanent refusals are
+ * non-retryable with a message that says what to fix; rate limits are retryable after the time GitHub named;
+ * everything else (5xx, resets, timeouts) is retryable.
+ */
+export function githubFailure(err: unknown, doing: string): Error {
+  if (err instanceof ApplicationFailure) return err;
+  if (!isRequestError(err)) {
+    return ApplicationFailure.retryable(
+      `GitHub unreachable while ${doing}: ${(err as Error)?.message ?? String(err)}`,
+      'GitHubUnavailable',
+    );
+  }
+  const message = githubMessage(err);
+  const wait = err.status === 403 || err.status === 429 ? retryAfterSeconds(err) : undefined;
+  if (wait !== undefined) {
+    return ApplicationFailure.create({
+      message: `GitHub rate limit while ${doing} (${err.status} ${message}); retrying in ${wait}s`,
+      type: 'GitHubRateLimited',
+      nextRetryDelay: `${wait} seconds`,
+    });
+  }
+  switch (err.status) {
+    case 401:
+      return ApplicationFailure.nonRetryable(
+        `GitHub refused the credentials while ${doing} (401 ${message}): check GITHUB_TOKEN or the GitHub App settings`,
+        FailureType.Unauthorized,
+      );
+    case 403:
+      return ApplicationFailure.nonRetryable(
+        `GitHub denied access while ${doing} (403 ${message}): the token needs contents, actions, secrets and variables read/write on the repository`,
+        FailureType.Unauthorized,
+      );
+    case 404:
+      return ApplicationFailure.nonRetryable(
+        `not found on GitHub while ${doing} (404 ${message}): check the repository name and that the token can see it`,
+        FailureType.NotFound,
+      );
+    case 400:
+    case 422:
+      return ApplicationFailure.nonRetryable(
+        `GitHub rejected the request while ${doing} (${err.status} ${message})`,
+        FailureType.Invalid,
+      );
+    default:
+      return ApplicationFailure.retryable(
+        `GitHub error while ${doing} (${err.status} ${message})`,
+        'GitHubUnavailable',
+      );
+  }
+}
