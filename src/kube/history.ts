@@ -1,0 +1,96 @@
+/**
+ * Image history per app, kept in the cluster beside the app (ConfigMap `flui-history-<app>`): which digests were
+ * rolled out, when, by which deploy and from which commit, and with what workload settings, so `flui images` can list
+ * them and a rollback can re-apply any of them exactly. Entries are keyed by deploy id: recording twice is a no-op.
+ */
+import type { Workload } from '../manifest/schema.ts';
+import { MANAGED_BY, statusOf, type KubeClients } from './rollout.ts';
+
+export const HISTORY_LIMIT = 50;
+
+export interface HistoryEntry {
+  deployId: string;
+  digest: string;
+  image: string;
+  commit?: string;
+  rolledOutAt: string;
+  outcome: 'succeeded' | 'failed';
+  /** Why a failed rollout failed. */
+  reason?: string;
+  workload: Workload;
+}
+
+export interface ImageListing extends Omit<HistoryEntry, 'workload'> {
+  current: boolean;
+}
+
+export function historyName(app: string): string {
+  return `flui-history-${app}`.slice(0, 253);
+}
+
+export async function readHistory(k: KubeClients, namespace: string, app: string): Promise<HistoryEntry[]> {
+  try {
+    const cm = await k.core.readNamespacedConfigMap({ name: historyName(app), namespace });
+    return JSON.parse(cm.data?.['history.json'] ?? '[]') as HistoryEntry[];
+  } catch (err) {
+    if (statusOf(err) === 404) return [];
+    throw err;
+  }
+}
+
+/** Adds or replaces the entry of `entry.deployId`, newest first, keeping {@link HISTORY_LIMIT} entries. */
+export async function recordHistory(
+  k: KubeClients,
+  namespace: string,
+  app: string,
+  entry: HistoryEntry,
+): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    let resourceVersion: string | undefined;
+    let entries: HistoryEntry[] = [];
+    try {
+      const cm = await k.core.readNamespacedConfigMap({ name: historyName(app), namespace });
+      resourceVersion = cm.metadata?.resourceVersion;
+      entries = JSON.parse(cm.data?.['history.json'] ?? '[]') as HistoryEntry[];
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+    }
+    const next = [entry, ...entries.filter((e) => e.deployId !== entry.deployId)].slice(0, HISTORY_LIMIT);
+    const body = {
+      metadata: {
+        name: historyName(app),
+        namespace,
+        labels: { 'app.kubernetes.io/name': app, ...MANAGED_BY },
+        ...(resourceVersion ? { resourceVersion } : {}),
+      },
+      data: { 'history.json': JSON.stringify(next) },
+    };
+    try {
+      if (resourceVersion) await k.core.replaceNamespacedConfigMap({ name: historyName(app), namespace, body });
+      else await k.core.createNamespacedConfigMap({ namespace, body });
+      return;
+    } catch (err) {
+      // Optimistic concurrency: someone else wrote in between; read again.
+      if (attempt < 5 && (statusOf(err) === 409 || statusOf(err) === 422)) continue;
+      throw err;
+    }
+  }
+}
+
+/** The history as `flui images` shows it: newest first, the image the Deployment runs now marked current. */
+export async function listImages(k: KubeClients, namespace: string, app: string): Promise<ImageListing[]> {
+  const entries = await readHistory(k, namespace, app);
+  let running: string | undefined;
+  try {
+    const d = await k.apps.readNamespacedDeployment({ name: app, namespace });
+    running = d.spec?.template.spec?.containers[0]?.image;
+  } catch (err) {
+    if (statusOf(err) !== 404) throw err;
+  }
+  let marked = false;
+  return entries.map(({ workload: _w, ...e }) => {
+    const current = !marked && e.outcome === 'succeeded' && e.image === running;
+    if (current) marked = true;
+    return { ...e, current };
+  });
+}

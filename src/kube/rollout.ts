@@ -1,0 +1,252 @@
+/**
+ * Rolling an image out the way `kubectl apply --server-side` + `kubectl rollout status` + `kubectl rollout undo`
+ * would, against any Kubernetes API: server-side apply (field manager `flui`) of the app's Deployment and Service,
+ * pinned by digest; a wait on the deployment controller's own verdict (observedGeneration, updated/available
+ * replicas, the Progressing condition); and a return to the last good image when the rollout fails.
+ */
+import {
+  AppsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Deployment,
+  type V1Service,
+} from '@kubernetes/client-node';
+import type { Workload } from '../manifest/schema.ts';
+
+export const FIELD_MANAGER = 'flui';
+export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'flui' };
+const ANNOTATION = { deployId: 'flui.dev/deploy-id', commit: 'flui.dev/commit' };
+
+export interface KubeClients {
+  kc: KubeConfig;
+  apps: AppsV1Api;
+  core: CoreV1Api;
+}
+
+export class KubeConfigMissing extends Error {}
+
+export function kubeClients(kubeconfig?: string): KubeClients {
+  const kc = new KubeConfig();
+  try {
+    if (kubeconfig) kc.loadFromFile(kubeconfig);
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new KubeConfigMissing(`cannot read kubeconfig ${kubeconfig ?? '(default)'}: ${(err as Error).message}`);
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new KubeConfigMissing(
+      `no Kubernetes cluster configured (${kubeconfig ? `kubeconfig ${kubeconfig}` : 'set KUBECONFIG or ~/.kube/config'})`,
+    );
+  }
+  return { kc, apps: kc.makeApiClient(AppsV1Api), core: kc.makeApiClient(CoreV1Api) };
+}
+
+/** What the cluster runs for an app: the workload settings and the pinned image. */
+export interface RolloutTarget {
+  namespace: string;
+  app: string;
+  workload: Workload;
+  image: string;
+  deployId: string;
+  commit?: string;
+}
+
+export function labels(app: string): Record<string, string> {
+  return { 'app.kubernetes.io/name': app, ...MANAGED_BY };
+}
+
+export function deploymentFor(t: RolloutTarget): V1Deployment {
+  const { workload: w } = t;
+  const probe = w.healthCheck
+    ? {
+        ...(w.healthCheck.path
+          ? { httpGet: { path: w.healthCheck.path, port: w.healthCheck.port ?? w.port } }
+          : { tcpSocket: { port: w.healthCheck.port ?? w.port } }),
+        initialDelaySeconds: w.healthCheck.initialDelaySeconds,
+        periodSeconds: w.healthCheck.periodSeconds,
+        failureThreshold: w.healthCheck.failureThreshold,
+      }
+    : undefined;
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: t.app, namespace: t.namespace, labels: labels(t.app) },
+    spec: {
+      replicas: w.replicas,
+      progressDeadlineSeconds: w.deploy.progressDeadlineSeconds,
+      revisionHistoryLimit: 10,
+      selector: { matchLabels: { 'app.kubernetes.io/name': t.app } },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: '25%' } },
+      template: {
+        metadata: {
+          labels: labels(t.app),
+          annotations: { [ANNOTATION.deployId]: t.deployId, ...(t.commit ? { [ANNOTATION.commit]: t.commit } : {}) },
+        },
+        spec: {
+          containers: [
+            {
+              name: t.app,
+              image: t.image,
+              ports: [{ name: 'http', containerPort: w.port }],
+              env: Object.entries(w.env)
+                .sort(([a], [b]) => a.localeCompare(b))
+                .map(([name, value]) => ({ name, value })),
+              ...(Object.keys(w.resources).length ? { resources: w.resources } : {}),
+              ...(probe
+                ? {
+                    readinessProbe: probe,
+                    livenessProbe: { ...probe, initialDelaySeconds: Math.max(probe.initialDelaySeconds, 10) },
+                  }
+                : {}),
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+export function serviceFor(t: RolloutTarget): V1Service {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: t.app, namespace: t.namespace, labels: labels(t.app) },
+    spec: {
+      selector: { 'app.kubernetes.io/name': t.app },
+      ports: [{ name: 'http', port: 80, targetPort: t.workload.port }],
+    },
+  };
+}
+
+const APPLY = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+
+export async function ensureNamespace(k: KubeClients, namespace: string): Promise<void> {
+  try {
+    await k.core.readNamespace({ name: namespace });
+  } catch (err) {
+    if (statusOf(err) !== 404) throw err;
+    await k.core
+      .createNamespace({ body: { metadata: { name: namespace, labels: MANAGED_BY } } })
+      .catch((e: unknown) => {
+        if (statusOf(e) !== 409) throw e;
+      });
+  }
+}
+
+/** Server-side apply of the Service and Deployment; returns the Deployment as the server now has it. */
+export async function applyTarget(k: KubeClients, t: RolloutTarget): Promise<V1Deployment> {
+  await k.core.patchNamespacedService(
+    { name: t.app, namespace: t.namespace, body: serviceFor(t), fieldManager: FIELD_MANAGER, force: true },
+    APPLY,
+  );
+  return k.apps.patchNamespacedDeployment(
+    { name: t.app, namespace: t.namespace, body: deploymentFor(t), fieldManager: FIELD_MANAGER, force: true },
+    APPLY,
+  );
+}
+
+export async function readDeployment(
+  k: KubeClients,
+  namespace: string,
+  app: string,
+): Promise<V1Deployment | undefined> {
+  try {
+    return await k.apps.readNamespacedDeployment({ name: app, namespace });
+  } catch (err) {
+    if (statusOf(err) === 404) return undefined;
+    throw err;
+  }
+}
+
+export type RolloutState =
+  | { done: true; revision: string }
+  | { done: false; failed: false; message: string }
+  | { done: false; failed: true; reason: string; message: string };
+
+/** `kubectl rollout status` for one Deployment object. */
+export function rolloutState(d: V1Deployment): RolloutState {
+  const spec = d.spec;
+  const st = d.status ?? {};
+  const revision = d.metadata?.annotations?.['deployment.kubernetes.io/revision'] ?? '';
+  if ((d.metadata?.generation ?? 0) > (st.observedGeneration ?? 0)) {
+    return { done: false, failed: false, message: 'waiting for the deployment spec update to be observed' };
+  }
+  const progressing = st.conditions?.find((c) => c.type === 'Progressing');
+  if (progressing?.reason === 'ProgressDeadlineExceeded') {
+    return {
+      done: false,
+      failed: true,
+      reason: 'ProgressDeadlineExceeded',
+      message: progressing.message ?? 'progress deadline exceeded',
+    };
+  }
+  const want = spec?.replicas ?? 1;
+  const updated = st.updatedReplicas ?? 0;
+  if (updated < want)
+    return { done: false, failed: false, message: `${updated} of ${want} updated replicas are available` };
+  if ((st.replicas ?? 0) > updated) {
+    return {
+      done: false,
+      failed: false,
+      message: `${(st.replicas ?? 0) - updated} old replicas are pending termination`,
+    };
+  }
+  if ((st.availableReplicas ?? 0) < updated) {
+    return {
+      done: false,
+      failed: false,
+      message: `${st.availableReplicas ?? 0} of ${updated} updated replicas are available`,
+    };
+  }
+  return { done: true, revision };
+}
+
+/** Polls the Deployment until the controller says done or failed; `onProgress` is called with each new message. */
+export async function waitForRollout(
+  k: KubeClients,
+  namespace: string,
+  app: string,
+  opts: { timeoutSeconds: number; onProgress?: (message: string) => void; intervalMs?: number },
+): Promise<RolloutState> {
+  const deadline = Date.now() + opts.timeoutSeconds * 1000;
+  let last = '';
+  for (;;) {
+    const d = await k.apps.readNamespacedDeployment({ name: app, namespace });
+    const state = rolloutState(d);
+    const message = state.done ? 'rolled out' : state.message;
+    if (message !== last) opts.onProgress?.(message);
+    last = message;
+    if (state.done || state.failed) return state;
+    if (Date.now() > deadline) {
+      return {
+        done: false,
+        failed: true,
+        reason: 'Timeout',
+        message: `no verdict from the deployment controller within ${opts.timeoutSeconds}s: ${message}`,
+      };
+    }
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 500));
+  }
+}
+
+/** HTTP status of a Kubernetes API error, if it is one. */
+export function statusOf(err: unknown): number | undefined {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+/** The API server's own message (Status.message) from an error. */
+export function apiMessage(err: unknown): string {
+  const body = (err as { body?: unknown })?.body;
+  if (typeof body === 'string') {
+    try {
+      return (JSON.parse(body) as { message?: string }).message ?? body;
+    } catch {
+      return body;
+    }
+  }
+  if (body && typeof body === 'object' && 'message' in body) return String((body as { message: unknown }).message);
+  return (err as Error)?.message ?? String(err);
+}
