@@ -84,7 +84,10 @@ export async function startKwokCluster(opts: KwokOptions = {}): Promise<KwokClus
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     await kwokctl('delete', 'cluster').catch(() => undefined);
-    throw new Error(`kwokctl could not start the cluster: ${(e.stderr ?? e.message).trim().split('\n').slice(-5).join('\n')}`);
+    throw new Error(
+      `kwokctl could not start the cluster: ${(e.stderr ?? e.message).trim().split('\n').slice(-5).join('\n')}`,
+      { cause: err },
+    );
   }
   await kwokctl('scale', 'node', '--replicas', String(opts.nodes ?? 3));
   const kubeconfigPath = join(workDir, 'clusters', name, 'kubeconfig.yaml');
