@@ -1,0 +1,96 @@
+/**
+ * Contract checks: every response the emulator sends is validated against the schema GitHub publishes for that
+ * operation and status (`@octokit/openapi`, api.github.com, dereferenced). Schemas are compiled lazily, once per
+ * operation and status, because compiling the whole description would take long.
+ */
+import { createRequire } from 'node:module';
+import type { ValidateFunction } from 'ajv';
+
+const require = createRequire(import.meta.url);
+
+interface OpenApiOperation {
+  responses: Record<string, { content?: Record<string, { schema?: unknown }> }>;
+}
+type OpenApi = { paths: Record<string, Record<string, OpenApiOperation>> };
+
+let description: OpenApi | undefined;
+let ajv: { compile(schema: unknown): ValidateFunction } | undefined;
+const compiled = new Map<string, ValidateFunction | null>();
+
+function load(): { description: OpenApi; ajv: NonNullable<typeof ajv> } {
+  if (!description) description = require('@octokit/openapi/generated/api.github.com.deref.json') as OpenApi;
+  if (!ajv) {
+    const Ajv = require('ajv').default as new (opts: object) => NonNullable<typeof ajv>;
+    const addFormats = require('ajv-formats').default as (a: unknown) => void;
+    ajv = new Ajv({ strict: false, allErrors: false, validateFormats: true });
+    addFormats(ajv);
+  }
+  return { description, ajv };
+}
+
+/**
+ * Statuses GitHub returns on any operation without documenting them on each (bad JSON, bad credentials, an
+ * invisible repository or absent secret, validation failures, rate limits, outages); their bodies must still have
+ * GitHub's error shape.
+ */
+const GENERIC_STATUSES = new Set([400, 401, 403, 404, 422, 429, 500, 502, 503]);
+const GENERIC_ERROR = {
+  content: {
+    'application/json': {
+      schema: {
+        type: 'object',
+        required: ['message', 'documentation_url'],
+        properties: { message: { type: 'string' }, documentation_url: { type: 'string' }, status: { type: 'string' } },
+      },
+    },
+  },
+};
+
+export class ContractChecker {
+  readonly operations = new Set<string>();
+  responses = 0;
+  readonly violations: string[] = [];
+
+  /** Checks one response of `method path` (the OpenAPI path template). */
+  check(method: string, path: string, status: number, body: unknown): void {
+    const { description: d, ajv: a } = load();
+    const op = `${method.toUpperCase()} ${path}`;
+    this.operations.add(op);
+    this.responses++;
+    const operation = d.paths[path]?.[method.toLowerCase()];
+    if (!operation) {
+      this.violations.push(`${op}: not an operation of GitHub's REST API`);
+      return;
+    }
+    const response = operation.responses[String(status)] ?? (GENERIC_STATUSES.has(status) ? GENERIC_ERROR : undefined);
+    if (!response) {
+      this.violations.push(`${op} -> ${status}: GitHub does not document this status for the operation`);
+      return;
+    }
+    const schema = response.content?.['application/json']?.schema;
+    if (!schema || body === undefined) return; // no body documented or none sent (204/302/304)
+    const key = `${op} ${status}`;
+    let validate = compiled.get(key);
+    if (validate === undefined) {
+      validate = a.compile(loosenOneOf(schema));
+      compiled.set(key, validate);
+    }
+    if (validate && !validate(body)) {
+      const e = validate.errors?.[0];
+      this.violations.push(`${op} -> ${status}: body${e?.instancePath ?? ''} ${e?.message ?? 'is invalid'}`);
+    }
+  }
+}
+
+/**
+ * GitHub's description uses `oneOf` where several alternatives accept the same body (e.g. the 409 of the contents
+ * API: basic-error or repository-rule-violation-error, neither with required fields), which strict JSON Schema
+ * rejects for matching twice. GitHub's own responses have that shape, so alternatives are checked as `anyOf`.
+ */
+function loosenOneOf(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(loosenOneOf);
+  if (!schema || typeof schema !== 'object') return schema;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(schema)) out[k === 'oneOf' ? 'anyOf' : k] = loosenOneOf(v);
+  return out;
+}
