@@ -29,11 +29,12 @@ function load(): { description: OpenApi; ajv: NonNullable<typeof ajv> } {
 }
 
 /**
- * Statuses GitHub returns on any operation without documenting them on each (bad JSON, bad credentials, an
+ * Statuses GitHub returns on any operation without documenting them on each (304 to a conditional request, bad
+ * JSON, bad credentials, an
  * invisible repository or absent secret, validation failures, rate limits, outages); their bodies must still have
  * GitHub's error shape.
  */
-const GENERIC_STATUSES = new Set([400, 401, 403, 404, 422, 429, 500, 502, 503]);
+const GENERIC_STATUSES = new Set([304, 400, 401, 403, 404, 422, 429, 500, 502, 503]);
 const GENERIC_ERROR = {
   content: {
     'application/json': {
