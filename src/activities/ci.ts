@@ -3,6 +3,7 @@
  * src/ci/). Each is idempotent; the key that makes it so is named on each function.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailureCategory } from '@temporalio/common';
 import type { CiBackend, RegistryCredential, RunState } from '../ci/backend.ts';
 import type { Config } from '../config.ts';
 import { imageHost } from '../registry/reference.ts';
@@ -71,7 +72,12 @@ export function createCiActivities(
           FailureType.RunQueuedTooLong,
         );
       }
-      throw ApplicationFailure.retryable(`CI run ${run.id} is ${state?.state ?? 'not visible yet'}`, 'RunInProgress');
+      // BENIGN: an unfinished run is the normal case of a poll, logged at DEBUG rather than as a failure.
+      throw ApplicationFailure.create({
+        message: `CI run ${run.id} is ${state?.state ?? 'not visible yet'}`,
+        type: 'RunInProgress',
+        category: ApplicationFailureCategory.BENIGN,
+      });
     },
 
     /** Idempotent: cancelling a finished or already cancelled run is a no-op in the backend. */

@@ -1,0 +1,18 @@
+/**
+ * All activities of the deploy workflow, built from the worker's configuration. Credentials stay in this closure:
+ * the workflow only ever sees plain, non-secret inputs and results.
+ */
+import { createCiBackend } from '../ci/index.ts';
+import type { Config } from '../config.ts';
+import { createCiActivities } from './ci.ts';
+import { createKubernetesActivities } from './kubernetes.ts';
+import { createRegistryActivities } from './registry.ts';
+import type { DeployActivities } from './types.ts';
+
+export function createActivities(config: Config): DeployActivities {
+  return {
+    ...createCiActivities(createCiBackend(config), config),
+    ...createRegistryActivities(config),
+    ...createKubernetesActivities({ kubeconfig: config.kubeconfig }),
+  };
+}

@@ -1,0 +1,174 @@
+/**
+ * The whole pipeline on one machine: Temporal dev server (with Web UI), an OCI registry with auth, the GitHub
+ * emulator (whose runner pushes real images), a kwok Kubernetes cluster and the Flui worker with its webhook receiver.
+ * The sandbox (`npm start`), the end-to-end tests and the benchmarks all assemble it here.
+ *
+ * Each part can be replaced by a real one through the usual configuration variables (TEMPORAL_ADDRESS, GITHUB_TOKEN
+ * + GITHUB_API_URL, REGISTRY_USERNAME/PASSWORD, KUBECONFIG): the stack only starts what is not configured.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import type { WorkflowBundleOption } from '@temporalio/worker';
+import { loadConfig, type Config } from '../config.ts';
+import { startGitHubEmulator, type GitHubEmulator } from '../emulator/github/index.ts';
+import { startWorker, type RunningWorker } from '../worker.ts';
+import { startKwokCluster, type KwokCluster } from './kwok.ts';
+import { freePort, makeTempDir } from './process.ts';
+import { startRegistry, type LocalRegistry } from './registry.ts';
+import { startDevServer, type DevServer } from './temporal.ts';
+
+export interface StackOptions {
+  /** State, logs and kubeconfig; a temp dir when omitted. */
+  dataDir?: string;
+  /** Fixed ports (the sandbox uses well-known ones); free ports when omitted. */
+  ports?: { temporal?: number; ui?: number | false; registry?: number; github?: number; webhook?: number };
+  /** Keep Temporal state in `dataDir` across restarts. */
+  persistTemporal?: boolean;
+  /** Deliver CI webhooks to the worker (default true); polling alone otherwise. */
+  webhooks?: boolean;
+  /** Simulated CI durations. */
+  runner?: { queuedMs?: number; buildMs?: number };
+  /** Start the worker in this process (default true). Tests of crashes run it as a child process instead. */
+  worker?: boolean;
+  workflowBundle?: WorkflowBundleOption;
+  /** Worker settings on top of the stack's (e.g. FLUI_POLL_INTERVAL_SECONDS). */
+  env?: Record<string, string>;
+  /** Progress lines. */
+  log?: (line: string) => void;
+  /** The environment whose configured parts replace local ones (default: none, everything local). */
+  configured?: NodeJS.ProcessEnv;
+}
+
+export interface LocalStack {
+  dataDir: string;
+  temporal?: DevServer;
+  registry?: LocalRegistry;
+  github?: GitHubEmulator;
+  cluster?: KwokCluster;
+  /** Environment variables that configure a worker or the CLI for this stack (contains test credentials). */
+  env: Record<string, string>;
+  config: Config;
+  client: Client;
+  worker?: RunningWorker;
+  /** Registry host for image repositories in manifests, e.g. `127.0.0.1:5001`. */
+  registryHost: string;
+  stop(): Promise<void>;
+}
+
+export async function startLocalStack(opts: StackOptions = {}): Promise<LocalStack> {
+  const say = opts.log ?? (() => undefined);
+  const configured = opts.configured ?? {};
+  const dataDir = opts.dataDir ?? (await makeTempDir('stack'));
+  await mkdir(dataDir, { recursive: true });
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  };
+
+  try {
+    const env: Record<string, string> = { FLUI_DATA_DIR: dataDir };
+
+    let temporal: DevServer | undefined;
+    if (configured.TEMPORAL_ADDRESS) {
+      env.TEMPORAL_ADDRESS = configured.TEMPORAL_ADDRESS;
+      say(`Temporal: ${configured.TEMPORAL_ADDRESS} (configured)`);
+    } else {
+      say('Temporal dev server: starting');
+      temporal = await startDevServer({
+        port: opts.ports?.temporal,
+        uiPort: opts.ports?.ui,
+        dbFile: opts.persistTemporal ? join(dataDir, 'temporal.db') : undefined,
+        logDir: dataDir,
+      });
+      stops.push(() => temporal!.stop());
+      env.TEMPORAL_ADDRESS = temporal.address;
+      say(`Temporal dev server: ${temporal.address}${temporal.uiUrl ? `, Web UI ${temporal.uiUrl}` : ''}`);
+    }
+
+    let registry: LocalRegistry | undefined;
+    let registryHost: string;
+    if (configured.REGISTRY_USERNAME && configured.REGISTRY_PASSWORD) {
+      env.REGISTRY_USERNAME = configured.REGISTRY_USERNAME;
+      env.REGISTRY_PASSWORD = configured.REGISTRY_PASSWORD;
+      registryHost = configured.FLUI_REGISTRY_HOST ?? '';
+      say('Registry: configured credentials');
+    } else {
+      const auth = { username: 'flui-push', password: randomBytes(18).toString('base64url') };
+      say('OCI registry: starting');
+      registry = await startRegistry({ auth, dataDir: join(dataDir, 'registry'), port: opts.ports?.registry });
+      stops.push(() => registry!.stop());
+      env.REGISTRY_USERNAME = auth.username;
+      env.REGISTRY_PASSWORD = auth.password;
+      registryHost = registry.host;
+      say(`OCI registry: ${registry.url} (htpasswd auth)`);
+    }
+
+    const webhookSecret = randomBytes(20).toString('hex');
+    const webhookPort = opts.webhooks === false ? undefined : (opts.ports?.webhook ?? (await freePort()));
+    if (webhookPort !== undefined) {
+      env.FLUI_WEBHOOK_PORT = String(webhookPort);
+      env.GITHUB_WEBHOOK_SECRET = webhookSecret;
+    }
+
+    let github: GitHubEmulator | undefined;
+    if (configured.GITHUB_TOKEN || configured.GITHUB_APP_ID) {
+      for (const key of [
+        'GITHUB_API_URL',
+        'GITHUB_TOKEN',
+        'GITHUB_APP_ID',
+        'GITHUB_APP_PRIVATE_KEY',
+        'GITHUB_APP_PRIVATE_KEY_FILE',
+        'GITHUB_APP_INSTALLATION_ID',
+        'GITHUB_WEBHOOK_SECRET',
+      ]) {
+        if (configured[key]) env[key] = configured[key];
+      }
+      say('GitHub: configured');
+    } else {
+      say('GitHub emulator: starting');
+      github = await startGitHubEmulator({
+        port: opts.ports?.github,
+        dataDir: join(dataDir, 'github'),
+        registry: { insecureHosts: ['127.0.0.1', 'localhost'] },
+        webhook:
+          webhookPort !== undefined ? { url: `http://127.0.0.1:${webhookPort}/`, secret: webhookSecret } : undefined,
+        runner: opts.runner,
+      });
+      stops.push(() => github!.stop());
+      env.GITHUB_API_URL = github.url;
+      env.GITHUB_TOKEN = github.createToken();
+      say(`GitHub emulator: ${github.url}`);
+    }
+
+    let cluster: KwokCluster | undefined;
+    if (configured.KUBECONFIG) {
+      env.KUBECONFIG = configured.KUBECONFIG;
+      say(`Kubernetes: ${configured.KUBECONFIG} (configured)`);
+    } else {
+      say('Kubernetes (kwok): starting');
+      cluster = await startKwokCluster({ workDir: join(dataDir, 'kwok'), log: (line) => say(`  ${line}`) });
+      stops.push(() => cluster!.stop());
+      env.KUBECONFIG = cluster.kubeconfigPath;
+      say(`Kubernetes (kwok): ${cluster.server}, kubeconfig ${cluster.kubeconfigPath}`);
+    }
+
+    Object.assign(env, opts.env);
+    const config = loadConfig(env);
+    const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS! });
+    stops.push(() => connection.close());
+    const client = new Client({ connection, namespace: config.temporal.namespace });
+
+    let worker: RunningWorker | undefined;
+    if (opts.worker !== false) {
+      worker = await startWorker(config, { workflowBundle: opts.workflowBundle, log: say });
+      stops.push(() => worker!.shutdown());
+    }
+
+    return { dataDir, temporal, registry, github, cluster, env, config, client, worker, registryHost, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * The Flui worker: runs deploy workflows and their activities, and the CI webhook receiver beside them.
+ *
+ *   node --import tsx src/worker.ts        (npm run worker)
+ *
+ * Configuration comes from environment variables (src/config.ts). Without TEMPORAL_ADDRESS it launches its own
+ * Temporal dev server on 127.0.0.1:7233 with the Web UI on :8233, keeping state under ~/.local/share/flui.
+ * SIGINT/SIGTERM (handled by the SDK's runtime) drain in-flight activity attempts and stop cleanly; deploys continue
+ * on the next worker.
+ */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Runtime, DefaultLogger, Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import { createActivities } from './activities/index.ts';
+import { startWebhookReceiver } from './ci/github/webhook.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { startDevServer, type DevServer } from './local/temporal.ts';
+import { parseDeployId, runCompletedSignal } from './workflows/api.ts';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
+
+export interface RunningWorker {
+  worker: Worker;
+  /** Where the worker connected. */
+  address: string;
+  namespace: string;
+  uiUrl?: string;
+  webhookUrl?: string;
+  /** Resolves when the worker has stopped (after shutdown or a fatal error). */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export interface StartWorkerOptions {
+  /** Prebundled workflow code (tests and the sandbox bundle once). */
+  workflowBundle?: WorkflowBundleOption;
+  /** Where progress lines go (default: stderr). */
+  log?: (line: string) => void;
+}
+
+/** Connects (launching a dev server if none is configured), starts the worker and the webhook receiver. */
+export async function startWorker(config: Config, opts: StartWorkerOptions = {}): Promise<RunningWorker> {
+  const say = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  let devServer: DevServer | undefined;
+  let address = config.temporal.address;
+  let uiUrl: string | undefined;
+  if (address === undefined) {
+    say('No TEMPORAL_ADDRESS: starting a local Temporal dev server (state in ' + config.dataDir + ')');
+    devServer = await startDevServer({
+      port: 7233,
+      uiPort: config.temporal.uiPort,
+      namespace: config.temporal.namespace,
+      dbFile: join(config.dataDir, 'temporal.db'),
+      logDir: config.dataDir,
+    });
+    address = devServer.address;
+    uiUrl = devServer.uiUrl;
+  }
+
+  const tls = config.temporal.tls
+    ? { clientCertPair: { crt: Buffer.from(config.temporal.tls.cert), key: Buffer.from(config.temporal.tls.key) } }
+    : undefined;
+  const connection = await NativeConnection.connect({ address, tls, apiKey: config.temporal.apiKey });
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    ...workflowCode(config, opts.workflowBundle),
+    activities: createActivities(config),
+    maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+    maxCachedWorkflows: config.worker.maxCachedWorkflows,
+    shutdownGraceTime: '10 seconds',
+  });
+
+  // The webhook receiver signals the deploy whose CI run finished; polling covers any lost delivery.
+  let webhookUrl: string | undefined;
+  let stopWebhook: (() => Promise<void>) | undefined;
+  if (config.webhook && config.github.webhookSecret) {
+    const client = new Client({
+      connection: await Connection.connect({ address, tls, apiKey: config.temporal.apiKey }),
+      namespace: config.temporal.namespace,
+    });
+    const receiver = await startWebhookReceiver({
+      host: config.webhook.host,
+      port: config.webhook.port,
+      secret: config.github.webhookSecret,
+      onRunCompleted: async (event) => {
+        const key = event.runName.startsWith('flui ') ? parseDeployId(event.runName.slice(5)) : undefined;
+        if (!key) return; // not one of ours
+        await client.workflow.getHandle(key.workflowId).signal(runCompletedSignal, {
+          deployId: key.deployId,
+          runId: String(event.runId),
+          result: { conclusion: event.conclusion, htmlUrl: event.htmlUrl, headSha: event.headSha },
+        });
+      },
+    });
+    webhookUrl = receiver.url;
+    stopWebhook = async () => {
+      await receiver.stop();
+      await client.connection.close();
+    };
+    say(`CI webhooks: ${webhookUrl}`);
+  }
+
+  const done = worker.run().finally(async () => {
+    await stopWebhook?.();
+    await connection.close().catch(() => undefined);
+    await devServer?.stop();
+  });
+  say(
+    `Flui worker polling task queue "${config.temporal.taskQueue}" on ${address} (namespace ${config.temporal.namespace})` +
+      (uiUrl ? `\nTemporal Web UI: ${uiUrl}` : ''),
+  );
+  return {
+    worker,
+    address,
+    namespace: config.temporal.namespace,
+    uiUrl,
+    webhookUrl,
+    done,
+    async shutdown() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await done;
+    },
+  };
+}
+
+/** Prebundled code when given (fast start), else the sources, bundled by the SDK at start-up (a few seconds). */
+function workflowCode(config: Config, bundle?: WorkflowBundleOption) {
+  if (bundle) return { workflowBundle: bundle };
+  if (config.worker.workflowBundlePath) return { workflowBundle: { codePath: config.worker.workflowBundlePath } };
+  return { workflowsPath: WORKFLOWS_PATH };
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`flui worker: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  Runtime.install({ logger: new DefaultLogger(config.worker.logLevel as 'INFO') });
+  const running = await startWorker(config);
+  await running.done;
+  process.stderr.write('Flui worker stopped.\n');
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`flui worker: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,73 @@
+/**
+ * The whole pipeline for end-to-end tests (src/local/stack.ts): real Temporal, registry, kwok cluster, the GitHub
+ * emulator and the worker. Plus helpers to make apps the emulator knows.
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Application, CatalogApp } from '../../src/manifest/schema.ts';
+import { validateManifest } from '../../src/manifest/parse.ts';
+import { startLocalStack, type LocalStack, type StackOptions } from '../../src/local/stack.ts';
+import { useServer } from './suite.ts';
+import { workflowBundle } from './temporal.ts';
+
+export function useStack(opts: StackOptions = {}): () => LocalStack {
+  return useServer(async () =>
+    startLocalStack({
+      runner: { queuedMs: 100, buildMs: 500 },
+      workflowBundle: opts.worker === false ? undefined : await workflowBundle('src/workflows/index.ts'),
+      log: process.env.FLUI_TEST_VERBOSE ? (line) => process.stderr.write(`[stack] ${line}\n`) : undefined,
+      ...opts,
+    }),
+  );
+}
+
+export const HELLO_FILES: Record<string, string> = {
+  Dockerfile: 'FROM scratch\nCOPY server.js /\n',
+  'server.js': 'console.log("hello")\n',
+};
+
+/** A fresh app (unique name) whose repository exists in the stack's GitHub emulator. */
+export async function createApplication(
+  stack: LocalStack,
+  spec: { files?: Record<string, string>; deploy?: Partial<Application['spec']['deploy']>; name?: string } = {},
+): Promise<Application> {
+  const name = spec.name ?? `app-${randomBytes(3).toString('hex')}`;
+  await stack.github!.createRepo({ owner: 'acme', name, defaultBranch: 'main', files: spec.files ?? HELLO_FILES });
+  const manifest = validateManifest({
+    apiVersion: 'flui.dev/v1',
+    kind: 'Application',
+    metadata: { name },
+    spec: {
+      source: { repository: `acme/${name}`, branch: 'main' },
+      image: { repository: `${stack.registryHost}/acme/${name}` },
+      port: 8080,
+      replicas: 2,
+      deploy: { progressDeadlineSeconds: 30, retryWindowMinutes: 10, ...spec.deploy },
+    },
+  });
+  return manifest as Application;
+}
+
+export function catalogApp(image: string, name = `cat-${randomBytes(3).toString('hex')}`): CatalogApp {
+  return validateManifest({
+    apiVersion: 'flui.dev/v1',
+    kind: 'CatalogApp',
+    metadata: { name },
+    spec: { image, port: 6379, replicas: 1, deploy: { progressDeadlineSeconds: 30 } },
+  }) as CatalogApp;
+}
+
+/** Polls `probe` until it returns a value (not undefined) or `timeoutMs` passes. For waiting on servers' state. */
+export async function eventually<T>(
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 60_000,
+  what = 'condition',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}
