@@ -263,7 +263,9 @@ export async function main(argv: string[], io: Io = defaultIo, env: NodeJS.Proce
         return EXIT.ok;
       }
       case 'logs': {
-        const builds = (await flui.listBuilds(client, namespace, target, buildIndex)).filter((b) => b.ciRun);
+        const builds = (await flui.listBuilds(client, namespace, target, Math.max(50, buildIndex))).filter(
+          (b) => b.ciRun,
+        );
         const build = builds[buildIndex - 1];
         if (!build?.ciRun)
           throw new flui.FluiError(`no CI run recorded for build ${buildIndex} of ${namespace}/${target}`);

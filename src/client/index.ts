@@ -199,7 +199,7 @@ function statusFromMemo(
     digest: memo.digest ?? undefined,
     error: memo.error ?? undefined,
     attempt: memo.attempt ?? 1,
-    timings: [{ phase: 'queued', startedAt: info.startTime.toISOString(), endedAt: info.closeTime?.toISOString() }],
+    timings: memo.timings ?? [],
     queued: [],
   };
 }

@@ -16,6 +16,7 @@ import type { Manifest } from '../manifest/schema.ts';
 import { pushImage } from '../registry/oci.ts';
 import { startLocalStack, type LocalStack } from '../local/stack.ts';
 import { TERMINAL_PHASES } from '../workflows/api.ts';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DATA_DIR = process.env.FLUI_SANDBOX_DIR ?? join(homedir(), '.local', 'share', 'flui', 'sandbox');
@@ -57,6 +58,8 @@ async function deployAndFollow(stack: LocalStack, manifest: Manifest): Promise<b
 }
 
 async function main(): Promise<void> {
+  // The SDK's own INFO logs (bundling, worker state) would drown the story; warnings and errors still show.
+  Runtime.install({ logger: new DefaultLogger((process.env.FLUI_LOG_LEVEL as 'INFO' | undefined) ?? 'WARN') });
   say(bold('Flui sandbox: the build pipeline on this machine'));
   const stack = await startLocalStack({
     dataDir: DATA_DIR,
@@ -111,6 +114,10 @@ async function main(): Promise<void> {
   );
   say('');
   say(ok ? bold('Both deploys succeeded.') : bold('A deploy did not succeed: see above.'));
+  if (stack.cluster) {
+    say('\nPods on the kwok cluster:');
+    say((await stack.cluster.kubectl('get', 'pods', '-o', 'wide', '-L', 'app.kubernetes.io/name')).trimEnd());
+  }
   if (stack.temporal?.uiUrl) say(`Temporal Web UI:   ${stack.temporal.uiUrl}/namespaces/default/workflows`);
   say(`Pods:              KUBECONFIG=${cliEnv.KUBECONFIG} ${join(homedir(), '.cache/flui/bin/kubectl')} get pods`);
   say(`In another terminal: source ${envFile}, then try:`);

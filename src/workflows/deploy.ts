@@ -356,6 +356,7 @@ export async function deployWorkflow(
         image: status.image ?? null,
         digest: status.digest ?? null,
         error: status.error ?? null,
+        timings: status.timings,
       },
     });
   }
