@@ -1,10 +1,18 @@
 /**
  * GitHub Actions as Flui's CI backend. Every method is idempotent; the key that makes it so is on each method.
- * Requests are spent carefully: unchanged files and runs are checked with conditional requests (a 304 costs no
- * rate limit), and a steady-state deploy spends about five rate-limited requests whatever the build length.
+ *
+ * Requests are spent carefully: every read that can be repeated is a conditional request against the last ETag this
+ * worker saw (a 304 costs no rate limit), so a steady-state deploy (file current, credential unchanged) spends two
+ * rate-limited requests, the dispatch and the first status check, whatever the build length.
+ *
+ * Pull-request mode (`FLUI_PIPELINE_UPDATE_MODE=pull-request`): when the pipeline on the app's branch differs from
+ * the manifest, Flui commits it to `flui/pipeline-<namespace>.<name>`, opens (or reuses) one pull request, and fails
+ * the deploy with a non-retryable `Invalid` failure that names the pull request: a workflow that is not on the branch
+ * cannot be dispatched, and running the old one would build with a stale definition. Merge it, then `flui retry`.
  */
-import { createHash } from 'node:crypto';
+import { createHash, scrypt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/activity';
 import sodium from 'libsodium-wrappers';
 import type {
@@ -19,15 +27,43 @@ import type { Config } from '../../config.ts';
 import type { Application } from '../../manifest/schema.ts';
 import { CI_RUN_NAME_PREFIX, type CiRunRef, type CiRunResult } from '../../workflows/api.ts';
 import { FailureType } from '../../activities/types.ts';
-import { createGitHubClient, githubFailure, hasStatus, type GitHubClient } from './octokit.ts';
 import {
+  authHint,
+  createGitHubClient,
+  githubFailure,
+  hasStatus,
+  isRequestError,
+  type GitHubClient,
+} from './octokit.ts';
+import {
+  appKey,
+  pipelineFileName,
   pipelinePath,
   REGISTRY_PASSWORD_SECRET,
   REGISTRY_USERNAME_SECRET,
   renderPipelineFile,
 } from './pipeline-file.ts';
 
+/** Repository variable (not secret) holding the fingerprint of the credential last written to the secrets. */
 export const FINGERPRINT_VARIABLE = 'FLUI_REGISTRY_FINGERPRINT';
+
+/** Stale-`sha` conflicts re-read and retried this many times before giving the attempt back to Temporal. */
+const MAX_WRITE_CONFLICTS = 3;
+/** `findRun` looks through this many pages of 100 runs; a run Flui dispatched is minutes old, so on page 1. */
+const MAX_RUN_PAGES = 3;
+/** `findRun` only considers runs created this recently (rounded to a day so the conditional request stays cached). */
+const RUN_LOOKBACK_DAYS = 3;
+/** After a dispatch answered 204 (no run details), how long to wait for the run to be listed. */
+const RUN_VISIBLE_WAIT = { attempts: 10, intervalMs: 1000 };
+/** Conditional-request cache entries kept per backend (a few per app). */
+const MAX_CACHED = 2000;
+
+const scryptAsync = promisify(scrypt) as (
+  password: string,
+  salt: string,
+  keylen: number,
+  opts: object,
+) => Promise<Buffer>;
 
 /** Git's blob id of `content`: what the contents API reports as `sha`. */
 export function gitBlobSha(content: string): string {
@@ -35,12 +71,18 @@ export function gitBlobSha(content: string): string {
   return createHash('sha1').update(`blob ${body.length}\0`).update(body).digest('hex');
 }
 
-/** Non-reversible fingerprint of the credential, stored beside the secret to know whether it must be rewritten. */
-export function credentialFingerprint(c: RegistryCredential): string {
-  return createHash('sha256')
-    .update(`flui-registry-credential\0${c.registry}\0${c.username}\0${c.password}`)
-    .digest('hex')
-    .slice(0, 32);
+/**
+ * Fingerprint of the credential, stored in a repository variable that anyone who can read the repository sees.
+ * So it is a salted, deliberately slow hash (scrypt, salt = registry and username): it tells whether the stored
+ * credential is the current one without making a weak password cheap to guess.
+ */
+export async function credentialFingerprint(c: RegistryCredential): Promise<string> {
+  const key = await scryptAsync(c.password, `flui-registry-credential\0${c.registry}\0${c.username}`, 16, {
+    N: 2 ** 14,
+    r: 8,
+    p: 1,
+  });
+  return `scrypt:${key.toString('hex')}`;
 }
 
 function repoOf(app: Application): { owner: string; repo: string } {
@@ -74,41 +116,75 @@ function toRunState(run: RunObject): RunState {
   return { state, createdAt: run.created_at, htmlUrl: run.html_url, headSha: run.head_sha };
 }
 
+export interface GitHubActionsOptions {
+  /** Octokit client to use instead of one built from `github` (tests add hooks to it). */
+  client?: GitHubClient;
+}
+
 export class GitHubActionsBackend implements CiBackend {
   readonly name = 'github-actions';
   readonly #gh: GitHubClient;
   readonly #mode: Config['github']['updateMode'];
-  /** Conditional-request validators of pipeline files: an unchanged file costs a 304. */
-  readonly #fileEtags = new Map<string, { etag: string; sha: string }>();
+  readonly #hint: string;
+  /** Last ETag and body per GET (route and parameters): repeating an unchanged read costs a free 304. */
+  readonly #cache = new Map<string, { etag: string; data: unknown }>();
 
-  constructor(github: Config['github'], client: GitHubClient = createGitHubClient(github)) {
-    this.#gh = client;
+  constructor(github: Config['github'], options: GitHubActionsOptions = {}) {
+    this.#gh = options.client ?? createGitHubClient(github);
     this.#mode = github.updateMode;
+    this.#hint = authHint(github);
   }
 
-  /** Blob SHA of `path` on `ref`, or undefined when absent; conditional on the last ETag seen. */
-  async #currentSha(owner: string, repo: string, path: string, ref: string): Promise<string | undefined> {
-    const key = `${owner}/${repo}/${ref}/${path}`;
-    const cached = this.#fileEtags.get(key);
+  #failure(err: unknown, doing: string): Error {
+    return githubFailure(err, doing, this.#hint);
+  }
+
+  /** GET with `If-None-Match` from the last answer to the same request; a 304 returns the remembered body. */
+  async #get<T>(route: string, params: Record<string, string | number>): Promise<T> {
+    const key = `${route} ${JSON.stringify(params)}`;
+    const cached = this.#cache.get(key);
     try {
-      const res = await this.#gh.request('GET /repos/{owner}/{repo}/contents/{path}', {
-        owner,
-        repo,
-        path,
-        ref,
+      const res = await this.#gh.request(route, {
+        ...params,
         headers: cached ? { 'if-none-match': cached.etag } : {},
       });
-      const sha = Array.isArray(res.data) ? undefined : res.data.sha;
-      if (sha && res.headers.etag) this.#fileEtags.set(key, { etag: res.headers.etag, sha });
-      return sha;
+      this.#cache.delete(key);
+      if (res.headers.etag) {
+        this.#cache.set(key, { etag: res.headers.etag, data: res.data });
+        if (this.#cache.size > MAX_CACHED) this.#cache.delete(this.#cache.keys().next().value!);
+      }
+      return res.data as T;
     } catch (err) {
-      if (hasStatus(err, 304) && cached) return cached.sha;
+      if (cached && hasStatus(err, 304)) return cached.data as T;
+      throw err;
+    }
+  }
+
+  /** Undefined for 404, the body otherwise. */
+  async #getIfExists<T>(route: string, params: Record<string, string | number>): Promise<T | undefined> {
+    try {
+      return await this.#get<T>(route, params);
+    } catch (err) {
       if (hasStatus(err, 404)) return undefined;
       throw err;
     }
   }
 
-  /** Key: the file's blob SHA. Writes (with the current `sha`, so a concurrent change is never lost) only when it differs. */
+  /** Blob SHA of `path` on `ref`, or undefined when absent. */
+  async #fileSha(owner: string, repo: string, path: string, ref: string): Promise<string | undefined> {
+    const file = await this.#getIfExists<{ sha?: string } | unknown[]>('GET /repos/{owner}/{repo}/contents/{path}', {
+      owner,
+      repo,
+      path,
+      ref,
+    });
+    return file && !Array.isArray(file) ? file.sha : undefined;
+  }
+
+  /**
+   * Key: the file's blob SHA on the branch. Writes only when it differs from the rendered file, with the current
+   * `sha` so a concurrent change is never silently lost.
+   */
   async ensurePipeline(app: Application): Promise<PipelineResult> {
     const { owner, repo } = repoOf(app);
     const path = pipelinePath(app);
@@ -116,75 +192,102 @@ export class GitHubActionsBackend implements CiBackend {
     const want = gitBlobSha(content);
     const base = app.spec.source.branch;
     try {
-      const onBase = await this.#currentSha(owner, repo, path, base);
+      const onBase = await this.#fileSha(owner, repo, path, base);
       if (onBase === want) return { path, changed: false };
-      const branch = this.#mode === 'pull-request' ? await this.#ensureProposalBranch(owner, repo, app) : base;
-      const commitSha = await this.#writeFile(owner, repo, path, branch, content, want);
-      if (this.#mode === 'commit') return { path, changed: commitSha !== undefined, commitSha };
+      if (this.#mode === 'commit') {
+        const commitSha = await this.#writeFile(owner, repo, path, base, content, want);
+        return { path, changed: commitSha !== undefined, ...(commitSha ? { commitSha } : {}) };
+      }
+      const branch = await this.#ensureProposalBranch(owner, repo, app);
+      await this.#writeFile(owner, repo, path, branch, content, want);
       const pullRequestUrl = await this.#ensurePullRequest(owner, repo, app, branch);
       throw ApplicationFailure.nonRetryable(
-        `the build pipeline for ${app.metadata.name} changed and is proposed in ${pullRequestUrl}: merge it, then run \`flui retry ${app.metadata.name}\``,
+        `the build pipeline of ${appKey(app)} differs from its manifest; Flui proposed the new ${path} in ` +
+          `${pullRequestUrl}: merge it, then run \`flui retry ${app.metadata.name}\` or deploy again`,
         FailureType.Invalid,
         { pullRequestUrl },
       );
     } catch (err) {
-      throw githubFailure(err, `writing ${path} to ${owner}/${repo}`);
+      throw this.#failure(err, `writing ${path} to ${owner}/${repo}@${base}`);
     }
   }
 
-  /** PUT with optimistic concurrency; a stale `sha` (409, or 422 when another writer created the file) re-reads. */
+  /**
+   * PUT with optimistic concurrency. A 409/422 after which the file has changed was a stale `sha` (someone else
+   * wrote meanwhile): re-read and retry. One after which the file is unchanged is a refusal (a protected branch,
+   * a ruleset), which retrying cannot fix.
+   */
   async #writeFile(owner: string, repo: string, path: string, branch: string, content: string, want: string) {
-    for (let attempt = 0; ; attempt++) {
-      const current = await this.#currentSha(owner, repo, path, branch);
+    let refused: { sha: string | undefined; err: unknown } | undefined;
+    for (let attempt = 0; attempt <= MAX_WRITE_CONFLICTS; attempt++) {
+      const current = await this.#fileSha(owner, repo, path, branch);
       if (current === want) return undefined;
+      if (refused && refused.sha === current && isRequestError(refused.err)) {
+        const { status } = refused.err;
+        throw ApplicationFailure.nonRetryable(
+          `GitHub refused to commit ${path} to ${branch} of ${owner}/${repo} (${status} ${refused.err.message.split(' - ')[0]}): ` +
+            'if the branch is protected, set FLUI_PIPELINE_UPDATE_MODE=pull-request so Flui proposes the change instead',
+          FailureType.Invalid,
+        );
+      }
       try {
         const res = await this.#gh.request('PUT /repos/{owner}/{repo}/contents/{path}', {
           owner,
           repo,
           path,
           branch,
-          message: `Update Flui build pipeline (${path})`,
+          message: `Update the Flui build pipeline (${path})`,
           content: Buffer.from(content).toString('base64'),
           ...(current ? { sha: current } : {}),
         });
         return res.data.commit.sha;
       } catch (err) {
-        if (attempt < 3 && hasStatus(err, 409, 422)) continue;
-        throw err;
+        if (!hasStatus(err, 409, 422)) throw err;
+        refused = { sha: current, err };
       }
     }
+    throw ApplicationFailure.retryable(
+      `${path} in ${owner}/${repo}@${branch} kept changing while Flui wrote it (${MAX_WRITE_CONFLICTS + 1} conflicts)`,
+      'GitHubConflict',
+    );
   }
 
   async #ensureProposalBranch(owner: string, repo: string, app: Application): Promise<string> {
-    const branch = `flui/pipeline-${app.metadata.name}`;
-    try {
-      await this.#gh.request('GET /repos/{owner}/{repo}/git/ref/{ref}', { owner, repo, ref: `heads/${branch}` });
-    } catch (err) {
-      if (!hasStatus(err, 404)) throw err;
-      const base = await this.#gh.request('GET /repos/{owner}/{repo}/git/ref/{ref}', {
+    const branch = `flui/pipeline-${appKey(app)}`;
+    const ref = (name: string) =>
+      this.#getIfExists<{ object: { sha: string } }>('GET /repos/{owner}/{repo}/git/ref/{ref}', {
         owner,
         repo,
-        ref: `heads/${app.spec.source.branch}`,
+        ref: `heads/${name}`,
       });
-      try {
-        await this.#gh.request('POST /repos/{owner}/{repo}/git/refs', {
-          owner,
-          repo,
-          ref: `refs/heads/${branch}`,
-          sha: base.data.object.sha,
-        });
-      } catch (createErr) {
-        if (!hasStatus(createErr, 422)) throw createErr; // created concurrently: fine
-      }
+    if (await ref(branch)) return branch;
+    const base = await ref(app.spec.source.branch);
+    if (!base) {
+      throw ApplicationFailure.nonRetryable(
+        `the branch ${app.spec.source.branch} of ${owner}/${repo} does not exist: check spec.source.branch`,
+        FailureType.NotFound,
+      );
+    }
+    try {
+      await this.#gh.request('POST /repos/{owner}/{repo}/git/refs', {
+        owner,
+        repo,
+        ref: `refs/heads/${branch}`,
+        sha: base.object.sha,
+      });
+    } catch (err) {
+      if (!hasStatus(err, 422)) throw err; // created concurrently: fine
     }
     return branch;
   }
 
+  /** Key: the head branch; one open pull request per app is reused. */
   async #ensurePullRequest(owner: string, repo: string, app: Application, branch: string): Promise<string> {
     const open = await this.#gh.request('GET /repos/{owner}/{repo}/pulls', {
       owner,
       repo,
       head: `${owner}:${branch}`,
+      base: app.spec.source.branch,
       state: 'open',
     });
     if (open.data[0]) return open.data[0].html_url;
@@ -193,132 +296,157 @@ export class GitHubActionsBackend implements CiBackend {
       repo,
       head: branch,
       base: app.spec.source.branch,
-      title: `Flui build pipeline for ${app.metadata.name}`,
-      body: `Flui builds ${app.metadata.name} with this workflow. Merge it, then run \`flui retry ${app.metadata.name}\`.`,
+      title: `Flui build pipeline for ${appKey(app)}`,
+      body:
+        `Flui builds ${appKey(app)} with ${pipelinePath(app)}, generated from the app's manifest. ` +
+        `Merge this, then run \`flui retry ${app.metadata.name}\` or deploy again.`,
     });
     return created.data.html_url;
   }
 
-  /** Key: the credential fingerprint in the repository variable FLUI_REGISTRY_FINGERPRINT (written after the secrets). */
+  /**
+   * Key: the credential fingerprint in the repository variable FLUI_REGISTRY_FINGERPRINT, written after both
+   * secrets. Skips the write when it matches and both secrets still exist.
+   */
   async ensureCredential(app: Application, credential: RegistryCredential): Promise<CredentialResult> {
     const { owner, repo } = repoOf(app);
-    const fingerprint = credentialFingerprint(credential);
+    const fingerprint = await credentialFingerprint(credential);
     const result = { secretName: REGISTRY_PASSWORD_SECRET, fingerprint };
+    const secretNames = [REGISTRY_USERNAME_SECRET, REGISTRY_PASSWORD_SECRET];
     try {
-      let stored: string | undefined;
-      try {
-        const res = await this.#gh.request('GET /repos/{owner}/{repo}/actions/variables/{name}', {
-          owner,
-          repo,
-          name: FINGERPRINT_VARIABLE,
-        });
-        stored = res.data.value;
-      } catch (err) {
-        if (!hasStatus(err, 404)) throw err;
-      }
-      if (stored === fingerprint) return { ...result, changed: false };
-
-      const key = await this.#gh.request('GET /repos/{owner}/{repo}/actions/secrets/public-key', { owner, repo });
-      await sodium.ready;
-      const seal = (value: string) =>
-        sodium.to_base64(
-          sodium.crypto_box_seal(
-            sodium.from_string(value),
-            sodium.from_base64(key.data.key, sodium.base64_variants.ORIGINAL),
+      const variable = await this.#getIfExists<{ value: string }>(
+        'GET /repos/{owner}/{repo}/actions/variables/{name}',
+        { owner, repo, name: FINGERPRINT_VARIABLE },
+      );
+      if (variable?.value === fingerprint) {
+        const present = await Promise.all(
+          secretNames.map((secret_name) =>
+            this.#getIfExists('GET /repos/{owner}/{repo}/actions/secrets/{secret_name}', { owner, repo, secret_name }),
           ),
-          sodium.base64_variants.ORIGINAL,
         );
-      for (const [name, value] of [
-        [REGISTRY_USERNAME_SECRET, credential.username],
-        [REGISTRY_PASSWORD_SECRET, credential.password],
-      ] as const) {
+        if (present.every(Boolean)) return { ...result, changed: false };
+      }
+
+      const key = await this.#get<{ key_id: string; key: string }>(
+        'GET /repos/{owner}/{repo}/actions/secrets/public-key',
+        { owner, repo },
+      );
+      await sodium.ready;
+      const publicKey = sodium.from_base64(key.key, sodium.base64_variants.ORIGINAL);
+      const seal = (value: string) =>
+        sodium.to_base64(sodium.crypto_box_seal(sodium.from_string(value), publicKey), sodium.base64_variants.ORIGINAL);
+      const values: Record<string, string> = {
+        [REGISTRY_USERNAME_SECRET]: credential.username,
+        [REGISTRY_PASSWORD_SECRET]: credential.password,
+      };
+      for (const secret_name of secretNames) {
         await this.#gh.request('PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}', {
           owner,
           repo,
-          secret_name: name,
-          encrypted_value: seal(value),
-          key_id: key.data.key_id,
+          secret_name,
+          encrypted_value: seal(values[secret_name]!),
+          key_id: key.key_id,
         });
       }
-      if (stored === undefined) {
-        try {
-          await this.#gh.request('POST /repos/{owner}/{repo}/actions/variables', {
-            owner,
-            repo,
-            name: FINGERPRINT_VARIABLE,
-            value: fingerprint,
-          });
-          return { ...result, changed: true };
-        } catch (err) {
-          if (!hasStatus(err, 409, 422)) throw err; // created meanwhile: update it below
-        }
-      }
-      await this.#gh.request('PATCH /repos/{owner}/{repo}/actions/variables/{name}', {
-        owner,
-        repo,
-        name: FINGERPRINT_VARIABLE,
-        value: fingerprint,
-      });
+      await this.#storeFingerprint(owner, repo, fingerprint, variable !== undefined);
       return { ...result, changed: true };
     } catch (err) {
-      throw githubFailure(err, `storing the registry credential in ${owner}/${repo}`);
+      throw this.#failure(err, `storing the registry credential as Actions secrets of ${owner}/${repo}`);
     }
   }
 
-  /** Key: the run's name `flui <runKey>`. Looks through recent dispatched runs of the pipeline on the branch. */
+  async #storeFingerprint(owner: string, repo: string, value: string, exists: boolean): Promise<void> {
+    const name = FINGERPRINT_VARIABLE;
+    if (!exists) {
+      try {
+        await this.#gh.request('POST /repos/{owner}/{repo}/actions/variables', { owner, repo, name, value });
+        return;
+      } catch (err) {
+        if (!hasStatus(err, 409, 422)) throw err; // created meanwhile: update it instead
+      }
+    }
+    await this.#gh.request('PATCH /repos/{owner}/{repo}/actions/variables/{name}', { owner, repo, name, value });
+  }
+
+  /**
+   * Key: the run's name `flui <runKey>` (the workflow's `run-name`). Looks through recent dispatched runs of the
+   * app's pipeline on its branch, a bounded number of pages.
+   */
   async findRun(app: Application, runKey: string): Promise<CiRunRef | undefined> {
     const { owner, repo } = repoOf(app);
     const title = `${CI_RUN_NAME_PREFIX}${runKey}`;
+    const since = new Date(Date.now() - RUN_LOOKBACK_DAYS * 86_400_000).toISOString().slice(0, 10);
     try {
-      for (let page = 1; page <= 3; page++) {
-        const res = await this.#gh.request('GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs', {
-          owner,
-          repo,
-          workflow_id: pipelinePath(app).split('/').pop()!,
-          branch: app.spec.source.branch,
-          event: 'workflow_dispatch',
-          per_page: 100,
-          page,
-        });
-        const run = (res.data.workflow_runs as RunObject[]).find((r) => r.display_title === title || r.name === title);
+      for (let page = 1; page <= MAX_RUN_PAGES; page++) {
+        const list = await this.#get<{ workflow_runs: RunObject[] }>(
+          'GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs',
+          {
+            owner,
+            repo,
+            workflow_id: pipelineFileName(app),
+            branch: app.spec.source.branch,
+            event: 'workflow_dispatch',
+            created: `>=${since}`,
+            per_page: 100,
+            page,
+          },
+        );
+        const run = list.workflow_runs.find((r) => r.display_title === title || r.name === title);
         if (run) return { id: String(run.id), htmlUrl: run.html_url };
-        if (res.data.workflow_runs.length < 100) return undefined;
+        if (list.workflow_runs.length < 100) return undefined;
       }
       return undefined;
     } catch (err) {
       if (hasStatus(err, 404)) return undefined; // the workflow is not on the branch yet: nothing was dispatched
-      throw githubFailure(err, `looking for the CI run "${title}" in ${owner}/${repo}`);
+      throw this.#failure(err, `looking for the CI run "${title}" in ${owner}/${repo}`);
     }
   }
 
+  /**
+   * Dispatches the pipeline with `deploy_id = runKey`. Not idempotent by itself: the caller looks the run up with
+   * `findRun` first when an earlier attempt may have dispatched (the key is the run name).
+   */
   async trigger(app: Application, runKey: string): Promise<CiRunRef> {
     const { owner, repo } = repoOf(app);
-    const workflowFile = pipelinePath(app).split('/').pop()!;
-    try {
-      const res = await this.#gh.request('POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches', {
+    const dispatch = (details: boolean) =>
+      this.#gh.request('POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches', {
         owner,
         repo,
-        workflow_id: workflowFile,
+        workflow_id: pipelineFileName(app),
         ref: app.spec.source.branch,
         inputs: { deploy_id: runKey },
-        return_run_details: true,
+        ...(details ? { return_run_details: true } : {}),
       } as never);
+    try {
+      let res;
+      try {
+        res = await dispatch(true);
+      } catch (err) {
+        // A server that predates run details and validates its parameters refuses the request; nothing started.
+        if (!(hasStatus(err, 422) && /return_run_details/.test((err as Error).message))) throw err;
+        res = await dispatch(false);
+      }
       const details = res.data as { workflow_run_id?: number; html_url?: string } | undefined;
       if (res.status === 200 && details?.workflow_run_id) {
         return { id: String(details.workflow_run_id), htmlUrl: details.html_url ?? '' };
       }
-      // 204: an older server (GHES) without run details. The run appears in the list within seconds.
-      for (let i = 0; i < 10; i++) {
+      // 204 (older servers, GHES): the run appears in the list within seconds.
+      for (let i = 0; i < RUN_VISIBLE_WAIT.attempts; i++) {
+        if (i > 0) await sleep(RUN_VISIBLE_WAIT.intervalMs);
         const run = await this.findRun(app, runKey);
         if (run) return run;
-        await sleep(1000);
       }
-      throw ApplicationFailure.retryable(`dispatched "flui ${runKey}" but the run is not listed yet`, 'RunNotVisible');
+      // The next attempt's findRun picks it up instead of dispatching again.
+      throw ApplicationFailure.retryable(
+        `dispatched "${CI_RUN_NAME_PREFIX}${runKey}" in ${owner}/${repo} but the run is not listed yet`,
+        'RunNotVisible',
+      );
     } catch (err) {
-      throw githubFailure(err, `starting the CI run for ${app.metadata.name} in ${owner}/${repo}`);
+      throw this.#failure(err, `starting the CI run for ${appKey(app)} in ${owner}/${repo}`);
     }
   }
 
+  /** Read-only; conditional on `etag`, so an unchanged run costs a 304 and no rate limit. */
   async status(app: Application, run: CiRunRef, etag?: string): Promise<RunStatusResponse> {
     const { owner, repo } = repoOf(app);
     try {
@@ -331,11 +459,11 @@ export class GitHubActionsBackend implements CiBackend {
       return { status: toRunState(res.data as RunObject), etag: res.headers.etag };
     } catch (err) {
       if (hasStatus(err, 304)) return { etag };
-      throw githubFailure(err, `checking CI run ${run.id} in ${owner}/${repo}`);
+      throw this.#failure(err, `checking CI run ${run.id} in ${owner}/${repo}`);
     }
   }
 
-  /** Idempotent: 409 means the run already finished. */
+  /** Key: the run id. A 409 means the run already finished, which is what cancelling wants. */
   async cancel(app: Application, run: CiRunRef): Promise<void> {
     const { owner, repo } = repoOf(app);
     try {
@@ -346,10 +474,11 @@ export class GitHubActionsBackend implements CiBackend {
       });
     } catch (err) {
       if (hasStatus(err, 409)) return;
-      throw githubFailure(err, `cancelling CI run ${run.id} in ${owner}/${repo}`);
+      throw this.#failure(err, `cancelling CI run ${run.id} in ${owner}/${repo}`);
     }
   }
 
+  /** The run's page, where GitHub shows the logs to anyone allowed to read the repository (no token needed). */
   async logsUrl(_app: Application, run: CiRunRef): Promise<string> {
     return run.htmlUrl;
   }

@@ -14,8 +14,9 @@ import { FailureType } from '../../activities/types.ts';
 const FluiOctokit = Octokit.plugin(throttling, retry);
 export type GitHubClient = InstanceType<typeof FluiOctokit>;
 
-/** Rate-limit waits up to this long are slept in place; longer ones go back to Temporal. */
+/** Rate-limit waits up to this long are slept in place, at most this many times; longer ones go back to Temporal. */
 const MAX_INLINE_WAIT_SECONDS = 5;
+const MAX_INLINE_RETRIES = 2;
 const REQUEST_TIMEOUT_MS = 30_000;
 
 export function createGitHubClient(github: Config['github']): GitHubClient {
@@ -37,7 +38,7 @@ export function createGitHubClient(github: Config['github']): GitHubClient {
           },
         };
   const inlineRetry = (retryAfter: number, _options: unknown, _octokit: unknown, retryCount: number) =>
-    retryAfter <= MAX_INLINE_WAIT_SECONDS && retryCount < 1;
+    retryAfter <= MAX_INLINE_WAIT_SECONDS && retryCount < MAX_INLINE_RETRIES;
   return new FluiOctokit({
     ...auth,
     baseUrl: github.apiUrl,
@@ -88,7 +89,14 @@ export function retryAfterSeconds(err: RequestErrorLike, now = Date.now()): numb
  * non-retryable with a message that says what to fix; rate limits are retryable after the time GitHub named;
  * everything else (5xx, resets, timeouts) is retryable.
  */
-export function githubFailure(err: unknown, doing: string): Error {
+/** What to check when GitHub refuses the worker's credentials, by the kind of credentials configured. */
+export function authHint(github: Config['github']): string {
+  return github.auth?.kind === 'app'
+    ? 'check GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID, and that the app is installed on the repository'
+    : 'check GITHUB_TOKEN';
+}
+
+export function githubFailure(err: unknown, doing: string, hint = 'check GITHUB_TOKEN'): Error {
   if (err instanceof ApplicationFailure) return err;
   if (!isRequestError(err)) {
     return ApplicationFailure.retryable(
@@ -108,12 +116,13 @@ export function githubFailure(err: unknown, doing: string): Error {
   switch (err.status) {
     case 401:
       return ApplicationFailure.nonRetryable(
-        `GitHub refused the credentials while ${doing} (401 ${message}): check GITHUB_TOKEN or the GitHub App settings`,
+        `GitHub refused the credentials while ${doing} (401 ${message}): ${hint}`,
         FailureType.Unauthorized,
       );
     case 403:
       return ApplicationFailure.nonRetryable(
-        `GitHub denied access while ${doing} (403 ${message}): the token needs contents, actions, secrets and variables read/write on the repository`,
+        `GitHub denied access while ${doing} (403 ${message}): the token or GitHub App needs read and write ` +
+          'permission for contents, actions, secrets and variables (and pull requests in pull-request mode)',
         FailureType.Unauthorized,
       );
     case 404:

@@ -1,6 +1,8 @@
 /**
  * Receives GitHub `workflow_run` webhooks and reports completed runs. Verifies `X-Hub-Signature-256` (HMAC-SHA256 of
- * the raw body) with a constant-time compare, ignores other events, and drops redeliveries of the same delivery id.
+ * the raw body) with a constant-time compare before reading anything else, ignores other events and actions, and
+ * handles each `X-GitHub-Delivery` once (a redelivery of a delivery whose callback failed is handled again).
+ * Answers: 202 handled or ignored, 400 not JSON, 401 bad or missing signature, 500 the callback failed.
  * It knows nothing of Temporal: the worker passes the callback that signals the deploy.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -22,7 +24,7 @@ export interface WebhookReceiverOptions {
   port: number;
   secret: string;
   onRunCompleted(event: RunCompletedEvent): Promise<void>;
-  /** Errors of the callback (the delivery is answered 500 so GitHub shows it failed). */
+  /** Errors of the callback or the request (the delivery is answered 500 so GitHub shows it failed). */
   onError?(err: unknown): void;
 }
 
@@ -32,6 +34,7 @@ export interface WebhookReceiver {
 }
 
 const MAX_BODY = 5 * 1024 * 1024;
+const MAX_REMEMBERED = 10_000;
 
 export function verifySignature(secret: string, body: Buffer, header: string | undefined): boolean {
   if (!header?.startsWith('sha256=')) return false;
@@ -51,46 +54,84 @@ async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   return Buffer.concat(chunks);
 }
 
+/** The JSON payload: the body itself, or its `payload` field when the hook sends `application/x-www-form-urlencoded`. */
+function parsePayload(body: Buffer, contentType: string | undefined): WorkflowRunPayload {
+  const text = body.toString('utf8');
+  const json = contentType?.startsWith('application/x-www-form-urlencoded')
+    ? (new URLSearchParams(text).get('payload') ?? '')
+    : text;
+  return JSON.parse(json) as WorkflowRunPayload;
+}
+
+interface WorkflowRunPayload {
+  action?: string;
+  workflow_run?: Record<string, unknown>;
+}
+
 export async function startWebhookReceiver(opts: WebhookReceiverOptions): Promise<WebhookReceiver> {
-  const seen = new Set<string>();
-  const server = createServer(async (req, res) => {
-    const reply = (status: number, message: string) => {
-      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ message }));
-    };
-    if (req.method !== 'POST') return reply(405, 'POST webhooks here');
+  /** Deliveries handled (and being handled): GitHub redelivers on timeouts and people redeliver by hand. */
+  const seen = new Map<string, Promise<void>>();
+  const forget = (delivery: string) => seen.delete(delivery);
+
+  async function handle(req: IncomingMessage): Promise<[number, string]> {
+    if (req.method !== 'POST') return [405, 'POST webhooks here'];
     const body = await readBody(req);
-    if (!body) return reply(413, 'payload too large');
+    if (!body) return [413, 'payload too large'];
     if (!verifySignature(opts.secret, body, req.headers['x-hub-signature-256'] as string | undefined)) {
-      return reply(401, 'bad or missing X-Hub-Signature-256');
+      return [401, 'bad or missing X-Hub-Signature-256'];
     }
-    const delivery = String(req.headers['x-github-delivery'] ?? '');
-    if (req.headers['x-github-event'] !== 'workflow_run') return reply(202, 'ignored: not a workflow_run event');
-    let payload: { action?: string; workflow_run?: Record<string, unknown> };
+    if (req.headers['x-github-event'] !== 'workflow_run') return [202, 'ignored: not a workflow_run event'];
+    let payload: WorkflowRunPayload;
     try {
-      payload = JSON.parse(body.toString('utf8'));
+      payload = parsePayload(body, req.headers['content-type']);
     } catch {
-      return reply(400, 'body is not JSON');
+      return [400, 'body is not JSON'];
     }
     const run = payload.workflow_run;
-    if (payload.action !== 'completed' || !run) return reply(202, 'ignored: not a completed run');
-    if (delivery && seen.has(delivery)) return reply(202, 'duplicate delivery');
-    try {
-      await opts.onRunCompleted({
-        runName: String(run.display_title ?? run.name ?? ''),
-        runId: Number(run.id),
-        conclusion: (run.conclusion ?? 'failure') as CiRunResult['conclusion'],
-        htmlUrl: String(run.html_url ?? ''),
-        headSha: String(run.head_sha ?? ''),
-      });
-      if (delivery) {
-        seen.add(delivery);
-        if (seen.size > 10_000) seen.delete(seen.values().next().value!);
-      }
-      reply(202, 'accepted');
-    } catch (err) {
-      opts.onError?.(err);
-      reply(500, 'could not deliver to the deploy');
+    if (payload.action !== 'completed' || !run || typeof run !== 'object') {
+      return [202, 'ignored: not a completed run'];
     }
+    const delivery = String(req.headers['x-github-delivery'] ?? '');
+    const earlier = delivery ? seen.get(delivery) : undefined;
+    if (earlier) {
+      // A redelivery while the first is still being handled waits for its outcome instead of signalling twice.
+      await earlier;
+      return [202, 'duplicate delivery'];
+    }
+    const handling = opts.onRunCompleted({
+      runName: String(run.display_title ?? run.name ?? ''),
+      runId: Number(run.id),
+      conclusion: (run.conclusion ?? 'failure') as CiRunResult['conclusion'],
+      htmlUrl: String(run.html_url ?? ''),
+      headSha: String(run.head_sha ?? ''),
+    });
+    if (delivery) {
+      seen.set(delivery, handling);
+      if (seen.size > MAX_REMEMBERED) forget(seen.keys().next().value!);
+    }
+    try {
+      await handling;
+    } catch (err) {
+      if (delivery) forget(delivery); // a failed delivery may be redelivered and must then be handled again
+      throw err;
+    }
+    return [202, 'accepted'];
+  }
+
+  const server = createServer((req, res) => {
+    handle(req).then(
+      ([status, message]) => {
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ message }));
+      },
+      (err: unknown) => {
+        opts.onError?.(err);
+        if (!res.headersSent) {
+          res
+            .writeHead(500, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ message: 'could not deliver to the deploy' }));
+        }
+      },
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -98,7 +139,7 @@ export async function startWebhookReceiver(opts: WebhookReceiverOptions): Promis
   });
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://${opts.host}:${port}/`,
+    url: `http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}/`,
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
