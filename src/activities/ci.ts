@@ -20,7 +20,12 @@ import {
 interface PollMemory {
   etag?: string;
   state?: Exclude<RunState, { state: 'completed' }>;
+  /** Consecutive polls that failed (CI outage): the next poll backs off exponentially. */
+  failures?: number;
 }
+
+/** Poll interval while the CI is failing: doubles per failed poll, capped, so an outage costs a few dozen calls. */
+const OUTAGE_BACKOFF = { firstSeconds: 10, maxSeconds: 300 };
 
 export function createCiActivities(
   ci: CiBackend,
@@ -57,7 +62,21 @@ export function createCiActivities(
     async awaitRun({ app, run, queuedTimeoutSeconds }: AwaitRunInput) {
       const ctx = Context.current();
       const memory = (ctx.info.heartbeatDetails as PollMemory | undefined) ?? {};
-      const response = await ci.status(app, run, memory.etag);
+      let response;
+      try {
+        response = await ci.status(app, run, memory.etag);
+      } catch (err) {
+        if (err instanceof ApplicationFailure && err.nonRetryable) throw err;
+        const failures = (memory.failures ?? 0) + 1;
+        ctx.heartbeat({ ...memory, failures });
+        const backoff = Math.min(OUTAGE_BACKOFF.maxSeconds, OUTAGE_BACKOFF.firstSeconds * 2 ** (failures - 1));
+        const told = err instanceof ApplicationFailure ? durationSeconds(err.nextRetryDelay) : 0;
+        throw ApplicationFailure.create({
+          message: (err as Error).message,
+          type: err instanceof ApplicationFailure ? (err.type ?? 'CiUnavailable') : 'CiUnavailable',
+          nextRetryDelay: `${Math.max(backoff, told)} seconds`,
+        });
+      }
       const state = response.status ?? memory.state;
       if (state?.state === 'completed') return state.result;
 
@@ -85,6 +104,14 @@ export function createCiActivities(
       await ci.cancel(app, run);
     },
   };
+}
+
+function durationSeconds(d: unknown): number {
+  if (typeof d === 'number') return d / 1000;
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|seconds?|m|minutes?)$/.exec(String(d ?? '').trim());
+  if (!m) return 0;
+  const n = Number(m[1]);
+  return m[2]!.startsWith('ms') || m[2]!.startsWith('milli') ? n / 1000 : m[2]!.startsWith('m') ? n * 60 : n;
 }
 
 /** The push credential for the image's registry, from worker configuration. */

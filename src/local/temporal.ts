@@ -5,6 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Connection } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import { SEARCH_ATTRIBUTES } from '../workflows/api.ts';
 import { freePort, makeTempDir, startServerProcess, type ServerProcess } from './process.ts';
 import { findTool } from './tools.ts';
@@ -84,4 +85,16 @@ export async function namespaceReady(address: string, namespace: string): Promis
   } finally {
     await connection?.close().catch(() => undefined);
   }
+}
+
+/**
+ * Registers Flui's search attributes on a server that was not started with them (the time-skipping test server, or a
+ * self-hosted cluster whose operator lets the worker do it). Already registered attributes are left alone.
+ */
+export async function registerSearchAttributes(connection: Connection, namespace: string): Promise<void> {
+  const KEYWORD = proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+  await connection.operatorService.addSearchAttributes({
+    namespace,
+    searchAttributes: Object.fromEntries(Object.keys(SEARCH_ATTRIBUTES).map((name) => [name, KEYWORD])),
+  });
 }

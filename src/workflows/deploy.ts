@@ -75,6 +75,18 @@ const ROLLOUT: ActivityOptions = {
   },
 };
 
+/** Cleanup (cancelling a CI run): bounded, so an outage cannot hold a finished deploy for hours. */
+const CLEANUP: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  scheduleToCloseTimeout: '15 minutes',
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    nonRetryableErrorTypes: PERMANENT,
+  },
+};
+
 /** Interval between status checks of a CI run when no webhook tells us first. */
 const POLL_INTERVAL_SECONDS = 10;
 
@@ -162,6 +174,8 @@ export async function deployWorkflow(
       status.failedPhase = failedPhase;
       status.error = describeFailure(err);
       log.error('deploy phase failed', { phase: failedPhase, error: status.error });
+      // A run we gave up on (stuck in the queue, past the build timeout) must not build and push later on its own.
+      if (failedPhase === 'building' && !isBuildFailure(err)) await CancellationScope.nonCancellable(() => stopCiRun());
       const windowMinutes = 'manifest' in request ? request.manifest.spec.deploy.retryWindowMinutes : 0;
       if (windowMinutes === 0) break;
       setPhase('awaiting-retry');
@@ -365,6 +379,11 @@ export async function deployWorkflow(
 function appOf(request: DeployRequest): { namespace: string; app: string } {
   if (request.kind === 'Rollback') return { namespace: request.namespace, app: request.app };
   return { namespace: request.manifest.metadata.namespace, app: request.manifest.metadata.name };
+}
+
+/** The CI run itself concluded without success (as opposed to us giving up on it). */
+function isBuildFailure(err: unknown): boolean {
+  return err instanceof ApplicationFailure && err.type === FailureType.BuildFailed;
 }
 
 /** The message a person needs: the root cause of an activity failure, without Temporal's wrapping. */

@@ -12,12 +12,17 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
-import { startDevServer, type DevServer, type DevServerOptions } from '../../src/local/temporal.ts';
+import {
+  registerSearchAttributes,
+  startDevServer,
+  type DevServer,
+  type DevServerOptions,
+} from '../../src/local/temporal.ts';
 import { findTool } from '../../src/local/tools.ts';
 import { useServer } from './suite.ts';
 
 // Keep test output readable: the SDK's own logs only when something is wrong.
-Runtime.install({ logger: new DefaultLogger((process.env.FLUI_TEST_SDK_LOG as 'INFO' | undefined) ?? 'WARN') });
+Runtime.install({ logger: new DefaultLogger((process.env.FLUI_TEST_SDK_LOG as 'INFO' | undefined) ?? 'ERROR') });
 
 export interface TestTemporal {
   server: DevServer;
@@ -59,14 +64,22 @@ export function useTemporal(opts: DevServerOptions = {}): () => TestTemporal {
   return useServer(() => startTestTemporal(opts));
 }
 
+/** The time-skipping test server (with Flui's search attributes registered), on `port` or a free one. */
+export async function startTimeSkipping(port?: number): Promise<TestWorkflowEnvironment> {
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: {
+      executable: { type: 'existing-path', path: findTool('temporal-test-server', 'TEMPORAL_TEST_SERVER_PATH') },
+      port,
+    },
+  });
+  await registerSearchAttributes(env.connection, 'default');
+  return env;
+}
+
 /** The time-skipping test server for this suite. */
 export function useTimeSkipping(): () => TestWorkflowEnvironment {
   return useServer(async () => {
-    const env = await TestWorkflowEnvironment.createTimeSkipping({
-      server: {
-        executable: { type: 'existing-path', path: findTool('temporal-test-server', 'TEMPORAL_TEST_SERVER_PATH') },
-      },
-    });
+    const env = await startTimeSkipping();
     return Object.assign(env, { stop: () => env.teardown() });
   });
 }
