@@ -337,10 +337,17 @@ export async function deployWorkflow(
   /** Cancel the CI run we started, if it may still be going. Idempotent on the CI side. */
   async function stopCiRun(): Promise<void> {
     if (request.kind !== 'Application' || !status.ciRun || status.phase !== 'building') return;
-    await activities(API_CALL, `Cancel CI run ${status.ciRun.id}`).cancelRun({
-      app: request.manifest,
-      run: status.ciRun,
-    });
+    try {
+      await activities(CLEANUP, `Cancel CI run ${status.ciRun.id}`).cancelRun({
+        app: request.manifest,
+        run: status.ciRun,
+      });
+    } catch (err) {
+      log.warn('could not cancel the CI run; it may still finish on its own', {
+        run: status.ciRun.htmlUrl,
+        error: describeFailure(err),
+      });
+    }
   }
 
   function setPhase(phase: DeployPhase): void {
