@@ -12,12 +12,13 @@ export function createCiBackend(config: Config): CiBackend {
   const get = () => (backend ??= new GitHubActionsBackend(config.github));
   return {
     name: 'github-actions',
-    ensurePipeline: (app) => get().ensurePipeline(app),
-    ensureCredential: (app, credential) => get().ensureCredential(app, credential),
-    findRun: (app, key) => get().findRun(app, key),
-    trigger: (app, key) => get().trigger(app, key),
-    status: (app, run, etag) => get().status(app, run, etag),
-    cancel: (app, run) => get().cancel(app, run),
-    logsUrl: (app, run) => get().logsUrl(app, run),
+    // async: a missing credential rejects the call like any other failure instead of throwing synchronously.
+    ensurePipeline: async (app) => get().ensurePipeline(app),
+    ensureCredential: async (app, credential) => get().ensureCredential(app, credential),
+    findRun: async (app, key) => get().findRun(app, key),
+    trigger: async (app, key) => get().trigger(app, key),
+    status: async (app, run, etag) => get().status(app, run, etag),
+    cancel: async (app, run) => get().cancel(app, run),
+    logsUrl: async (app, run) => get().logsUrl(app, run),
   };
 }

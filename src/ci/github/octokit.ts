@@ -57,6 +57,7 @@ export function createGitHubClient(github: Config['github']): GitHubClient {
 interface RequestErrorLike {
   status: number;
   message: string;
+  request?: { url?: string };
   response?: { headers?: Record<string, string | number | undefined>; data?: unknown };
 }
 
@@ -112,6 +113,13 @@ export function githubFailure(err: unknown, doing: string, hint = 'check GITHUB_
       type: 'GitHubRateLimited',
       nextRetryDelay: `${wait} seconds`,
     });
+  }
+  // Getting a GitHub App installation token failed: the app's settings, not the repository, are wrong.
+  if (/\/app\/installations\/[^/]+\/access_tokens$/.test(err.request?.url ?? '') && err.status < 500) {
+    return ApplicationFailure.nonRetryable(
+      `GitHub refused the GitHub App installation token while ${doing} (${err.status} ${message}): ${hint}`,
+      FailureType.Unauthorized,
+    );
   }
   switch (err.status) {
     case 401:

@@ -1,0 +1,379 @@
+/**
+ * The GitHub Actions backend against the GitHub emulator (a real HTTP server checked against GitHub's OpenAPI
+ * description), through the same Octokit client production uses.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it, type TestContext } from 'node:test';
+import { ApplicationFailure } from '@temporalio/activity';
+import { credentialFingerprint, FINGERPRINT_VARIABLE, GitHubActionsBackend } from '../../../src/ci/github/actions.ts';
+import { createGitHubClient } from '../../../src/ci/github/octokit.ts';
+import { pipelinePath, renderPipelineFile } from '../../../src/ci/github/pipeline-file.ts';
+import { loadConfig } from '../../../src/config.ts';
+import { validateManifest } from '../../../src/manifest/parse.ts';
+import type { Application } from '../../../src/manifest/schema.ts';
+import { useGitHubEmulator } from '../../helpers/github-emulator.ts';
+import { eventually } from '../../helpers/stack.ts';
+
+const CONTENTS = '/repos/{owner}/{repo}/contents/{path}';
+
+function app(name: string, source: Record<string, unknown> = {}): Application {
+  return validateManifest({
+    apiVersion: 'flui.dev/v1',
+    kind: 'Application',
+    metadata: { name },
+    spec: { source: { repository: `acme/${name}`, ...source }, image: { repository: `127.0.0.1:5999/acme/${name}` } },
+  }) as Application;
+}
+
+const credential = { registry: '127.0.0.1:5999', username: 'pusher', password: 'p4ssw0rd-not-in-results' };
+
+async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected a failure');
+}
+
+function seconds(delay: unknown): number {
+  const m = /^(\d+) seconds$/.exec(String(delay));
+  assert.ok(m, `nextRetryDelay should be "<n> seconds", got ${String(delay)}`);
+  return Number(m[1]);
+}
+
+describe('GitHub Actions backend against the emulator', () => {
+  const github = useGitHubEmulator({ runner: { queuedMs: 50, buildMs: 100 } });
+  const env = (extra: Record<string, string> = {}) => loadConfig({ GITHUB_API_URL: github().url, ...extra }).github;
+  const backend = (token = github().createToken(), extra: Record<string, string> = {}) =>
+    new GitHubActionsBackend(env({ GITHUB_TOKEN: token, ...extra }));
+  /** A repository of its own per test, so tests do not see each other's commits, secrets or runs. */
+  async function repo(name: string, source: Record<string, unknown> = {}): Promise<Application> {
+    const a = app(`${name}-${randomBytes(2).toString('hex')}`, source);
+    await github().createRepo({ owner: 'acme', name: a.metadata.name });
+    return a;
+  }
+  const used = (token: string) => github().records.rateLimited[token] ?? 0;
+  const clearFaults = (t: TestContext) =>
+    t.after(() => {
+      github().faults.reset();
+      github().hooks.before = undefined;
+    });
+
+  describe('ensurePipeline', () => {
+    it('commits the file once, never again while it is current, and restores it after an edit', async () => {
+      const a = await repo('once');
+      const full = a.spec.source.repository;
+      const token = github().createToken();
+      const ci = backend(token);
+      const first = await ci.ensurePipeline(a);
+      assert.equal(first.changed, true);
+      assert.equal(first.path, pipelinePath(a));
+      assert.match(first.commitSha ?? '', /^[a-f0-9]{40}$/);
+      assert.equal(github().file(full, pipelinePath(a)), renderPipelineFile(a));
+
+      assert.deepEqual(await ci.ensurePipeline(a), { path: pipelinePath(a), changed: false });
+      const before = used(token); // from here on the worker holds the file's ETag
+      for (let i = 0; i < 3; i++) assert.equal((await ci.ensurePipeline(a)).changed, false);
+      assert.equal(github().records.commits[`${full}:${pipelinePath(a)}`], 1, 'no second commit');
+      assert.equal(used(token), before, 'an unchanged file is checked with free conditional requests');
+      // A restarted worker has no ETags yet, and still commits nothing.
+      assert.equal((await backend().ensurePipeline(a)).changed, false);
+
+      github().push(full, 'main', { [pipelinePath(a)]: 'name: edited by hand\n' });
+      assert.equal((await ci.ensurePipeline(a)).changed, true);
+      assert.equal(github().file(full, pipelinePath(a)), renderPipelineFile(a));
+      assert.equal(github().records.commits[`${full}:${pipelinePath(a)}`], 2);
+    });
+
+    it('re-reads and retries when someone else writes the file between its read and its write', async (t) => {
+      clearFaults(t);
+      for (const existing of [true, false]) {
+        const a = await repo(existing ? 'race-update' : 'race-create');
+        const full = a.spec.source.repository;
+        if (existing) github().push(full, 'main', { [pipelinePath(a)]: 'name: old\n' });
+        let puts = 0;
+        github().hooks.before = (info) => {
+          if (info.method === 'PUT' && info.operation === CONTENTS && info.repo === full && ++puts === 1) {
+            github().push(full, 'main', { [pipelinePath(a)]: 'name: written concurrently\n' });
+          }
+        };
+        const result = await backend().ensurePipeline(a);
+        assert.equal(result.changed, true);
+        assert.equal(puts, 2, 'the stale write (409, or 422 without sha) was retried once');
+        assert.equal(github().file(full, pipelinePath(a)), renderPipelineFile(a));
+      }
+    });
+
+    it('writes to the branch the manifest names', async () => {
+      const a = await repo('branchy', { branch: 'release/v2' });
+      const full = a.spec.source.repository;
+      github().push(full, 'release/v2', { 'README.md': 'release\n' });
+      await backend().ensurePipeline(a);
+      assert.equal(github().file(full, pipelinePath(a), 'release/v2'), renderPipelineFile(a));
+      assert.equal(github().file(full, pipelinePath(a), 'main'), undefined);
+    });
+
+    it('in pull-request mode never writes the branch: proposes the file and fails the deploy until it is merged', async (t) => {
+      const a = await repo('pr');
+      const full = a.spec.source.repository;
+      const token = github().createToken();
+      const ci = backend(token, { FLUI_PIPELINE_UPDATE_MODE: 'pull-request' });
+      const proposal = `flui/pipeline-default.${a.metadata.name}`;
+      const servesPulls = (
+        await fetch(`${github().url}/repos/${full}/pulls`, { headers: { authorization: `token ${token}` } })
+      ).ok;
+
+      const first = await failure(ci.ensurePipeline(a));
+      assert.equal(first.nonRetryable, true);
+      assert.equal(github().file(full, pipelinePath(a)), undefined, 'the app branch is untouched');
+      assert.equal(github().file(full, pipelinePath(a), proposal), renderPipelineFile(a));
+      if (!servesPulls) {
+        t.todo('the GitHub emulator serves no pulls API yet: the pull request itself is not checked');
+        return;
+      }
+      assert.equal(first.type, 'Invalid');
+      assert.match(first.message, /merge it, then run `flui retry/);
+      const url = /(http\S+\/pull\/\d+)/.exec(first.message)?.[1];
+      assert.ok(url, first.message);
+      const second = await failure(ci.ensurePipeline(a));
+      assert.ok(second.message.includes(url), 'the same pull request is reused');
+      assert.equal(github().records.commits[`${full}:${pipelinePath(a)}`], 1);
+
+      github().push(full, 'main', { [pipelinePath(a)]: renderPipelineFile(a) }, 'Merge the Flui pipeline');
+      assert.equal((await ci.ensurePipeline(a)).changed, false, 'merged: the deploy goes on');
+    });
+  });
+
+  describe('ensureCredential', () => {
+    it('writes both secrets once, then skips them for free until the credential changes', async () => {
+      const a = await repo('cred');
+      const full = a.spec.source.repository;
+      const token = github().createToken();
+      const ci = backend(token);
+      const first = await ci.ensureCredential(a, credential);
+      assert.equal(first.changed, true);
+      assert.deepEqual(github().secretNames(full).sort(), ['FLUI_REGISTRY_PASSWORD', 'FLUI_REGISTRY_USERNAME']);
+      assert.equal(github().records.secretWrites[full], 2);
+      assert.doesNotMatch(JSON.stringify(first), /p4ssw0rd/);
+      const variable = (await (
+        await fetch(`${github().url}/repos/${full}/actions/variables/${FINGERPRINT_VARIABLE}`, {
+          headers: { authorization: `token ${token}` },
+        })
+      ).json()) as { value: string };
+      assert.equal(variable.value, first.fingerprint);
+      assert.doesNotMatch(variable.value, /p4ssw0rd/);
+
+      const second = await ci.ensureCredential(a, credential);
+      assert.deepEqual(second, { ...first, changed: false });
+      const before = used(token); // from here on the worker holds the ETags of the variable and the secrets
+      assert.equal((await ci.ensureCredential(a, credential)).changed, false);
+      assert.equal(used(token), before, 'variable and secrets checked with free conditional requests');
+      assert.equal((await backend().ensureCredential(a, credential)).changed, false, 'a restarted worker skips too');
+      assert.equal(github().records.secretWrites[full], 2);
+
+      const rotated = await ci.ensureCredential(a, { ...credential, password: 'rotated' });
+      assert.equal(rotated.changed, true);
+      assert.notEqual(rotated.fingerprint, first.fingerprint);
+      assert.equal(github().records.secretWrites[full], 4);
+      assert.equal((await ci.ensureCredential(a, { ...credential, password: 'rotated' })).changed, false);
+    });
+
+    it('fingerprints deterministically, per registry and username, without showing the password', async () => {
+      const fp = await credentialFingerprint(credential);
+      assert.match(fp, /^scrypt:[a-f0-9]{32}$/);
+      assert.equal(await credentialFingerprint({ ...credential }), fp);
+      for (const change of [{ registry: 'ghcr.io' }, { username: 'other' }, { password: 'other' }]) {
+        assert.notEqual(await credentialFingerprint({ ...credential, ...change }), fp);
+      }
+    });
+  });
+
+  describe('runs', () => {
+    it('finds a dispatched run by its name after a crash instead of dispatching twice', async () => {
+      const a = await repo('runs');
+      const full = a.spec.source.repository;
+      const ci = backend();
+      assert.equal(await ci.findRun(a, 'default.x.k1'), undefined, 'no pipeline on the branch yet: nothing to find');
+      await ci.ensurePipeline(a);
+      assert.equal(await ci.findRun(a, 'default.x.k1'), undefined);
+      const run = await ci.trigger(a, 'default.x.k1');
+      assert.match(run.htmlUrl, /\/actions\/runs\/\d+$/);
+      // The worker dies before the workflow records `run`; the retried activity, on a new worker, looks first.
+      assert.deepEqual(await backend().findRun(a, 'default.x.k1'), run);
+      const retried = await ci.trigger(a, 'default.x.k1/2'); // a `flui retry` is another run key
+      assert.notEqual(retried.id, run.id);
+      assert.deepEqual(await ci.findRun(a, 'default.x.k1'), run);
+      assert.deepEqual(await ci.findRun(a, 'default.x.k1/2'), retried);
+      assert.equal(github().records.dispatches[full], 2);
+      assert.deepEqual(
+        github()
+          .runs(full)
+          .map((r) => r.displayTitle),
+        ['flui default.x.k1', 'flui default.x.k1/2'],
+      );
+    });
+
+    it('finds the run by name when the server answers a dispatch with 204 (no run details)', async () => {
+      const a = await repo('nodetails');
+      const full = a.spec.source.repository;
+      const config = env({ GITHUB_TOKEN: github().createToken() });
+      const client = createGitHubClient(config);
+      // What an older server (GHES) does: it knows no return_run_details, so the emulator answers 204.
+      client.hook.before('request', (options) => {
+        delete (options as Record<string, unknown>).return_run_details;
+      });
+      const ci = new GitHubActionsBackend(config, { client });
+      await ci.ensurePipeline(a);
+      const run = await ci.trigger(a, 'default.nodetails.k2');
+      const [only] = github().runs(full);
+      assert.equal(run.id, String(only!.id));
+      assert.equal(github().records.dispatches[full], 1);
+    });
+
+    it('reads status with conditional requests that cost no rate limit, and maps it', async () => {
+      const a = await repo('status');
+      const token = github().createToken();
+      const ci = backend(token);
+      await ci.ensurePipeline(a);
+      const run = await ci.trigger(a, 'default.status.k3');
+      const first = await ci.status(a, run);
+      assert.ok(first.etag);
+      assert.ok(first.status);
+      const done = await eventually(
+        async () => {
+          const s = await ci.status(a, run);
+          return s.status?.state === 'completed' ? s : undefined;
+        },
+        10_000,
+        'run completion',
+      );
+      assert.equal(done.status?.state, 'completed');
+      if (done.status?.state === 'completed') {
+        assert.equal(done.status.result.headSha, github().runs(a.spec.source.repository)[0]!.headSha);
+        assert.equal(done.status.result.htmlUrl, run.htmlUrl);
+      }
+      const [before, free] = [used(token), github().records.notModified];
+      assert.deepEqual(await ci.status(a, run, done.etag), { etag: done.etag }, '304: nothing new');
+      assert.equal(github().records.notModified, free + 1);
+      assert.equal(used(token), before);
+      assert.equal(await ci.logsUrl(a, run), run.htmlUrl);
+    });
+
+    it('cancels a queued run, and cancelling a finished run is a no-op', async (t) => {
+      clearFaults(t);
+      const a = await repo('cancel');
+      const ci = backend();
+      await ci.ensurePipeline(a);
+      github().faults.keepQueued(true);
+      const run = await ci.trigger(a, 'default.cancel.k4');
+      assert.equal((await ci.status(a, run)).status?.state, 'queued');
+      await ci.cancel(a, run);
+      const s = await ci.status(a, run);
+      assert.equal(s.status?.state === 'completed' && s.status.result.conclusion, 'cancelled');
+      await ci.cancel(a, run); // 409 from GitHub: already completed
+      assert.equal(github().records.cancels, 1);
+    });
+  });
+
+  describe('failures', () => {
+    it('maps refusals to non-retryable failures that say what to fix and never show the token', async () => {
+      const a = await repo('denied');
+      const bad = await failure(backend('github_pat_wrong0123456789').ensurePipeline(a));
+      assert.equal(bad.type, 'Unauthorized');
+      assert.equal(bad.nonRetryable, true);
+      assert.match(bad.message, /acme\/denied-\w+.*\(401 Bad credentials\): check GITHUB_TOKEN/);
+      assert.doesNotMatch(bad.message, /github_pat_wrong/);
+
+      const hidden = await failure(backend(github().createToken({ repos: ['acme/other'] })).ensurePipeline(a));
+      assert.equal(hidden.type, 'NotFound');
+      assert.equal(hidden.nonRetryable, true);
+      assert.match(hidden.message, /404.*check the repository name/);
+
+      const noWorkflow = await failure(backend().trigger(a, 'default.denied.k5'));
+      assert.equal(noWorkflow.type, 'NotFound');
+
+      const b = await repo('nobranch', { branch: 'does-not-exist' });
+      await backend().ensurePipeline(app(b.metadata.name)); // the file is on main, the manifest names another branch
+      const invalid = await failure(backend().trigger(b, 'default.nobranch.k6'));
+      assert.equal(invalid.type, 'Invalid');
+      assert.equal(invalid.nonRetryable, true);
+      assert.match(invalid.message, /422 No ref found for: does-not-exist/);
+    });
+
+    it('works with GitHub App credentials, and names the app settings when they are wrong', async () => {
+      const a = await repo('app');
+      const { appId, privateKey, installationId } = github().createApp();
+      const appEnv = { GITHUB_APP_ID: appId, GITHUB_APP_PRIVATE_KEY: privateKey };
+      const ci = new GitHubActionsBackend(env({ ...appEnv, GITHUB_APP_INSTALLATION_ID: String(installationId) }));
+      assert.equal((await ci.ensurePipeline(a)).changed, true);
+      assert.equal((await ci.ensureCredential(a, credential)).changed, true);
+
+      const other = github().createApp();
+      const wrongKey = new GitHubActionsBackend(
+        env({
+          ...appEnv,
+          GITHUB_APP_PRIVATE_KEY: other.privateKey,
+          GITHUB_APP_INSTALLATION_ID: String(installationId),
+        }),
+      );
+      const refused = await failure(wrongKey.ensurePipeline(a));
+      assert.equal(refused.nonRetryable, true);
+      assert.match(refused.message, /GITHUB_APP_ID/);
+      assert.doesNotMatch(refused.message, /PRIVATE KEY-----/);
+
+      const notInstalled = await failure(
+        new GitHubActionsBackend(env({ ...appEnv, GITHUB_APP_INSTALLATION_ID: '999999' })).ensurePipeline(a),
+      );
+      assert.equal(notInstalled.type, 'Unauthorized');
+      assert.match(notInstalled.message, /installation token .*\(404 .*GITHUB_APP_INSTALLATION_ID/);
+    });
+
+    it('waits out short rate limits in place and hands long ones back to Temporal with the wait', async (t) => {
+      clearFaults(t);
+      const a = await repo('limited');
+      const ci = backend();
+
+      github().faults.secondaryLimit({ count: 1, retryAfterSeconds: 1 });
+      assert.equal((await ci.ensurePipeline(a)).changed, true, 'a 1 s secondary limit is slept in place');
+
+      github().faults.secondaryLimit({ count: 10, retryAfterSeconds: 90 });
+      const secondary = await failure(ci.ensurePipeline(a));
+      github().faults.reset();
+      assert.equal(secondary.type, 'GitHubRateLimited');
+      assert.equal(secondary.nonRetryable, false);
+      assert.equal(seconds(secondary.nextRetryDelay), 90);
+
+      const overLimit = () => github().records.requestsOverLimit;
+      const sentOverLimit = overLimit();
+      github().faults.exhaustRateLimit({ forMs: 120_000 });
+      const primary = await failure(ci.ensureCredential(a, credential));
+      github().faults.reset();
+      assert.equal(primary.type, 'GitHubRateLimited');
+      const wait = seconds(primary.nextRetryDelay);
+      assert.ok(wait >= 100 && wait <= 121, `waits until the reset, ~120 s: ${wait}`);
+      assert.doesNotMatch(primary.message, /p4ssw0rd/);
+      assert.equal(overLimit(), sentOverLimit + 1, 'only the request that found the limit, no retries into it');
+
+      github().faults.exhaustRateLimit({ forMs: 1_500 });
+      assert.equal((await ci.ensureCredential(a, credential)).changed, true, 'a limit resetting in 2 s is slept');
+      assert.equal(overLimit(), sentOverLimit + 2, 'the retry waited for the reset');
+    });
+
+    it('makes outages and connection resets retryable', async (t) => {
+      clearFaults(t);
+      const a = await repo('outage');
+      github().faults.outage({ forMs: 60_000 });
+      const down = await failure(backend().ensurePipeline(a));
+      assert.equal(down.nonRetryable, false);
+      assert.match(down.message, /503/);
+      github().faults.outage({ mode: 'reset', forMs: 60_000 });
+      const reset = await failure(backend().status(a, { id: '1', htmlUrl: '' }));
+      assert.equal(reset.nonRetryable, false);
+      github().faults.reset();
+      assert.equal((await backend().ensurePipeline(a)).changed, true);
+    });
+  });
+});

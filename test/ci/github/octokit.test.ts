@@ -1,0 +1,89 @@
+/**
+ * How GitHub's answers become Temporal failures. The emulator covers 401, 404, 422, rate limits and outages end to
+ * end (actions.test.ts); the answers it cannot produce (a permission 403, a 429) are checked here on the error shape
+ * Octokit throws.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ApplicationFailure } from '@temporalio/activity';
+import { authHint, githubFailure, retryAfterSeconds } from '../../../src/ci/github/octokit.ts';
+import { loadConfig } from '../../../src/config.ts';
+
+function requestError(status: number, message: string, headers: Record<string, string> = {}, url = '') {
+  return Object.assign(new Error(`${message} - https://docs.github.com/rest`), {
+    name: 'HttpError',
+    status,
+    request: { url, headers: { authorization: 'token [REDACTED]' } },
+    response: { status, headers, data: { message } },
+  });
+}
+
+function failure(err: unknown): ApplicationFailure {
+  const f = githubFailure(err, 'writing the pipeline to acme/hello', 'check GITHUB_TOKEN');
+  assert.ok(f instanceof ApplicationFailure);
+  return f;
+}
+
+describe('githubFailure', () => {
+  it('makes refusals permanent, with a message that says what to fix', () => {
+    const cases: [number, string, string, RegExp][] = [
+      [401, 'Bad credentials', 'Unauthorized', /acme\/hello \(401 Bad credentials\): check GITHUB_TOKEN/],
+      [403, 'Resource not accessible by personal access token', 'Unauthorized', /403 .*needs read and write/],
+      [404, 'Not Found', 'NotFound', /404 Not Found\): check the repository name/],
+      [422, 'Validation Failed', 'Invalid', /422 Validation Failed/],
+      [400, 'Problems parsing JSON', 'Invalid', /400/],
+    ];
+    for (const [status, message, type, text] of cases) {
+      const f = failure(requestError(status, message));
+      assert.equal(f.type, type, `${status}`);
+      assert.equal(f.nonRetryable, true, `${status}`);
+      assert.match(f.message, text);
+      assert.doesNotMatch(f.message, /https:\/\/docs/);
+    }
+  });
+
+  it('retries rate limits after the time GitHub named, and everything else transient with backoff', () => {
+    const secondary = failure(requestError(403, 'You have exceeded a secondary rate limit', { 'retry-after': '60' }));
+    assert.deepEqual(
+      [secondary.type, secondary.nonRetryable, secondary.nextRetryDelay],
+      ['GitHubRateLimited', false, '60 seconds'],
+    );
+    const now = Date.now();
+    const reset = String(Math.floor(now / 1000) + 600);
+    const primary = requestError(403, 'API rate limit exceeded', {
+      'x-ratelimit-remaining': '0',
+      'x-ratelimit-reset': reset,
+    });
+    assert.ok(Math.abs(retryAfterSeconds(primary, now)! - 600) <= 1);
+    assert.equal(failure(primary).type, 'GitHubRateLimited');
+    assert.equal(failure(requestError(429, 'Too Many Requests', { 'retry-after': '5' })).nextRetryDelay, '5 seconds');
+
+    for (const status of [500, 502, 503, 504, 409]) {
+      const f = failure(requestError(status, 'Server Error'));
+      assert.equal(f.nonRetryable, false, `${status}`);
+      assert.equal(f.nextRetryDelay, undefined, `${status}: Temporal's backoff applies`);
+    }
+    const network = failure(Object.assign(new TypeError('fetch failed'), { cause: new Error('ECONNRESET') }));
+    assert.equal(network.nonRetryable, false);
+    assert.equal(network.type, 'GitHubUnavailable');
+  });
+
+  it('blames the GitHub App settings when the installation token is refused', () => {
+    const f = failure(requestError(404, 'Not Found', {}, 'https://api.github.com/app/installations/42/access_tokens'));
+    assert.equal(f.type, 'Unauthorized');
+    assert.match(f.message, /installation token/);
+  });
+
+  it('passes failures that are already Temporal failures through', () => {
+    const original = ApplicationFailure.nonRetryable('merge the PR', 'Invalid');
+    assert.equal(githubFailure(original, 'x'), original);
+  });
+
+  it('names the configuration to check by kind of credentials', () => {
+    const token = loadConfig({ GITHUB_TOKEN: 'github_pat_x' }).github;
+    assert.equal(authHint(token), 'check GITHUB_TOKEN');
+    const app = loadConfig({ GITHUB_APP_ID: '1', GITHUB_APP_PRIVATE_KEY: 'k', GITHUB_APP_INSTALLATION_ID: '2' }).github;
+    assert.match(authHint(app), /GITHUB_APP_ID/);
+    assert.doesNotMatch(authHint(token) + authHint(app), /github_pat_x|\bk\b/);
+  });
+});

@@ -1,0 +1,28 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ApplicationFailure } from '@temporalio/activity';
+import { createCiBackend } from '../../src/ci/index.ts';
+import { loadConfig } from '../../src/config.ts';
+import { validateManifest } from '../../src/manifest/parse.ts';
+import type { Application } from '../../src/manifest/schema.ts';
+
+describe('createCiBackend', () => {
+  it('chooses GitHub Actions, and a worker without GitHub credentials fails only when a build needs them', async () => {
+    const ci = createCiBackend(loadConfig({}));
+    assert.equal(ci.name, 'github-actions');
+    const app = validateManifest({
+      apiVersion: 'flui.dev/v1',
+      kind: 'Application',
+      metadata: { name: 'hello' },
+      spec: { source: { repository: 'acme/hello' }, image: { repository: 'ghcr.io/acme/hello' } },
+    }) as Application;
+    await assert.rejects(
+      ci.ensurePipeline(app),
+      (err: unknown) =>
+        err instanceof ApplicationFailure &&
+        err.nonRetryable &&
+        err.type === 'Misconfigured' &&
+        /GITHUB_TOKEN/.test(err.message),
+    );
+  });
+});
