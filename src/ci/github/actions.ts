@@ -6,7 +6,9 @@
  * rate-limited requests, the dispatch and the first status check, whatever the build length.
  *
  * Pull-request mode (`FLUI_PIPELINE_UPDATE_MODE=pull-request`): when the pipeline on the app's branch differs from
- * the manifest, Flui commits it to `flui/pipeline-<namespace>.<name>`, opens (or reuses) one pull request, and fails
+ * the manifest, Flui commits it to `flui/pipeline-<namespace>.<name>-<blob sha>` (a fresh branch from the app's
+ * branch per file content, so a branch left over from a squash-merged proposal never drags old changes along),
+ * opens (or reuses) the pull request of that branch, and fails
  * the deploy with a non-retryable `Invalid` failure that names the pull request: a workflow that is not on the branch
  * cannot be dispatched, and running the old one would build with a stale definition. Merge it, then `flui retry`.
  */
@@ -198,7 +200,12 @@ export class GitHubActionsBackend implements CiBackend {
         const commitSha = await this.#writeFile(owner, repo, path, base, content, want);
         return { path, changed: commitSha !== undefined, ...(commitSha ? { commitSha } : {}) };
       }
-      const branch = await this.#ensureProposalBranch(owner, repo, app);
+      const branch = await this.#ensureProposalBranch(
+        owner,
+        repo,
+        app,
+        `flui/pipeline-${appKey(app)}-${want.slice(0, 7)}`,
+      );
       await this.#writeFile(owner, repo, path, branch, content, want);
       const pullRequestUrl = await this.#ensurePullRequest(owner, repo, app, branch);
       throw ApplicationFailure.nonRetryable(
@@ -252,8 +259,8 @@ export class GitHubActionsBackend implements CiBackend {
     );
   }
 
-  async #ensureProposalBranch(owner: string, repo: string, app: Application): Promise<string> {
-    const branch = `flui/pipeline-${appKey(app)}`;
+  /** Key: the branch name (content-addressed by the caller); created from the app's branch when absent. */
+  async #ensureProposalBranch(owner: string, repo: string, app: Application, branch: string): Promise<string> {
     const ref = (name: string) =>
       this.#getIfExists<{ object: { sha: string } }>('GET /repos/{owner}/{repo}/git/ref/{ref}', {
         owner,

@@ -6,7 +6,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it, type TestContext } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
-import { credentialFingerprint, FINGERPRINT_VARIABLE, GitHubActionsBackend } from '../../../src/ci/github/actions.ts';
+import {
+  credentialFingerprint,
+  FINGERPRINT_VARIABLE,
+  gitBlobSha,
+  GitHubActionsBackend,
+} from '../../../src/ci/github/actions.ts';
 import { createGitHubClient } from '../../../src/ci/github/octokit.ts';
 import { pipelinePath, renderPipelineFile } from '../../../src/ci/github/pipeline-file.ts';
 import { loadConfig } from '../../../src/config.ts';
@@ -121,7 +126,7 @@ describe('GitHub Actions backend against the emulator', () => {
       const full = a.spec.source.repository;
       const token = github().createToken();
       const ci = backend(token, { FLUI_PIPELINE_UPDATE_MODE: 'pull-request' });
-      const proposal = `flui/pipeline-default.${a.metadata.name}`;
+      const proposal = `flui/pipeline-default.${a.metadata.name}-${gitBlobSha(renderPipelineFile(a)).slice(0, 7)}`;
       const servesPulls = (
         await fetch(`${github().url}/repos/${full}/pulls`, { headers: { authorization: `token ${token}` } })
       ).ok;
