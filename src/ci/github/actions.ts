@@ -2,8 +2,9 @@
  * GitHub Actions as Flui's CI backend. Every method is idempotent; the key that makes it so is on each method.
  *
  * Requests are spent carefully: every read that can be repeated is a conditional request against the last ETag this
- * worker saw (a 304 costs no rate limit), so a steady-state deploy (file current, credential unchanged) spends two
- * rate-limited requests, the dispatch and the first status check, whatever the build length.
+ * worker saw (a 304 costs no rate limit), so a steady-state deploy (file current, credential unchanged) spends four
+ * rate-limited requests whatever the build length: the dispatch and one status read per state the run goes through
+ * (queued, in progress, completed). Measured against the emulator: 12 for an app's first deploy, 4 from the third on.
  *
  * Pull-request mode (`FLUI_PIPELINE_UPDATE_MODE=pull-request`): when the pipeline on the app's branch differs from
  * the manifest, Flui commits it to `flui/pipeline-<namespace>.<name>-<blob sha>` (a fresh branch from the app's
