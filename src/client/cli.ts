@@ -146,8 +146,21 @@ export async function main(argv: string[], io: Io = defaultIo, env: NodeJS.Proce
     io.err(`flui ${command}: ${message}\nRun \`flui --help\` for usage.\n`);
     return EXIT.usage;
   };
-  const commands = ['deploy', 'status', 'cancel', 'retry', 'builds', 'logs', 'images', 'rollback'];
+  // Options each command understands; anything else is a mistake worth pointing out.
+  const allowed: Record<string, string[]> = {
+    deploy: ['follow', 'policy', 'namespace'],
+    status: ['namespace'],
+    cancel: ['namespace', 'reason'],
+    retry: ['namespace', 'follow'],
+    builds: ['namespace', 'limit'],
+    logs: ['namespace', 'build'],
+    images: ['namespace'],
+    rollback: ['namespace', 'to', 'follow'],
+  };
+  const commands = Object.keys(allowed);
   if (!commands.includes(command)) return usage(`unknown command "${command}" (one of ${commands.join(', ')})`);
+  const stray = Object.keys(o).find((k) => k !== 'json' && !allowed[command]!.includes(k));
+  if (stray) return usage(`--${stray} does not apply to ${command}`);
   if (!target) return usage(command === 'deploy' ? 'missing <manifest.yaml>' : 'missing <app>');
   if (rest.length) return usage(`unexpected argument "${rest[0]}"`);
   if (o.policy !== undefined && !['supersede', 'queue'].includes(o.policy))
@@ -157,6 +170,13 @@ export async function main(argv: string[], io: Io = defaultIo, env: NodeJS.Proce
     return usage('--limit must be a whole number from 1 to 1000');
   const buildIndex = o.build === undefined ? 1 : Number(o.build);
   if (!Number.isInteger(buildIndex) || buildIndex < 1) return usage('--build must be a whole number from 1 (newest)');
+
+  const label = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+  if (command !== 'deploy' && !label.test(target))
+    return usage(`"${target}" is not an app name (lowercase letters, digits and "-")`);
+  if (o.namespace !== undefined && !label.test(o.namespace)) return usage(`"${o.namespace}" is not a namespace name`);
+  if (o.to !== undefined && !/^sha256:[a-f0-9]{64}$/.test(o.to))
+    return usage('--to must be a digest, "sha256:" followed by 64 hex digits');
 
   let config: Config;
   try {

@@ -60,7 +60,7 @@ export async function connect(config: Pick<Config, 'temporal'>): Promise<Client>
         ? { clientCertPair: { crt: Buffer.from(config.temporal.tls.cert), key: Buffer.from(config.temporal.tls.key) } }
         : undefined,
       apiKey: config.temporal.apiKey,
-      connectTimeout: 5000,
+      connectTimeout: config.temporal.connectTimeoutMs,
     });
     return new Client({ connection, namespace: config.temporal.namespace });
   } catch (err) {

@@ -35,7 +35,9 @@ export function kubeClients(kubeconfig?: string): KubeClients {
   } catch (err) {
     throw new KubeConfigMissing(`cannot read kubeconfig ${kubeconfig ?? '(default)'}: ${(err as Error).message}`);
   }
-  if (!kc.getCurrentCluster()) {
+  // With no kubeconfig at all, the client library falls back to http://localhost:8080: never talk to that by accident.
+  const fallback = !kubeconfig && !process.env.KUBECONFIG && kc.getCurrentCluster()?.server === 'http://localhost:8080';
+  if (!kc.getCurrentCluster() || fallback) {
     throw new KubeConfigMissing(
       `no Kubernetes cluster configured (${kubeconfig ? `kubeconfig ${kubeconfig}` : 'set KUBECONFIG or ~/.kube/config'})`,
     );

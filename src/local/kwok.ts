@@ -80,6 +80,9 @@ export async function startKwokCluster(opts: KwokOptions = {}): Promise<KwokClus
       bin.kwok,
       '--wait',
       '60s',
+      // kwokctl adds every cluster to ~/.kube/config by default; keep the user's kubeconfig untouched.
+      '--kubeconfig',
+      join(workDir, `${name}.kubeconfig`),
     );
   } catch (err) {
     const e = err as { stderr?: string; message: string };
