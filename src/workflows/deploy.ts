@@ -246,15 +246,18 @@ export async function deployWorkflow(
   async function prepare(manifest: Extract<DeployRequest, { kind: 'Application' }>['manifest']): Promise<void> {
     setPhase('preparing');
     const repo = `${manifest.spec.source.repository}@${manifest.spec.source.branch}`;
-    const file = await activities(API_CALL, `Write the build pipeline to ${repo} if it changed`).ensureWorkflowFile({
-      deployId: request.deployId,
-      app: manifest,
-    });
+    // The pipeline file and the credential are independent: check both at once.
+    const [file] = await Promise.all([
+      activities(API_CALL, `Write the build pipeline to ${repo} if it changed`).ensureWorkflowFile({
+        deployId: request.deployId,
+        app: manifest,
+      }),
+      activities(
+        API_CALL,
+        `Store the registry push credential as a CI secret of ${manifest.spec.source.repository}`,
+      ).ensureRegistryCredential({ app: manifest }),
+    ]);
     log.info('pipeline file', { path: file.path, changed: file.changed, commit: file.commitSha });
-    await activities(
-      API_CALL,
-      `Store the registry push credential as a CI secret of ${manifest.spec.source.repository}`,
-    ).ensureRegistryCredential({ app: manifest });
   }
 
   async function build(manifest: Extract<DeployRequest, { kind: 'Application' }>['manifest']): Promise<void> {
