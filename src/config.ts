@@ -32,6 +32,8 @@ const envSchema = z.object({
   TEMPORAL_TLS_KEY: optionalString,
   TEMPORAL_API_KEY: optionalString,
   TEMPORAL_UI_PORT: port.default(8233),
+  /** Web UI of a Temporal that is not local (self-hosted); the CLI links deploys to it. */
+  TEMPORAL_UI_URL: optionalString.pipe(z.url().optional()),
   /** How long the CLI waits for Temporal before saying it cannot reach it. */
   TEMPORAL_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(5000),
   FLUI_TASK_QUEUE: z.string().min(1).default('flui-deploy'),
@@ -77,6 +79,8 @@ export interface Config {
     address?: string;
     namespace: string;
     uiPort: number;
+    /** Web UI base URL when set explicitly (TEMPORAL_UI_URL). */
+    uiUrl?: string;
     connectTimeoutMs: number;
     tls?: { cert: string; key: string };
     apiKey?: string;
@@ -148,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,
       uiPort: e.TEMPORAL_UI_PORT,
+      uiUrl: e.TEMPORAL_UI_URL?.replace(/\/+$/, ''),
       connectTimeoutMs: e.TEMPORAL_CONNECT_TIMEOUT_MS,
       tls:
         e.TEMPORAL_TLS_CERT && e.TEMPORAL_TLS_KEY ? { cert: e.TEMPORAL_TLS_CERT, key: e.TEMPORAL_TLS_KEY } : undefined,
