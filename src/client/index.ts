@@ -1,11 +1,17 @@
 /**
  * The Flui client library: start deploys, follow them, cancel, retry, roll back, and read builds and images. The
- * `flui` CLI is a thin layer over it. Inputs are validated here (the edge): a bad manifest or argument starts nothing.
+ * `flui` CLI is a thin layer over it. Inputs are validated here (the edge): a bad manifest or argument throws an error
+ * that names the field, and nothing is started.
+ *
+ * Every Temporal function takes a connected `Client`, or the configuration to connect with (the connection then lives
+ * for that one call). Errors meant for people are {@link FluiError}s carrying the CLI's exit code.
  */
 import { randomBytes } from 'node:crypto';
 import {
   Client,
   Connection,
+  isGrpcServiceError,
+  NamespaceNotFoundError,
   WorkflowNotFoundError,
   type WorkflowExecutionDescription,
   type WorkflowExecutionInfo,
@@ -14,12 +20,14 @@ import { z } from 'zod';
 import type { Config } from '../config.ts';
 import { listImages as listClusterImages, type ImageListing } from '../kube/history.ts';
 import { kubeClients } from '../kube/rollout.ts';
-import type { DeployPolicy, Manifest } from '../manifest/schema.ts';
+import { validateManifest } from '../manifest/parse.ts';
+import { deployPolicySchema, type DeployPolicy, type Manifest } from '../manifest/schema.ts';
 import {
   cancelSignal,
   deployRequestedSignal,
   deployWorkflowId,
   FluiApp,
+  parseDeployId,
   retrySignal,
   statusQuery,
   TASK_QUEUE,
@@ -30,26 +38,51 @@ import {
   type DeployStatus,
 } from '../workflows/api.ts';
 
+export type { ImageListing } from '../kube/history.ts';
+
+/** The exit codes of `flui`, also carried by {@link FluiError}. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, cancelled: 3, unavailable: 4 } as const;
+
 export class FluiError extends Error {
-  /** Exit code the CLI uses: 2 usage, 4 unreachable/configuration, 1 otherwise. */
+  /** Exit code the CLI uses: 2 bad input, 4 Temporal/cluster unreachable or misconfigured, 1 otherwise. */
   readonly exitCode: number;
-  constructor(message: string, exitCode = 1) {
+  constructor(message: string, exitCode: number = EXIT.failed) {
     super(message);
     this.name = 'FluiError';
     this.exitCode = exitCode;
   }
 }
 
-const name = z
+// ---- Validation at the edge ----------------------------------------------------------------------------------
+
+const dnsLabel = z
   .string()
   .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a lowercase DNS label (letters, digits, "-")');
-const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/, 'must be "sha256:" followed by 64 hex digits');
+const digestSchema = z.string().regex(/^sha256:[a-f0-9]{64}$/, 'must be "sha256:" followed by 64 hex digits');
+const startOptionsSchema = z.object({
+  policy: deployPolicySchema.optional(),
+  taskQueue: z.string().min(1).optional(),
+  requestedBy: z.string().max(200).optional(),
+  webUi: z.url().optional(),
+});
 
 function checked<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
-  if (!r.success) throw new FluiError(`${what} ${r.error.issues[0]?.message ?? 'is invalid'}`, 2);
-  return r.data;
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const field = issue?.path.length ? `${what}.${issue.path.join('.')}` : what;
+  throw new FluiError(`${field} ${issue?.message ?? 'is invalid'}`, EXIT.usage);
 }
+
+function checkApp(namespace: string, app: string): void {
+  checked(dnsLabel, app, 'app');
+  checked(dnsLabel, namespace, 'namespace');
+}
+
+// ---- Connection ----------------------------------------------------------------------------------------------
+
+/** A connected client, or the configuration to connect with for one call. */
+export type ClientSource = Client | Pick<Config, 'temporal'>;
 
 export async function connect(config: Pick<Config, 'temporal'>): Promise<Client> {
   const address = config.temporal.address ?? '127.0.0.1:7233';
@@ -66,30 +99,107 @@ export async function connect(config: Pick<Config, 'temporal'>): Promise<Client>
   } catch (err) {
     throw new FluiError(
       `cannot reach Temporal at ${address}: ${(err as Error).message}. Start it (npm start runs one) or set TEMPORAL_ADDRESS.`,
-      4,
+      EXIT.unavailable,
     );
   }
 }
 
-/** `<namespace>.<app>.<nonce>`: the nonce sorts by time and is random enough to never collide. */
+function isClient(source: ClientSource): source is Client {
+  return 'workflow' in source && 'connection' in source;
+}
+
+/** True when the error chain says Temporal itself is unreachable (gRPC UNAVAILABLE), not that a call failed. */
+function isUnavailable(err: unknown): boolean {
+  for (let e = err; e; e = (e as { cause?: unknown }).cause) if (isGrpcServiceError(e) && e.code === 14) return true;
+  return false;
+}
+
+/** Turns Temporal's connection and namespace errors into messages that say what to do next. */
+function explain(err: unknown, client: Client): unknown {
+  if (err instanceof FluiError) return err;
+  if (err instanceof NamespaceNotFoundError) {
+    return new FluiError(
+      `Temporal namespace "${client.options.namespace}" does not exist: set TEMPORAL_NAMESPACE, or create it (temporal operator namespace create)`,
+      EXIT.unavailable,
+    );
+  }
+  if (isUnavailable(err)) {
+    return new FluiError(
+      `lost the connection to Temporal: ${(err as Error).message}. Check that it runs, or set TEMPORAL_ADDRESS.`,
+      EXIT.unavailable,
+    );
+  }
+  return err;
+}
+
+async function withClient<T>(source: ClientSource, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = isClient(source) ? source : await connect(source);
+  try {
+    return await fn(client);
+  } catch (err) {
+    throw explain(err, client);
+  } finally {
+    if (client !== source) await client.connection.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Base address of Temporal Web UI for this configuration: TEMPORAL_UI_URL when set, the dev server's UI for a local
+ * Temporal, Temporal Cloud's UI for a Cloud namespace; otherwise unknown.
+ */
+export function webUiBase(temporal: Config['temporal']): string | undefined {
+  if (temporal.uiUrl) return temporal.uiUrl;
+  const host = (temporal.address ?? '127.0.0.1:7233').replace(/:[0-9]+$/, '');
+  if (['127.0.0.1', 'localhost', '[::1]'].includes(host)) return `http://${host}:${temporal.uiPort}`;
+  if (host.endsWith('.tmprl.cloud')) return 'https://cloud.temporal.io';
+  return undefined;
+}
+
+/** The Web UI page of one workflow run: its history, activity summaries and current details. */
+export function webUiUrl(base: string, temporalNamespace: string, workflowId: string, runId: string): string {
+  return `${base}/namespaces/${encodeURIComponent(temporalNamespace)}/workflows/${encodeURIComponent(workflowId)}/${runId}/history`;
+}
+
+// ---- Starting deploys ----------------------------------------------------------------------------------------
+
+/** `<namespace>.<app>.<nonce>`: the nonce (lowercase base36) is the time in ms, then 6 random hex digits. */
 export function newDeployId(namespace: string, app: string): string {
   const nonce = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
   return `${namespace}.${app}.${nonce}`;
 }
 
+/** When a deploy id was made (client clock), if it came from {@link newDeployId}. */
+function requestedAt(deployId: string): number | undefined {
+  const nonce = deployId.split('.')[2] ?? '';
+  if (nonce.length <= 6) return undefined;
+  const ms = parseInt(nonce.slice(0, -6), 36);
+  return Number.isSafeInteger(ms) ? ms : undefined;
+}
+
 export interface StartedDeploy {
   deployId: string;
   workflowId: string;
+  /** The run that received the request: a new one, or the app's running deploy (which supersedes or queues). */
   runId: string;
+  /** That run in Temporal Web UI, when its address is known. */
+  webUiUrl?: string;
 }
 
-async function start(
-  client: Client,
-  request: DeployRequest,
-  namespace: string,
-  app: string,
-  taskQueue: string,
-): Promise<StartedDeploy> {
+export interface StartOptions {
+  /** What this deploy does to one in flight: `supersede` (default: the manifest's) or `queue`. */
+  policy?: DeployPolicy;
+  taskQueue?: string;
+  /** Who asked, shown in Web UI. */
+  requestedBy?: string;
+  /** Temporal Web UI base address, for {@link StartedDeploy.webUiUrl} (see {@link webUiBase}). */
+  webUi?: string;
+}
+
+async function start(client: Client, request: DeployRequest, opts: StartOptions): Promise<StartedDeploy> {
+  const { namespace, app } =
+    request.kind === 'Rollback'
+      ? request
+      : { namespace: request.manifest.metadata.namespace, app: request.manifest.metadata.name };
   const workflowId = deployWorkflowId(namespace, app);
   const summary =
     request.kind === 'Rollback'
@@ -101,7 +211,7 @@ async function start(
   // and supersedes itself or queues it, per policy. Temporal's workflow id uniqueness keeps one deploy per app.
   const handle = await client.workflow.signalWithStart('deployWorkflow', {
     workflowId,
-    taskQueue,
+    taskQueue: opts.taskQueue ?? TASK_QUEUE,
     args: [request],
     signal: deployRequestedSignal,
     signalArgs: [request],
@@ -109,90 +219,104 @@ async function start(
     staticSummary: summary,
     staticDetails: `deploy id \`${request.deployId}\` · policy ${request.policy}${request.requestedBy ? ` · by ${request.requestedBy}` : ''}`,
   });
-  return { deployId: request.deployId, workflowId, runId: handle.signaledRunId };
+  const runId = handle.signaledRunId;
+  return {
+    deployId: request.deployId,
+    workflowId,
+    runId,
+    ...(opts.webUi ? { webUiUrl: webUiUrl(opts.webUi, client.options.namespace, workflowId, runId) } : {}),
+  };
 }
 
+/**
+ * Asks for a deploy of the app `manifest` describes. The manifest is validated again here (a library caller may hand
+ * in any object): an invalid one throws a `ManifestError` naming the field, and nothing is started.
+ */
 export async function startDeploy(
-  client: Client,
+  source: ClientSource,
   manifest: Manifest,
-  opts: { policy?: DeployPolicy; taskQueue?: string; requestedBy?: string } = {},
+  options: StartOptions = {},
 ): Promise<StartedDeploy> {
-  const { namespace, name: app } = manifest.metadata;
+  const valid = validateManifest(manifest, 'manifest');
+  const opts = checked(startOptionsSchema, options, 'options');
+  const { namespace, name: app } = valid.metadata;
   const deployId = newDeployId(namespace, app);
-  const policy = opts.policy ?? manifest.spec.deploy.policy;
+  const policy = opts.policy ?? valid.spec.deploy.policy;
   const request: DeployRequest =
-    manifest.kind === 'Application'
-      ? { deployId, kind: 'Application', manifest, policy, requestedBy: opts.requestedBy }
-      : { deployId, kind: 'CatalogApp', manifest, policy, requestedBy: opts.requestedBy };
-  return start(client, request, namespace, app, opts.taskQueue ?? TASK_QUEUE);
+    valid.kind === 'Application'
+      ? { deployId, kind: 'Application', manifest: valid, policy, requestedBy: opts.requestedBy }
+      : { deployId, kind: 'CatalogApp', manifest: valid, policy, requestedBy: opts.requestedBy };
+  return withClient(source, (client) => start(client, request, opts));
 }
 
+/**
+ * Rolls the app back to `digest` (or to the image before the current one) through the same deploy workflow, so it
+ * shows in Web UI and supersedes whatever deploy is in flight.
+ */
 export async function rollback(
-  client: Client,
+  source: ClientSource,
   namespace: string,
   app: string,
-  opts: { digest?: string; taskQueue?: string; requestedBy?: string } = {},
+  options: Omit<StartOptions, 'policy'> & { digest?: string } = {},
 ): Promise<StartedDeploy> {
-  checked(name, app, 'app');
-  checked(name, namespace, 'namespace');
-  if (opts.digest !== undefined) checked(digest, opts.digest, '--to');
-  const deployId = newDeployId(namespace, app);
-  return start(
-    client,
-    {
-      deployId,
-      kind: 'Rollback',
-      namespace,
-      app,
-      digest: opts.digest,
-      policy: 'supersede',
-      requestedBy: opts.requestedBy,
-    },
+  checkApp(namespace, app);
+  const { digest, ...rest } = options;
+  if (digest !== undefined) checked(digestSchema, digest, 'digest');
+  const opts = checked(startOptionsSchema, rest, 'options');
+  const request: DeployRequest = {
+    deployId: newDeployId(namespace, app),
+    kind: 'Rollback',
     namespace,
     app,
-    opts.taskQueue ?? TASK_QUEUE,
-  );
+    digest,
+    policy: 'supersede',
+    requestedBy: opts.requestedBy,
+  };
+  return withClient(source, (client) => start(client, request, opts));
 }
 
-/** The deploy of `app` as its workflow reports it, or, for a finished one, as its memo recorded it. */
-export async function status(client: Client, namespace: string, app: string): Promise<DeployStatus> {
-  checked(name, app, 'app');
-  const handle = client.workflow.getHandle(deployWorkflowId(namespace, app));
-  let info: WorkflowExecutionDescription;
-  try {
-    info = await handle.describe();
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError)
-      throw new FluiError(`no deploy of ${namespace}/${app} found: deploy it with \`flui deploy <manifest>\``);
-    throw err;
-  }
-  if (info.status.name === 'RUNNING') return handle.query(statusQuery);
-  return statusFromMemo(info, namespace, app);
+// ---- Reading state -------------------------------------------------------------------------------------------
+
+/** A deploy's status as the client saw it. */
+export interface AppStatus extends DeployStatus {
+  /** The workflow run it came from. */
+  runId: string;
+  /** `live`: the workflow answered the status query; `recorded`: its memo (finished, or no worker answered). */
+  source: 'live' | 'recorded';
 }
 
-function statusFromMemo(
+/** How long to wait for a worker to answer the status query before reading the recorded state instead. */
+const QUERY_TIMEOUT_MS = 5000;
+
+const CLOSED_PHASE: Record<string, DeployPhase> = {
+  COMPLETED: 'succeeded',
+  FAILED: 'failed',
+  CANCELLED: 'cancelled',
+  TERMINATED: 'cancelled',
+  TIMED_OUT: 'failed',
+};
+
+/** A run's status from its memo, which the workflow keeps current at every phase (no history replay needed). */
+function recorded(
   info: WorkflowExecutionInfo | WorkflowExecutionDescription,
   namespace: string,
   app: string,
-): DeployStatus {
+): AppStatus {
   const memo = (info.memo?.deploy ?? {}) as Partial<DeployStatus> & { ciRun?: CiRunRef | null };
-  const closed: Record<string, DeployPhase> = {
-    COMPLETED: 'succeeded',
-    FAILED: 'failed',
-    CANCELLED: 'cancelled',
-    TERMINATED: 'cancelled',
-    TIMED_OUT: 'failed',
-  };
+  const name = info.status.name;
+  const phase: DeployPhase =
+    name === 'RUNNING'
+      ? (memo.phase ?? 'queued')
+      : // A run that continued as new ended the way its memo says (succeeded, failed, cancelled or superseded).
+        name === 'CONTINUED_AS_NEW'
+        ? (memo.phase ?? 'superseded')
+        : (CLOSED_PHASE[name] ?? memo.phase ?? 'failed');
   return {
     deployId: memo.deployId ?? '',
     kind: memo.kind ?? 'Application',
     namespace,
     app,
-    // A run that continued as new ended the way its memo says (succeeded, failed, cancelled or superseded).
-    phase:
-      info.status.name === 'CONTINUED_AS_NEW'
-        ? (memo.phase ?? 'superseded')
-        : (closed[info.status.name] ?? memo.phase ?? 'failed'),
+    phase,
     commit: memo.commit ?? undefined,
     ciRun: memo.ciRun ?? undefined,
     image: memo.image ?? undefined,
@@ -201,134 +325,309 @@ function statusFromMemo(
     attempt: memo.attempt ?? 1,
     timings: memo.timings ?? [],
     queued: [],
+    runId: info.runId,
+    source: 'recorded',
   };
 }
 
-export async function cancel(client: Client, namespace: string, app: string, reason?: string): Promise<DeployStatus> {
-  const current = await status(client, namespace, app);
-  if (TERMINAL_PHASES.includes(current.phase))
-    throw new FluiError(`the last deploy of ${namespace}/${app} already ended (${current.phase}): nothing to cancel`);
-  const handle = client.workflow.getHandle(deployWorkflowId(namespace, app));
-  if (reason) await handle.signal(cancelSignal, { reason });
-  else await handle.cancel();
-  return current;
+/** The app's latest run and its status: asked live while it runs, read from the memo once it ended. */
+async function latest(
+  client: Client,
+  namespace: string,
+  app: string,
+  queryTimeoutMs: number,
+): Promise<{ info: WorkflowExecutionDescription; status: AppStatus }> {
+  const workflowId = deployWorkflowId(namespace, app);
+  let info: WorkflowExecutionDescription;
+  try {
+    info = await client.workflow.getHandle(workflowId).describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) {
+      throw new FluiError(
+        `no deploy of ${namespace}/${app} found: check the app name and namespace (-n), or deploy it with \`flui deploy <manifest>\``,
+      );
+    }
+    throw err;
+  }
+  if (info.status.name !== 'RUNNING') return { info, status: recorded(info, namespace, app) };
+  try {
+    // Without a worker, the server would hold the query for 30 s; the memo is a good answer much sooner.
+    const handle = client.workflow.getHandle(workflowId, info.runId);
+    const live = await client.connection.withDeadline(Date.now() + queryTimeoutMs, () => handle.query(statusQuery));
+    return { info, status: { ...live, runId: info.runId, source: 'live' } };
+  } catch (err) {
+    if (isUnavailable(err)) throw err;
+    return { info, status: recorded(info, namespace, app) };
+  }
 }
 
-export async function retry(client: Client, namespace: string, app: string): Promise<DeployStatus> {
-  const current = await status(client, namespace, app);
-  if (current.phase !== 'awaiting-retry') {
-    throw new FluiError(
-      `the deploy of ${namespace}/${app} is ${current.phase}, not waiting for a retry: \`flui retry\` re-runs a failed deploy`,
-    );
-  }
-  await client.workflow.getHandle(deployWorkflowId(namespace, app)).signal(retrySignal);
-  return current;
+/** The current (or last) deploy of `app`. */
+export async function status(
+  source: ClientSource,
+  namespace: string,
+  app: string,
+  opts: { queryTimeoutMs?: number } = {},
+): Promise<AppStatus> {
+  checkApp(namespace, app);
+  return withClient(
+    source,
+    async (client) => (await latest(client, namespace, app, opts.queryTimeoutMs ?? QUERY_TIMEOUT_MS)).status,
+  );
+}
+
+/**
+ * Stops the app's deploy in flight: its CI run is cancelled and nothing is rolled out. With a reason, through the
+ * `cancel` signal (the deploy fails with that reason); without, through Temporal cancellation (it ends Cancelled).
+ */
+export async function cancel(
+  source: ClientSource,
+  namespace: string,
+  app: string,
+  reason?: string,
+): Promise<AppStatus> {
+  checkApp(namespace, app);
+  if (reason !== undefined) checked(z.string().min(1).max(500), reason, 'reason');
+  return withClient(source, async (client) => {
+    const { status: current } = await latest(client, namespace, app, QUERY_TIMEOUT_MS);
+    if (TERMINAL_PHASES.includes(current.phase))
+      throw new FluiError(`the last deploy of ${namespace}/${app} already ended (${current.phase}): nothing to cancel`);
+    const handle = client.workflow.getHandle(deployWorkflowId(namespace, app), current.runId);
+    if (reason) await handle.signal(cancelSignal, { reason });
+    else await handle.cancel();
+    return current;
+  });
+}
+
+/** Re-runs a failed deploy that waits for a retry, from the phase that failed, in the same workflow. */
+export async function retry(source: ClientSource, namespace: string, app: string): Promise<AppStatus> {
+  checkApp(namespace, app);
+  return withClient(source, async (client) => {
+    const { status: current } = await latest(client, namespace, app, QUERY_TIMEOUT_MS);
+    if (current.phase !== 'awaiting-retry') {
+      throw new FluiError(
+        `the deploy of ${namespace}/${app} is ${current.phase}, not waiting for a retry: \`flui retry\` re-runs a deploy that failed and waits (see \`flui status ${app}\`)`,
+      );
+    }
+    await client.workflow.getHandle(deployWorkflowId(namespace, app), current.runId).signal(retrySignal);
+    return current;
+  });
 }
 
 export interface Build {
   deployId: string;
   runId: string;
-  kind: string;
+  kind: DeployStatus['kind'];
   phase: DeployPhase;
   commit?: string;
   ciRun?: CiRunRef;
   digest?: string;
   error?: string;
   startedAt: string;
+  closedAt?: string;
+  /** Until the run closed; absent while it runs. */
   durationSeconds?: number;
 }
 
-/** Past and current deploys of the app, newest first, from Temporal's visibility store (no history replays). */
-export async function listBuilds(client: Client, namespace: string, app: string, limit = 20): Promise<Build[]> {
-  checked(name, app, 'app');
-  const builds: Build[] = [];
-  for await (const info of client.workflow.list({
-    query: `WorkflowId = "${deployWorkflowId(namespace, app)}"`,
-    pageSize: limit,
-  })) {
-    const s = statusFromMemo(info, namespace, app);
-    const phase =
-      info.status.name === 'RUNNING'
-        ? (((info.memo?.deploy as { phase?: DeployPhase }) ?? {}).phase ?? 'queued')
-        : s.phase;
-    builds.push({
-      deployId: s.deployId,
-      runId: info.runId,
-      kind: s.kind,
-      phase,
-      commit: s.commit,
-      ciRun: s.ciRun,
-      digest: s.digest,
-      error: s.error,
-      startedAt: info.startTime.toISOString(),
-      durationSeconds: info.closeTime
-        ? Math.round((info.closeTime.getTime() - info.startTime.getTime()) / 100) / 10
-        : undefined,
-    });
-    if (builds.length >= limit) break;
-  }
-  return builds;
+function buildOf(info: WorkflowExecutionInfo, namespace: string, app: string): Build {
+  const s = recorded(info, namespace, app);
+  return {
+    deployId: s.deployId,
+    runId: info.runId,
+    kind: s.kind,
+    phase: s.phase,
+    commit: s.commit,
+    ciRun: s.ciRun,
+    digest: s.digest,
+    error: s.error,
+    startedAt: info.startTime.toISOString(),
+    closedAt: info.closeTime?.toISOString(),
+    durationSeconds: info.closeTime
+      ? Math.round((info.closeTime.getTime() - info.startTime.getTime()) / 100) / 10
+      : undefined,
+  };
 }
 
-/** Follows one deploy until it ends (or waits for a retry), yielding each changed status. */
+/** The app's runs, newest first: one per deploy (a superseding or queued deploy continues as new). */
+async function runs(client: Client, namespace: string, app: string, limit: number): Promise<WorkflowExecutionInfo[]> {
+  const result: WorkflowExecutionInfo[] = [];
+  for await (const info of client.workflow.list({
+    query: `WorkflowId = "${deployWorkflowId(namespace, app)}"`,
+    pageSize: Math.min(limit, 100),
+  })) {
+    result.push(info);
+    if (result.length >= limit) break;
+  }
+  return result;
+}
+
+async function builds(client: Client, namespace: string, app: string, limit: number): Promise<Build[]> {
+  return (await runs(client, namespace, app, limit)).map((info) => buildOf(info, namespace, app));
+}
+
+/** Past and current deploys of the app, newest first, from Temporal's visibility store. */
+export async function listBuilds(source: ClientSource, namespace: string, app: string, limit = 20): Promise<Build[]> {
+  checkApp(namespace, app);
+  checked(z.number().int().min(1).max(1000), limit, 'limit');
+  return withClient(source, (client) => builds(client, namespace, app, limit));
+}
+
+export interface BuildLogs {
+  deployId: string;
+  phase: DeployPhase;
+  commit?: string;
+  ciRun: CiRunRef;
+  /** Where the logs are: the CI's own run page (logs, reruns and artifacts stay the CI's). */
+  logsUrl: string;
+}
+
+/** Where to read the logs of the app's `build`-th newest deploy that started a CI run (1 = the newest). */
+export async function logs(source: ClientSource, namespace: string, app: string, build = 1): Promise<BuildLogs> {
+  checkApp(namespace, app);
+  checked(z.number().int().min(1).max(1000), build, 'build');
+  return withClient(source, async (client) => {
+    const withRuns = (await builds(client, namespace, app, Math.max(50, build))).filter((b) => b.ciRun);
+    const b = withRuns[build - 1];
+    if (!b?.ciRun) {
+      throw new FluiError(
+        withRuns.length
+          ? `${namespace}/${app} has ${withRuns.length} build(s) with a CI run; --build ${build} is past the oldest`
+          : `no CI run recorded for ${namespace}/${app}: see \`flui builds ${app}\``,
+      );
+    }
+    return { deployId: b.deployId, phase: b.phase, commit: b.commit, ciRun: b.ciRun, logsUrl: b.ciRun.htmlUrl };
+  });
+}
+
+// ---- Following a deploy --------------------------------------------------------------------------------------
+
+export interface FollowOptions {
+  /** Between status checks; 500 ms by default. */
+  intervalMs?: number;
+  queryTimeoutMs?: number;
+  /** Skip statuses of attempts before this one: following a deploy just sent `retry`, whose signal may not have
+   * landed yet, must not stop at the failure being retried. */
+  fromAttempt?: number;
+}
+
+function memoDeployId(info: WorkflowExecutionInfo): string | undefined {
+  return (info.memo?.deploy as { deployId?: string } | undefined)?.deployId;
+}
+
+/** A status for a deploy that is not the app's current one (queued behind it, or replaced before it ran). */
+function waiting(deployId: string, namespace: string, app: string, phase: DeployPhase, by?: string): DeployStatus {
+  return {
+    deployId,
+    kind: 'Application',
+    namespace,
+    app,
+    phase,
+    attempt: 1,
+    timings: [],
+    queued: [],
+    ...(by ? { supersededBy: by } : {}),
+  };
+}
+
+/**
+ * Follows one deploy until it ends or waits for a retry, yielding each changed status. The app's workflow id stays
+ * while its runs change (a superseding or queued deploy continues as new), so a finished deploy is read from its own
+ * run's memo, or found in visibility when it ended between two checks.
+ */
+export function follow(source: ClientSource, deployId: string, opts?: FollowOptions): AsyncGenerator<DeployStatus>;
+export function follow(
+  source: ClientSource,
+  namespace: string,
+  app: string,
+  deployId: string,
+  intervalMs?: number,
+): AsyncGenerator<DeployStatus>;
 export async function* follow(
+  source: ClientSource,
+  a: string,
+  b?: string | FollowOptions,
+  c?: string,
+  d?: number,
+): AsyncGenerator<DeployStatus> {
+  const deployId = typeof b === 'string' ? c! : a;
+  const opts: FollowOptions = typeof b === 'string' ? { intervalMs: d } : (b ?? {});
+  const parsed = parseDeployId(deployId);
+  if (!parsed || parsed.attempt !== 1 || deployId !== parsed.deployId)
+    throw new FluiError(`"${deployId}" is not a deploy id (<namespace>.<app>.<nonce>)`, EXIT.usage);
+  const { namespace, app } = parsed;
+  const client = isClient(source) ? source : await connect(source);
+  try {
+    yield* followRuns(client, namespace, app, deployId, opts);
+  } catch (err) {
+    throw explain(err, client);
+  } finally {
+    if (client !== source) await client.connection.close().catch(() => undefined);
+  }
+}
+
+async function* followRuns(
   client: Client,
   namespace: string,
   app: string,
   deployId: string,
-  intervalMs = 500,
+  opts: FollowOptions,
 ): AsyncGenerator<DeployStatus> {
-  const handle = client.workflow.getHandle(deployWorkflowId(namespace, app));
+  const workflowId = deployWorkflowId(namespace, app);
+  const interval = opts.intervalMs ?? 500;
+  let ourRun: string | undefined;
+  let unseen = 0;
   let last = '';
   for (;;) {
-    let s: DeployStatus;
-    try {
-      const info = await handle.describe();
-      s = info.status.name === 'RUNNING' ? await handle.query(statusQuery) : statusFromMemo(info, namespace, app);
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) throw new FluiError(`deploy ${deployId} not found`);
-      throw err;
-    }
+    const { status: current } = await latest(client, namespace, app, opts.queryTimeoutMs ?? QUERY_TIMEOUT_MS);
     let mine: DeployStatus;
-    if (s.deployId === deployId) mine = s;
-    else if (s.queued.includes(deployId)) mine = { ...s, deployId, phase: 'queued' };
-    else {
-      // Ours ended and the app's workflow moved on (a queued deploy, or a newer one superseded ours).
-      const past = (await listBuilds(client, namespace, app, 50)).find((b) => b.deployId === deployId);
-      mine = past
-        ? {
-            ...s,
-            deployId,
-            phase: past.phase,
-            commit: past.commit,
-            ciRun: past.ciRun,
-            digest: past.digest,
-            error: past.error,
-          }
-        : { ...s, deployId, phase: 'queued' };
+    if (current.deployId === deployId) {
+      ourRun = current.runId;
+      mine = current;
+    } else if (current.queued.includes(deployId)) {
+      mine = waiting(deployId, namespace, app, 'queued');
+    } else {
+      // Ours ended and the app moved on: read our own run (strongly consistent) or, if we never saw it, visibility.
+      let past: DeployStatus | undefined;
+      if (ourRun) past = recorded(await client.workflow.getHandle(workflowId, ourRun).describe(), namespace, app);
+      else {
+        const info = (await runs(client, namespace, app, 50)).find((r) => memoDeployId(r) === deployId);
+        if (info) past = recorded(info, namespace, app);
+      }
+      const newer = (requestedAt(current.deployId) ?? 0) > (requestedAt(deployId) ?? Infinity);
+      if (past) mine = past;
+      else if (newer && ++unseen >= 3) {
+        // A newer deploy runs, ours is not queued and never ran: a later request replaced it while it waited.
+        mine = waiting(deployId, namespace, app, 'superseded', current.deployId);
+      } else mine = waiting(deployId, namespace, app, 'queued');
     }
-    const key = JSON.stringify([mine.phase, mine.ciRun, mine.digest, mine.error, mine.attempt]);
+    if (mine.attempt < (opts.fromAttempt ?? 1) && mine.phase === 'awaiting-retry') {
+      await new Promise((r) => setTimeout(r, interval));
+      continue;
+    }
+    const key = JSON.stringify([mine.phase, mine.ciRun, mine.digest, mine.error, mine.attempt, mine.commit]);
     if (key !== last) {
       last = key;
       yield mine;
     }
     if (TERMINAL_PHASES.includes(mine.phase) || mine.phase === 'awaiting-retry') return;
-    await new Promise((r) => setTimeout(r, intervalMs));
+    await new Promise((r) => setTimeout(r, interval));
   }
 }
 
+// ---- Images (from the cluster) -------------------------------------------------------------------------------
+
+/** The digests rolled out for the app, newest first, the running one marked `current` (src/kube/history.ts). */
 export async function listImages(
   kubeconfig: string | undefined,
   namespace: string,
   app: string,
 ): Promise<ImageListing[]> {
-  checked(name, app, 'app');
+  checkApp(namespace, app);
   try {
     return await listClusterImages(kubeClients(kubeconfig), namespace, app);
   } catch (err) {
     throw new FluiError(
-      `cannot read the image history of ${namespace}/${app} from the cluster: ${(err as Error).message}`,
-      4,
+      `cannot read the image history of ${namespace}/${app} from the cluster: ${(err as Error).message}. Check KUBECONFIG.`,
+      EXIT.unavailable,
     );
   }
 }
