@@ -1,41 +1,57 @@
 /**
- * The Kubernetes activity: roll a pinned image out to the app's Deployment, wait for health, and return to the last
- * good image when the rollout fails. Idempotency key: the digest — re-applying the same object is a no-op for the
- * API server (same generation, no new ReplicaSet), so a retry after a crash only waits again.
+ * The Kubernetes activity: roll a pinned image out to the app's Deployment (server-side apply), wait for health as
+ * `kubectl rollout status` does, and return to the last good image when the rollout fails, as `kubectl rollout undo`
+ * would. Every image rolled out is recorded in the app's history (src/kube/history.ts), which rollbacks read.
+ *
+ * Idempotency key: the deploy id with its digest. Re-applying the same object is a no-op for the API server (same
+ * generation, no new ReplicaSet), so a retry after a crash only waits again; a retry of a deploy whose rollout is
+ * already recorded as failed does not apply the broken image again but makes sure the good one is back; a retried
+ * rollback finds the Deployment already carrying its deploy id and keeps the image it chose the first time.
  */
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { listImages, readHistory, recordHistory, type HistoryEntry } from '../kube/history.ts';
 import {
+  ANNOTATION,
   apiMessage,
   applyTarget,
   ensureNamespace,
   kubeClients,
   KubeConfigMissing,
   readDeployment,
+  RolloutTimeout,
   statusOf,
   waitForRollout,
   type KubeClients,
+  type RolloutState,
   type RolloutTarget,
 } from '../kube/rollout.ts';
 import { FailureType, type DeployActivities, type RolloutImageInput, type RolloutImageResult } from './types.ts';
+
+/** Past the manifest's progress deadline, how long the controller gets to say so before we stop waiting. */
+const VERDICT_GRACE_SECONDS = 120;
 
 function digestOf(image: string): string {
   const at = image.indexOf('@');
   return at >= 0 ? image.slice(at + 1) : '';
 }
 
-/** Heartbeats when running as an activity; a no-op when called directly (tests, tools). */
-function heartbeat(details: unknown): void {
+/** The activity context when running as an activity; undefined when called directly (tests, tools). */
+function activityContext(): Context | undefined {
   try {
-    Context.current().heartbeat(details);
+    return Context.current();
   } catch {
-    // not inside an activity
+    return undefined;
   }
 }
 
-function kubeFailure(err: unknown, doing: string): Error {
-  if (err instanceof ApplicationFailure) return err;
+/** Maps what went wrong to the failure model of src/activities/types.ts. */
+function kubeFailure(err: unknown, doing: string, server: string | undefined): Error {
+  if (err instanceof ApplicationFailure || err instanceof CancelledFailure) return err;
   if (err instanceof KubeConfigMissing) return ApplicationFailure.nonRetryable(err.message, FailureType.Misconfigured);
+  if (err instanceof RolloutTimeout) {
+    // The controller is slow or down: a cluster problem, not a verdict on the image. Retrying waits again.
+    return ApplicationFailure.create({ message: `${doing}: ${err.message}`, type: 'ClusterUnavailable' });
+  }
   const status = statusOf(err);
   const message = apiMessage(err);
   if (status === 401 || status === 403) {
@@ -44,103 +60,181 @@ function kubeFailure(err: unknown, doing: string): Error {
       FailureType.Unauthorized,
     );
   }
-  if (status === 404)
-    return ApplicationFailure.nonRetryable(`not found while ${doing}: ${message}`, FailureType.NotFound);
+  if (status === 404) {
+    return ApplicationFailure.nonRetryable(`not found while ${doing} (404): ${message}`, FailureType.NotFound);
+  }
   if (status === 400 || status === 422) {
     return ApplicationFailure.nonRetryable(
       `the cluster rejected ${doing} (${status}): ${message}`,
       FailureType.Invalid,
     );
   }
-  return ApplicationFailure.retryable(`cluster unavailable while ${doing}: ${message}`, 'ClusterUnavailable');
+  if (status === undefined) {
+    const code = (err as { code?: unknown })?.code;
+    return ApplicationFailure.create({
+      message: `cannot reach the Kubernetes API${server ? ` at ${server}` : ''} while ${doing}: ${message}`,
+      type: 'ClusterUnavailable',
+      details: typeof code === 'string' ? [{ code }] : undefined,
+    });
+  }
+  // 409 (a conflict we could not resolve), 429 and 5xx: the cluster is busy or recovering.
+  const retryAfter = Number((err as { headers?: Record<string, string> }).headers?.['retry-after']);
+  return ApplicationFailure.create({
+    message: `the cluster could not serve ${doing} (${status}): ${message}`,
+    type: 'ClusterUnavailable',
+    nextRetryDelay: Number.isFinite(retryAfter) && retryAfter > 0 ? `${retryAfter}s` : undefined,
+  });
 }
 
-/** Resolves what to run: the request's manifest and image, or for a rollback the recorded entry it names. */
-async function targetOf(k: KubeClients, input: RolloutImageInput): Promise<RolloutTarget> {
+/** Finds a recorded good image by full digest or a unique prefix of it (`sha256:1a2b3c4`, `1a2b3c4`). */
+function findByDigest(good: HistoryEntry[], digest: string): HistoryEntry | undefined {
+  const want = digest.startsWith('sha256:') ? digest : `sha256:${digest}`;
+  const exact = good.find((e) => e.digest === want);
+  if (exact) return exact;
+  if (want.length < 'sha256:'.length + 7) return undefined;
+  const matches = new Set(good.filter((e) => e.digest.startsWith(want)).map((e) => e.digest));
+  return matches.size === 1 ? good.find((e) => e.digest.startsWith(want)) : undefined;
+}
+
+function describeEntries(entries: HistoryEntry[]): string {
+  const seen = new Set<string>();
+  const lines: string[] = [];
+  for (const e of entries) {
+    if (seen.has(e.digest)) continue;
+    seen.add(e.digest);
+    lines.push(
+      `${e.digest} (deploy ${e.deployId}${e.commit ? `, commit ${e.commit.slice(0, 12)}` : ''}, ${e.rolledOutAt})`,
+    );
+  }
+  return lines.join('; ') || 'none';
+}
+
+/** What to run: the request's manifest and image, or for a rollback the recorded entry it names. */
+async function targetOf(
+  k: KubeClients,
+  input: RolloutImageInput,
+): Promise<{ target: RolloutTarget; restoredFrom?: string }> {
   const { request } = input;
   if (request.kind !== 'Rollback') {
+    if (!/@sha256:[0-9a-f]{64}$/.test(input.image)) {
+      throw ApplicationFailure.nonRetryable(
+        `rolloutImage needs an image pinned by digest (host/repo@sha256:...), got "${input.image}"`,
+        FailureType.Invalid,
+      );
+    }
     const { metadata, spec } = request.manifest;
     return {
-      namespace: metadata.namespace,
-      app: metadata.name,
-      workload: spec,
-      image: input.image,
-      deployId: request.deployId,
-      commit: input.commit,
+      target: {
+        namespace: metadata.namespace,
+        app: metadata.name,
+        workload: spec,
+        image: input.image,
+        deployId: request.deployId,
+        commit: input.commit,
+      },
     };
   }
-  const history = await readHistory(k, request.namespace, request.app);
-  const good = history.filter((e) => e.outcome === 'succeeded');
-  const current = (await readDeployment(k, request.namespace, request.app))?.spec?.template.spec?.containers[0]?.image;
-  const entry = request.digest ? good.find((e) => e.digest === request.digest) : good.find((e) => e.image !== current);
+
+  const { namespace, app } = request;
+  const good = (await readHistory(k, namespace, app)).filter((e) => e.outcome === 'succeeded');
+  const deployment = await readDeployment(k, namespace, app);
+  const current = deployment?.spec?.template.spec?.containers[0]?.image;
+  // A retry of this very rollback (the Deployment carries its deploy id): keep the image chosen the first time.
+  const retried = deployment?.metadata?.annotations?.[ANNOTATION.deployId] === request.deployId;
+  // A retry of a rollback that already finished finds its own entry.
+  const own = good.find((e) => e.deployId === request.deployId);
+  let entry: HistoryEntry | undefined;
+  if (own) entry = own;
+  else if (request.digest) entry = findByDigest(good, request.digest);
+  else if (retried) entry = good.find((e) => e.image === current);
+  else entry = good.find((e) => e.image !== current);
   if (!entry) {
-    const known = [...new Set(good.map((e) => e.digest))];
     throw ApplicationFailure.nonRetryable(
       request.digest
-        ? `${request.namespace}/${request.app} never ran ${request.digest} successfully; known good digests: ${known.join(', ') || 'none'}`
-        : `${request.namespace}/${request.app} has no earlier good image to roll back to`,
+        ? `${namespace}/${app} never ran ${request.digest} successfully (or the prefix is ambiguous); ` +
+            `images that did: ${describeEntries(good)}`
+        : `${namespace}/${app} has no earlier good image to roll back to; images that ran: ${describeEntries(good)}`,
       FailureType.NotFound,
     );
   }
   return {
-    namespace: request.namespace,
-    app: request.app,
-    workload: entry.workload,
-    image: entry.image,
-    deployId: request.deployId,
-    commit: entry.commit,
+    target: {
+      namespace,
+      app,
+      workload: entry.workload,
+      image: entry.image,
+      deployId: request.deployId,
+      commit: entry.commit,
+    },
+    restoredFrom: entry === own ? (own.restoredFrom ?? own.deployId) : entry.deployId,
   };
 }
 
 export function createKubernetesActivities(deps: { kubeconfig?: string }): Pick<DeployActivities, 'rolloutImage'> {
   return {
     async rolloutImage(input: RolloutImageInput): Promise<RolloutImageResult> {
+      const ctx = activityContext();
       let doing = 'reading the cluster';
+      let server: string | undefined;
       try {
         const k = kubeClients(deps.kubeconfig);
-        const t = await targetOf(k, input);
-        doing = `rolling out ${t.image} to ${t.namespace}/${t.app}`;
-        await ensureNamespace(k, t.namespace);
-        const before = await readDeployment(k, t.namespace, t.app);
-        const previousImage = before?.spec?.template.spec?.containers[0]?.image;
-        const applied = await applyTarget(k, t);
-        const unchanged = before?.metadata?.generation === applied.metadata?.generation;
-        const timeoutSeconds = t.workload.deploy.progressDeadlineSeconds + 120;
-        const state = await waitForRollout(k, t.namespace, t.app, {
-          timeoutSeconds,
-          onProgress: (message) => heartbeat({ image: t.image, message }),
-        });
+        server = k.kc.getCurrentCluster()?.server;
+        const { target: t, restoredFrom } = await targetOf(k, input);
+        const digest = digestOf(t.image);
+        const wait = (phase: 'rollout' | 'rollback', image: string, timeoutSeconds: number) =>
+          waitForRollout(k, t.namespace, t.app, {
+            timeoutSeconds: timeoutSeconds + VERDICT_GRACE_SECONDS,
+            signal: ctx?.cancellationSignal,
+            // Progress only: names, counts and the controller's words, never a value from the spec.
+            onPoll: (s: RolloutState) =>
+              ctx?.heartbeat({ phase, image, revision: s.revision, status: s.done ? 'rolled out' : s.message }),
+          });
+
+        // A retry of a deploy whose rollout already failed: do not start the broken image again.
+        const prior = (await readHistory(k, t.namespace, t.app)).find((e) => e.deployId === t.deployId);
+        let state: RolloutState;
+        let unchanged = false;
+        if (prior?.outcome === 'failed' && prior.image === t.image) {
+          const [reason = 'Failed', ...message] = (prior.reason ?? '').split(': ');
+          state = { done: false, failed: true, reason, message: message.join(': '), revision: '' };
+        } else {
+          doing = `rolling out ${t.image} to ${t.namespace}/${t.app}`;
+          await ensureNamespace(k, t.namespace);
+          const before = await readDeployment(k, t.namespace, t.app);
+          const applied = await applyTarget(k, t);
+          // Unchanged: nothing in the spec moved. Flui's own annotations may have (a new deploy of the same digest),
+          // which bumps the generation but starts no ReplicaSet.
+          unchanged =
+            before?.metadata?.generation === applied.metadata?.generation ||
+            JSON.stringify(before?.spec) === JSON.stringify(applied.spec);
+          state = await wait('rollout', t.image, t.workload.deploy.progressDeadlineSeconds);
+        }
+
         const entry: HistoryEntry = {
           deployId: t.deployId,
-          digest: digestOf(t.image),
+          digest,
           image: t.image,
           commit: t.commit,
           rolledOutAt: new Date().toISOString(),
           outcome: state.done ? 'succeeded' : 'failed',
           workload: t.workload,
+          ...(restoredFrom ? { restoredFrom } : {}),
         };
         if (state.done) {
           await recordHistory(k, t.namespace, t.app, entry);
-          return {
-            namespace: t.namespace,
-            app: t.app,
-            image: t.image,
-            digest: entry.digest,
-            revision: state.revision,
-            unchanged,
-          };
+          return { namespace: t.namespace, app: t.app, image: t.image, digest, revision: state.revision, unchanged };
         }
-        if (!state.failed) throw new Error('unreachable');
+        if (!state.failed) throw new Error('unreachable: the wait ends with a verdict');
 
-        // Failed: go back to the last image that ran well (kubectl rollout undo, with the exact recorded spec).
-        const reason = `${state.reason}: ${state.message}`;
-        await recordHistory(k, t.namespace, t.app, { ...entry, reason });
+        // Failed: back to the last image that ran well, with its exact recorded spec (kubectl rollout undo).
+        const reason = prior?.reason ?? `${state.reason}: ${state.message}`;
+        if (!prior) await recordHistory(k, t.namespace, t.app, { ...entry, reason });
         const lastGood = (await readHistory(k, t.namespace, t.app)).find(
-          (e) => e.outcome === 'succeeded' && e.image !== t.image,
+          (e) => e.outcome === 'succeeded' && e.deployId !== t.deployId,
         );
-        let restored = 'nothing to restore (first rollout of this app)';
+        let restored: string;
         if (lastGood) {
-          doing = `rolling back ${t.namespace}/${t.app} to ${lastGood.image}`;
+          doing = `rolling ${t.namespace}/${t.app} back to ${lastGood.image}`;
           await applyTarget(k, {
             ...t,
             workload: lastGood.workload,
@@ -148,23 +242,21 @@ export function createKubernetesActivities(deps: { kubeconfig?: string }): Pick<
             deployId: lastGood.deployId,
             commit: lastGood.commit,
           });
-          const back = await waitForRollout(k, t.namespace, t.app, {
-            timeoutSeconds: lastGood.workload.deploy.progressDeadlineSeconds + 120,
-            onProgress: (message) => heartbeat({ image: lastGood.image, rollback: true, message }),
-          });
+          const back = await wait('rollback', lastGood.image, lastGood.workload.deploy.progressDeadlineSeconds);
           restored = back.done
-            ? `restored ${lastGood.digest}`
-            : `restoring ${lastGood.digest} did not finish either (${back.done ? '' : back.message})`;
-        } else if (previousImage && previousImage !== t.image) {
-          restored = `previous image ${previousImage} is not in Flui's history; left as Kubernetes has it`;
+            ? `restored ${lastGood.digest} (deploy ${lastGood.deployId})`
+            : `restoring ${lastGood.digest} failed too (${back.done ? '' : back.message})`;
+        } else {
+          restored = 'no earlier good image to restore (first rollout of this app)';
         }
         throw ApplicationFailure.nonRetryable(
-          `rollout of ${t.image} to ${t.namespace}/${t.app} failed (${reason}); ${restored}`,
+          `rollout of ${t.image} to ${t.namespace}/${t.app} failed: ${reason}; ${restored}`,
           FailureType.RolloutFailed,
-          { reason: state.reason, restored: lastGood?.digest ?? null },
+          { reason: state.reason, message: reason, restored: lastGood?.digest ?? null },
         );
       } catch (err) {
-        throw kubeFailure(err, doing);
+        if (ctx?.cancellationSignal.aborted) throw err;
+        throw kubeFailure(err, doing, server);
       }
     },
   };

@@ -4,7 +4,7 @@
  * them and a rollback can re-apply any of them exactly. Entries are keyed by deploy id: recording twice is a no-op.
  */
 import type { Workload } from '../manifest/schema.ts';
-import { MANAGED_BY, statusOf, type KubeClients } from './rollout.ts';
+import { kubeClients, MANAGED_BY, statusOf, type KubeClients } from './rollout.ts';
 
 export const HISTORY_LIMIT = 50;
 
@@ -15,8 +15,11 @@ export interface HistoryEntry {
   commit?: string;
   rolledOutAt: string;
   outcome: 'succeeded' | 'failed';
-  /** Why a failed rollout failed. */
+  /** Why a failed rollout failed, in Kubernetes' words (`ProgressDeadlineExceeded: ReplicaSet "x" has ...`). */
   reason?: string;
+  /** For a rollback: the deploy whose recorded spec was re-applied. */
+  restoredFrom?: string;
+  /** The workload settings it ran with, so a rollback re-applies the whole object, not just the image. */
   workload: Workload;
 }
 
@@ -77,8 +80,25 @@ export async function recordHistory(
   }
 }
 
-/** The history as `flui images` shows it: newest first, the image the Deployment runs now marked current. */
-export async function listImages(k: KubeClients, namespace: string, app: string): Promise<ImageListing[]> {
+export interface ListImagesOptions {
+  /** Path of the kubeconfig; KUBECONFIG or ~/.kube/config when omitted. */
+  kubeconfig?: string;
+  namespace: string;
+  app: string;
+}
+
+/**
+ * The history as `flui images` shows it: newest first, with the entry of the image the Deployment runs now marked
+ * `current`. A rollback takes `digest` (or a unique prefix of it) from here.
+ */
+export async function listImages(opts: ListImagesOptions): Promise<ImageListing[]>;
+export async function listImages(k: KubeClients, namespace: string, app: string): Promise<ImageListing[]>;
+export async function listImages(
+  a: KubeClients | ListImagesOptions,
+  ns?: string,
+  name?: string,
+): Promise<ImageListing[]> {
+  const [k, namespace, app] = 'namespace' in a ? [kubeClients(a.kubeconfig), a.namespace, a.app] : [a, ns!, name!];
   const entries = await readHistory(k, namespace, app);
   let running: string | undefined;
   try {

@@ -13,11 +13,17 @@ import {
   type V1Deployment,
   type V1Service,
 } from '@kubernetes/client-node';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Workload } from '../manifest/schema.ts';
 
 export const FIELD_MANAGER = 'flui';
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'flui' };
-const ANNOTATION = { deployId: 'flui.dev/deploy-id', commit: 'flui.dev/commit' };
+/**
+ * On the Deployment's own metadata, not the pod template: the template holds only what the pods run, so a new deploy
+ * of the same digest and settings changes no pod (same generation, no new ReplicaSet), and re-applying an earlier
+ * spec brings its ReplicaSet back, as `kubectl rollout undo` does.
+ */
+export const ANNOTATION = { deployId: 'flui.dev/deploy-id', commit: 'flui.dev/commit' };
 
 export interface KubeClients {
   kc: KubeConfig;
@@ -74,7 +80,12 @@ export function deploymentFor(t: RolloutTarget): V1Deployment {
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: { name: t.app, namespace: t.namespace, labels: labels(t.app) },
+    metadata: {
+      name: t.app,
+      namespace: t.namespace,
+      labels: labels(t.app),
+      annotations: { [ANNOTATION.deployId]: t.deployId, ...(t.commit ? { [ANNOTATION.commit]: t.commit } : {}) },
+    },
     spec: {
       replicas: w.replicas,
       progressDeadlineSeconds: w.deploy.progressDeadlineSeconds,
@@ -82,10 +93,7 @@ export function deploymentFor(t: RolloutTarget): V1Deployment {
       selector: { matchLabels: { 'app.kubernetes.io/name': t.app } },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: '25%' } },
       template: {
-        metadata: {
-          labels: labels(t.app),
-          annotations: { [ANNOTATION.deployId]: t.deployId, ...(t.commit ? { [ANNOTATION.commit]: t.commit } : {}) },
-        },
+        metadata: { labels: labels(t.app) },
         spec: {
           containers: [
             {
@@ -164,16 +172,23 @@ export async function readDeployment(
 
 export type RolloutState =
   | { done: true; revision: string }
-  | { done: false; failed: false; message: string }
-  | { done: false; failed: true; reason: string; message: string };
+  | { done: false; failed: false; message: string; revision: string; observed: boolean }
+  | { done: false; failed: true; reason: string; message: string; revision: string };
 
 /** `kubectl rollout status` for one Deployment object. */
 export function rolloutState(d: V1Deployment): RolloutState {
   const spec = d.spec;
   const st = d.status ?? {};
   const revision = d.metadata?.annotations?.['deployment.kubernetes.io/revision'] ?? '';
+  const waiting = (message: string, observed = true) => ({
+    done: false as const,
+    failed: false as const,
+    message,
+    revision,
+    observed,
+  });
   if ((d.metadata?.generation ?? 0) > (st.observedGeneration ?? 0)) {
-    return { done: false, failed: false, message: 'waiting for the deployment spec update to be observed' };
+    return waiting('waiting for the deployment spec update to be observed', false);
   }
   const progressing = st.conditions?.find((c) => c.type === 'Progressing');
   if (progressing?.reason === 'ProgressDeadlineExceeded') {
@@ -182,54 +197,64 @@ export function rolloutState(d: V1Deployment): RolloutState {
       failed: true,
       reason: 'ProgressDeadlineExceeded',
       message: progressing.message ?? 'progress deadline exceeded',
+      revision,
     };
   }
   const want = spec?.replicas ?? 1;
   const updated = st.updatedReplicas ?? 0;
-  if (updated < want)
-    return { done: false, failed: false, message: `${updated} of ${want} updated replicas are available` };
+  if (updated < want) return waiting(`${updated} out of ${want} new replicas have been updated`);
   if ((st.replicas ?? 0) > updated) {
-    return {
-      done: false,
-      failed: false,
-      message: `${(st.replicas ?? 0) - updated} old replicas are pending termination`,
-    };
+    return waiting(`${(st.replicas ?? 0) - updated} old replicas are pending termination`);
   }
   if ((st.availableReplicas ?? 0) < updated) {
-    return {
-      done: false,
-      failed: false,
-      message: `${st.availableReplicas ?? 0} of ${updated} updated replicas are available`,
-    };
+    return waiting(`${st.availableReplicas ?? 0} of ${updated} updated replicas are available`);
   }
   return { done: true, revision };
 }
 
-/** Polls the Deployment until the controller says done or failed; `onProgress` is called with each new message. */
+export interface WaitOptions {
+  /** Give up after this long without a verdict from the deployment controller. */
+  timeoutSeconds: number;
+  /** Called after every poll (use it to heartbeat). */
+  onPoll?: (state: RolloutState) => void;
+  /** Stops the wait: it rejects with `signal.reason`. */
+  signal?: AbortSignal;
+  intervalMs?: number;
+}
+
+/** The wait ended without a verdict: the controller never observed the spec, or never reached a verdict. */
+export class RolloutTimeout extends Error {
+  constructor(
+    readonly state: Extract<RolloutState, { failed: false }>,
+    timeoutSeconds: number,
+  ) {
+    super(
+      state.observed
+        ? `no verdict from the deployment controller within ${timeoutSeconds}s: ${state.message}`
+        : `the deployment controller did not observe the new spec within ${timeoutSeconds}s (is kube-controller-manager running?)`,
+    );
+    this.name = 'RolloutTimeout';
+  }
+}
+
+/**
+ * Polls the Deployment, as `kubectl rollout status` does, until the controller reports it rolled out (resolves) or
+ * failed (resolves with the reason); throws {@link RolloutTimeout} when no verdict comes in time.
+ */
 export async function waitForRollout(
   k: KubeClients,
   namespace: string,
   app: string,
-  opts: { timeoutSeconds: number; onProgress?: (message: string) => void; intervalMs?: number },
+  opts: WaitOptions,
 ): Promise<RolloutState> {
   const deadline = Date.now() + opts.timeoutSeconds * 1000;
-  let last = '';
   for (;;) {
-    const d = await k.apps.readNamespacedDeployment({ name: app, namespace });
-    const state = rolloutState(d);
-    const message = state.done ? 'rolled out' : state.message;
-    if (message !== last) opts.onProgress?.(message);
-    last = message;
+    opts.signal?.throwIfAborted();
+    const state = rolloutState(await k.apps.readNamespacedDeployment({ name: app, namespace }));
+    opts.onPoll?.(state);
     if (state.done || state.failed) return state;
-    if (Date.now() > deadline) {
-      return {
-        done: false,
-        failed: true,
-        reason: 'Timeout',
-        message: `no verdict from the deployment controller within ${opts.timeoutSeconds}s: ${message}`,
-      };
-    }
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 500));
+    if (Date.now() > deadline) throw new RolloutTimeout(state, opts.timeoutSeconds);
+    await sleep(opts.intervalMs ?? 1000, undefined, { signal: opts.signal }).catch(() => undefined);
   }
 }
 
