@@ -261,7 +261,7 @@ describe('GitHub emulator through @octokit/rest', () => {
       'failed run',
     );
     assert.equal(run.conclusion, 'failure');
-    assert.match(run.log.join('\n'), /refused the credentials \(401\)/);
+    assert.match(run.log.join('\n'), /refused the credentials \(401 unauthorized\)/);
 
     github().faults.keepQueued(true);
     await gh.rest.actions.createWorkflowDispatch({

@@ -41,7 +41,7 @@ describe('OCI client and resolveImage against docker-registry', () => {
     await assert.rejects(resolveImage({ image }), (err: unknown) => {
       assert.ok(err instanceof ApplicationFailure);
       assert.equal(err.type, 'Unauthorized');
-      assert.match(err.message, /refused anonymous access \(401\).*REGISTRY_USERNAME/);
+      assert.match(err.message, /refused anonymous access \(401 unauthorized\).*REGISTRY_USERNAME/);
       return true;
     });
     const missing = createRegistryActivities({ registry: { ...credentials, insecureHosts: ['127.0.0.1'] } });

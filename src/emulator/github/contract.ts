@@ -1,7 +1,8 @@
 /**
  * Contract checks: every response the emulator sends is validated against the schema GitHub publishes for that
- * operation and status (`@octokit/openapi`, api.github.com, dereferenced). Schemas are compiled lazily, once per
- * operation and status, because compiling the whole description would take long.
+ * operation and status (`@octokit/openapi`, api.github.com, dereferenced), and every webhook it delivers against the
+ * description's webhook payload schema. Schemas are compiled lazily, once per operation and status, because
+ * compiling the whole description would take long.
  */
 import { createRequire } from 'node:module';
 import type { ValidateFunction } from 'ajv';
@@ -11,7 +12,10 @@ const require = createRequire(import.meta.url);
 interface OpenApiOperation {
   responses: Record<string, { content?: Record<string, { schema?: unknown }> }>;
 }
-type OpenApi = { paths: Record<string, Record<string, OpenApiOperation>> };
+type OpenApi = {
+  paths: Record<string, Record<string, OpenApiOperation>>;
+  'x-webhooks': Record<string, { post: { requestBody: { content: Record<string, { schema: unknown }> } } }>;
+};
 
 let description: OpenApi | undefined;
 let ajv: { compile(schema: unknown): ValidateFunction } | undefined;
@@ -30,9 +34,8 @@ function load(): { description: OpenApi; ajv: NonNullable<typeof ajv> } {
 
 /**
  * Statuses GitHub returns on any operation without documenting them on each (304 to a conditional request, bad
- * JSON, bad credentials, an
- * invisible repository or absent secret, validation failures, rate limits, outages); their bodies must still have
- * GitHub's error shape.
+ * JSON, bad credentials, an invisible repository or absent secret, missing permissions, validation failures, rate
+ * limits, outages); their bodies must still have GitHub's error shape.
  */
 const GENERIC_STATUSES = new Set([304, 400, 401, 403, 404, 422, 429, 500, 502, 503]);
 const GENERIC_ERROR = {
@@ -48,38 +51,68 @@ const GENERIC_ERROR = {
 };
 
 export class ContractChecker {
+  /** Operations (`METHOD /path/template`) and webhooks (`WEBHOOK name`) checked at least once. */
   readonly operations = new Set<string>();
   responses = 0;
   readonly violations: string[] = [];
+  /** Called with each violation as it is found (the CLI prints them). */
+  onViolation: (violation: string) => void = () => undefined;
+
+  /** `{ operations, responses, violations }` as numbers and a copy of the list. */
+  summary(): { operations: number; responses: number; violations: string[] } {
+    return { operations: this.operations.size, responses: this.responses, violations: [...this.violations] };
+  }
+
+  #violation(text: string): void {
+    this.violations.push(text);
+    this.onViolation(text);
+  }
+
+  #validate(key: string, schema: unknown, body: unknown, label: string): void {
+    let validate = compiled.get(key);
+    if (validate === undefined) {
+      validate = load().ajv.compile(loosenOneOf(schema));
+      compiled.set(key, validate);
+    }
+    if (validate && !validate(body)) {
+      const e = validate.errors?.[0];
+      this.#violation(`${label}: body${e?.instancePath ?? ''} ${e?.message ?? 'is invalid'}`);
+    }
+  }
 
   /** Checks one response of `method path` (the OpenAPI path template). */
   check(method: string, path: string, status: number, body: unknown): void {
-    const { description: d, ajv: a } = load();
+    const { description: d } = load();
     const op = `${method.toUpperCase()} ${path}`;
     this.operations.add(op);
     this.responses++;
     const operation = d.paths[path]?.[method.toLowerCase()];
     if (!operation) {
-      this.violations.push(`${op}: not an operation of GitHub's REST API`);
+      this.#violation(`${op}: not an operation of GitHub's REST API`);
       return;
     }
     const response = operation.responses[String(status)] ?? (GENERIC_STATUSES.has(status) ? GENERIC_ERROR : undefined);
     if (!response) {
-      this.violations.push(`${op} -> ${status}: GitHub does not document this status for the operation`);
+      this.#violation(`${op} -> ${status}: GitHub does not document this status for the operation`);
       return;
     }
     const schema = response.content?.['application/json']?.schema;
     if (!schema || body === undefined) return; // no body documented or none sent (204/302/304)
-    const key = `${op} ${status}`;
-    let validate = compiled.get(key);
-    if (validate === undefined) {
-      validate = a.compile(loosenOneOf(schema));
-      compiled.set(key, validate);
+    this.#validate(`${op} ${status}`, schema, body, `${op} -> ${status}`);
+  }
+
+  /** Checks a webhook payload against the description's `x-webhooks` entry, e.g. `workflow-run-completed`. */
+  checkWebhook(name: string, body: unknown): void {
+    const { description: d } = load();
+    const op = `WEBHOOK ${name}`;
+    this.operations.add(op);
+    this.responses++;
+    const schema = d['x-webhooks'][name]?.post.requestBody.content['application/json']?.schema;
+    if (!schema) {
+      this.#violation(`${op}: not a webhook GitHub describes`);
+      return;
     }
-    if (validate && !validate(body)) {
-      const e = validate.errors?.[0];
-      this.violations.push(`${op} -> ${status}: body${e?.instancePath ?? ''} ${e?.message ?? 'is invalid'}`);
-    }
+    this.#validate(op, schema, body, op);
   }
 }
 

@@ -1,15 +1,25 @@
 /**
- * The simulated Actions runner. Runs live like real ones (queued → in_progress → completed) and do real work: the
- * runner reads the dispatched workflow file at the run's commit, requires what Flui's generated workflow must hold
- * (a registry login with secrets, a build-and-push of `<repository>:${{ github.sha }}`), decrypts the secrets with
- * the repository's private key, builds a small OCI image from the repository's files at that commit, and pushes it
- * to the registry named in the workflow with that credential. A wrong credential fails the push with the registry's
- * 401 and the run with it, as on GitHub.
+ * The simulated Actions runner. Runs live like real ones (queued → in_progress → completed, with timestamps and
+ * job steps) and do real work: the runner reads the dispatched workflow file at the run's commit, requires what
+ * Flui's generated workflow must hold, decrypts the registry secrets with the repository's private key, logs in to
+ * the registry, builds a small OCI image from the repository's files at that commit and pushes it with that
+ * credential. A wrong credential fails the login step with the registry's 401, and the run with it, as on GitHub.
+ *
+ * What the runner reads from the workflow file (tolerantly: step order, extra steps and action versions do not
+ * matter):
+ * - `on: workflow_dispatch` (its `inputs` are what a dispatch may and must pass);
+ * - a `docker/login-action` step whose `username` and `password` are `${{ secrets.NAME }}` (Flui:
+ *   FLUI_REGISTRY_USERNAME and FLUI_REGISTRY_PASSWORD), and whose `registry` is the registry host;
+ * - a `docker/build-push-action` step with `push: true` and `tags` (a string, comma or newline separated, or a
+ *   list) that use `${{ github.sha }}`; `context` (default `.`) selects the files of the layer, and `file` (default
+ *   `<context>/Dockerfile`) must exist at that commit, as docker would require.
+ * The credential is sent only to the login step's registry; a tag on another host is pushed anonymously.
  */
 import sodium from 'libsodium-wrappers';
 import { parse } from 'yaml';
-import { pushImage } from '../../registry/oci.ts';
-import { now, type Repo, type Run, type Store } from './store.ts';
+import { checkLogin, pushImage } from '../../registry/oci.ts';
+import { parseImageReference } from '../../registry/reference.ts';
+import { now, type Conclusion, type Repo, type Run, type RunStep, type Store } from './store.ts';
 
 export interface RunnerOptions {
   queuedMs: number;
@@ -20,12 +30,15 @@ export interface RunnerOptions {
 export interface RunnerFaults {
   /** Runs stay queued while this is set. */
   keepQueued: boolean;
-  /** The next N builds fail (after doing nothing). */
+  /** The next N builds fail in their build step. */
   failBuilds: number;
 }
 
 interface Step {
+  name?: string;
+  id?: string;
   uses?: string;
+  run?: string;
   with?: Record<string, unknown>;
 }
 
@@ -40,34 +53,73 @@ export interface BuildPlan {
 
 const SECRET_REF = /^\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$/;
 
+export type DispatchInput = { required?: boolean; type?: string; options?: unknown[]; default?: unknown };
+
 /** Parses a workflow file. `dispatchInputs` lists the workflow_dispatch inputs (undefined: no such trigger). */
 export function readWorkflow(text: string): {
   name?: string;
   runName?: string;
-  dispatchInputs?: Record<string, { required?: boolean }>;
+  dispatchInputs?: Record<string, DispatchInput>;
   steps: Step[];
 } {
-  const doc = (parse(text) ?? {}) as Record<string, unknown>;
+  let doc: Record<string, unknown>;
+  try {
+    const parsed = parse(text) as unknown;
+    doc = parsed && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return { steps: [] }; // GitHub treats an unparsable file as a workflow without triggers
+  }
   const on = doc.on ?? doc.true; // YAML 1.1 parsers read a bare `on` as true
-  let dispatchInputs: Record<string, { required?: boolean }> | undefined;
-  if (on && typeof on === 'object' && 'workflow_dispatch' in on) {
-    const wd = (on as Record<string, { inputs?: Record<string, { required?: boolean }> } | null>).workflow_dispatch;
-    dispatchInputs = wd?.inputs ?? {};
+  let dispatchInputs: Record<string, DispatchInput> | undefined;
+  if (on && typeof on === 'object' && !Array.isArray(on) && 'workflow_dispatch' in on) {
+    const wd = (on as Record<string, { inputs?: Record<string, DispatchInput | null> } | null>).workflow_dispatch;
+    dispatchInputs = Object.fromEntries(Object.entries(wd?.inputs ?? {}).map(([k, v]) => [k, v ?? {}]));
   } else if (on === 'workflow_dispatch' || (Array.isArray(on) && on.includes('workflow_dispatch'))) {
     dispatchInputs = {};
   }
-  const jobs = Object.values((doc.jobs ?? {}) as Record<string, { steps?: Step[] }>);
+  const jobs = Object.values((doc.jobs ?? {}) as Record<string, { steps?: Step[] } | null>);
   return {
     name: typeof doc.name === 'string' ? doc.name : undefined,
     runName: typeof doc['run-name'] === 'string' ? doc['run-name'] : undefined,
     dispatchInputs,
-    steps: jobs.flatMap((j) => j.steps ?? []),
+    steps: jobs.flatMap((j) => (Array.isArray(j?.steps) ? j.steps.filter((s) => s && typeof s === 'object') : [])),
   };
 }
 
+/** Why `inputs` do not fit the workflow's `workflow_dispatch` inputs, in GitHub's words, or undefined. */
+export function checkDispatchInputs(
+  declared: Record<string, DispatchInput>,
+  inputs: Record<string, unknown>,
+): string | undefined {
+  const unexpected = Object.keys(inputs).filter((k) => !(k in declared));
+  if (unexpected.length) return `Unexpected inputs provided: ${JSON.stringify(unexpected)}`;
+  for (const [name, spec] of Object.entries(declared)) {
+    const value = inputs[name];
+    if (value === undefined || value === '') {
+      if (spec.required && spec.default === undefined) return `Required input '${name}' not provided`;
+      continue;
+    }
+    if (typeof value === 'object' && value !== null) return `Provided value for input '${name}' must be a string`;
+    const text = String(value);
+    if (spec.type === 'boolean' && text !== 'true' && text !== 'false') {
+      return `Provided value '${text}' for input '${name}' not in the list of allowed values`;
+    }
+    if (spec.type === 'choice' && Array.isArray(spec.options) && !spec.options.map(String).includes(text)) {
+      return `Provided value '${text}' for input '${name}' not in the list of allowed values`;
+    }
+    if (spec.type === 'number' && !Number.isFinite(Number(text))) {
+      return `Provided value '${text}' for input '${name}' is not a number`;
+    }
+  }
+  return undefined;
+}
+
+const isLogin = (s: Step) => s.uses?.startsWith('docker/login-action@') ?? false;
+const isBuild = (s: Step) => s.uses?.startsWith('docker/build-push-action@') ?? false;
+
 export function buildPlan(steps: Step[], sha: string): BuildPlan | string {
-  const login = steps.find((s) => s.uses?.startsWith('docker/login-action@'));
-  const build = steps.find((s) => s.uses?.startsWith('docker/build-push-action@'));
+  const login = steps.find(isLogin);
+  const build = steps.find(isBuild);
   if (!login) return 'the workflow has no docker/login-action step: the push would be anonymous';
   if (!build) return 'the workflow has no docker/build-push-action step';
   const user = SECRET_REF.exec(String(login.with?.username ?? ''))?.[1];
@@ -93,11 +145,30 @@ export function buildPlan(steps: Step[], sha: string): BuildPlan | string {
   };
 }
 
+/** The Dockerfile the build step names, relative to the repository root. */
+export function dockerfileOf(steps: Step[]): string {
+  const build = steps.find(isBuild);
+  const context = String(build?.with?.context ?? '.').replace(/^\.\/?/, '');
+  const file = build?.with?.file;
+  return typeof file === 'string' && file ? file.replace(/^\.\//, '') : `${context ? `${context}/` : ''}Dockerfile`;
+}
+
+function stepName(step: Step): string {
+  if (step.name) return step.name;
+  if (step.uses) return `Run ${step.uses}`;
+  return `Run ${String(step.run ?? '').split('\n')[0]}`;
+}
+
+/** The log's line format: GitHub's timestamp, then the text. */
+const line = (text: string) => `${new Date().toISOString().replace('Z', '0000Z')} ${text}`;
+
 export class Runner {
   readonly #store: Store;
   readonly #opts: RunnerOptions;
   readonly faults: RunnerFaults = { keepQueued: false, failBuilds: 0 };
-  readonly #timers = new Map<number, NodeJS.Timeout[]>();
+  /** Per run: its pending timers and the abort of its build. */
+  readonly #active = new Map<number, { timers: NodeJS.Timeout[]; abort: AbortController }>();
+  #stopped = false;
   /** Called when a run completes (webhook delivery). */
   onCompleted: (repo: Repo, run: Run) => void = () => undefined;
 
@@ -108,94 +179,202 @@ export class Runner {
 
   /** Starts (or, after an emulator restart, resumes) a run's lifecycle. */
   schedule(repo: Repo, run: Run): void {
-    if (run.status === 'completed') return;
-    const timers: NodeJS.Timeout[] = [];
-    this.#timers.set(run.id, timers);
+    if (run.status === 'completed' || this.#stopped) return;
+    this.#release(run.id);
+    const active = { timers: [] as NodeJS.Timeout[], abort: new AbortController() };
+    this.#active.set(run.id, active);
+    const attempt = run.attempt;
+    const current = () => run.attempt === attempt && run.status !== 'completed' && !this.#stopped;
     const start = () => {
-      if (run.status !== 'queued') return;
+      if (!current() || run.status !== 'queued') return;
       if (this.faults.keepQueued) {
-        timers.push(setTimeout(start, 100));
+        active.timers.push(setTimeout(start, 50));
         return;
       }
       run.status = 'in_progress';
       run.startedAt = now();
       run.updatedAt = run.startedAt;
-      run.log.push(`${run.startedAt} Job build started`);
       this.#store.save();
       const begun = Date.now();
-      void this.#build(repo, run).then((outcome) => {
-        const rest = Math.max(0, this.#opts.buildMs - (Date.now() - begun));
-        timers.push(setTimeout(() => this.complete(repo, run, outcome), rest));
-      });
-    };
-    if (run.status === 'in_progress') run.status = 'queued'; // interrupted by a restart: start over
-    timers.push(setTimeout(start, this.#opts.queuedMs));
-  }
-
-  async #build(repo: Repo, run: Run): Promise<'success' | 'failure'> {
-    const fail = (why: string) => {
-      run.log.push(`Error: ${why}`);
-      return 'failure' as const;
-    };
-    if (this.faults.failBuilds > 0) {
-      this.faults.failBuilds--;
-      return fail('build step failed: process exited with code 1 (simulated build failure)');
-    }
-    const file = this.#store.file(repo, run.headSha, run.workflowPath);
-    if (!file) return fail(`${run.workflowPath} not found at ${run.headSha}`);
-    const plan = buildPlan(readWorkflow(file.content.toString('utf8')).steps, run.headSha);
-    if (typeof plan === 'string') return fail(plan);
-    await sodium.ready;
-    const open = (name: string): string | undefined => {
-      const secret = repo.secrets[name];
-      if (!secret) return undefined;
-      const pk = sodium.from_base64(repo.keyPair.publicKey, sodium.base64_variants.ORIGINAL);
-      const sk = sodium.from_base64(repo.keyPair.privateKey, sodium.base64_variants.ORIGINAL);
-      const cipher = sodium.from_base64(secret.encrypted, sodium.base64_variants.ORIGINAL);
-      return sodium.to_string(sodium.crypto_box_seal_open(cipher, pk, sk));
-    };
-    const username = open(plan.usernameSecret);
-    const password = open(plan.passwordSecret);
-    // GitHub substitutes an empty string for a missing secret; the login then fails.
-    if (!username || !password)
-      return fail(
-        `docker/login-action: username and password required (secrets ${plan.usernameSecret}, ${plan.passwordSecret} are not set)`,
-      );
-    const files = this.#store.files(repo, run.headSha, plan.context);
-    try {
-      for (const tag of plan.tags) {
-        if (run.status === 'completed') return 'failure'; // cancelled meanwhile
-        const pushed = await pushImage(tag, {
-          files,
-          credentials: { username, password },
-          insecureHosts: this.#opts.insecureHosts,
-          labels: { 'org.opencontainers.image.revision': run.headSha },
+      void this.#build(repo, run, active.abort.signal)
+        .catch((err: unknown) => {
+          run.log.push(line(`##[error]runner failure: ${(err as Error).message}`));
+          return 'failure' as const;
+        })
+        .then((outcome) => {
+          if (!current()) return;
+          const rest = Math.max(0, this.#opts.buildMs - (Date.now() - begun));
+          active.timers.push(setTimeout(() => current() && this.complete(repo, run, outcome), rest));
         });
-        run.digest = pushed.digest;
-        run.image = tag;
-        run.log.push(`Pushed ${tag} as ${pushed.digest}`);
-      }
-      return 'success';
-    } catch (err) {
-      return fail(`docker/build-push-action: ${(err as Error).message}`);
+    };
+    // A run interrupted by a restart starts over, as GitHub restarts jobs whose runner was lost.
+    if (run.status === 'in_progress') {
+      run.status = 'queued';
+      run.log.push(line('The runner was lost; the job is queued again'));
     }
+    run.steps = undefined;
+    active.timers.push(setTimeout(start, this.#opts.queuedMs));
   }
 
-  complete(repo: Repo, run: Run, conclusion: 'success' | 'failure' | 'cancelled'): void {
+  async #build(repo: Repo, run: Run, signal: AbortSignal): Promise<'success' | 'failure'> {
+    const file = this.#store.file(repo, run.headSha, run.workflowPath);
+    const workflow = file ? readWorkflow(file.content.toString('utf8')) : { steps: [] as Step[] };
+    const steps: RunStep[] = ['Set up job', ...workflow.steps.map(stepName), 'Complete job'].map((name, i) => ({
+      number: i + 1,
+      name,
+      status: 'queued',
+      conclusion: null,
+      log: [],
+    }));
+    run.steps = steps;
+    const log = (step: RunStep, text: string) => {
+      const l = line(text);
+      step.log.push(l);
+      run.log.push(l);
+    };
+    const begin = (step: RunStep) => {
+      step.status = 'in_progress';
+      step.startedAt = now();
+      log(step, `##[group]${step.name}`);
+    };
+    const end = (step: RunStep, conclusion: RunStep['conclusion']) => {
+      step.status = 'completed';
+      step.conclusion = conclusion;
+      step.completedAt = now();
+    };
+    const fail = (step: RunStep, why: string): 'failure' => {
+      log(step, `##[error]${why}`);
+      end(step, 'failure');
+      for (const s of steps.slice(step.number)) end(s, s === steps.at(-1) ? 'success' : 'skipped');
+      return 'failure';
+    };
+    const setup = steps[0]!;
+    begin(setup);
+    log(setup, `Job build started for ${run.headSha} (attempt ${run.attempt})`);
+    const plan = file ? buildPlan(workflow.steps, run.headSha) : `${run.workflowPath} not found at ${run.headSha}`;
+    if (typeof plan === 'string') return fail(setup, `Invalid workflow for Flui's build: ${plan}`);
+    end(setup, 'success');
+
+    let username = '';
+    let password = '';
+    for (const [i, spec] of workflow.steps.entries()) {
+      const step = steps[i + 1]!;
+      if (signal.aborted) return 'failure';
+      begin(step);
+      if (spec.uses?.startsWith('actions/checkout@')) {
+        log(step, `Checked out ${repo.owner}/${repo.name} at ${run.headSha}`);
+      } else if (isLogin(spec)) {
+        await sodium.ready;
+        const open = (name: string): string => {
+          const secret = repo.secrets[name.toUpperCase()];
+          // GitHub substitutes an empty string for a secret that is not set.
+          if (!secret) return '';
+          const pk = sodium.from_base64(repo.keyPair.publicKey, sodium.base64_variants.ORIGINAL);
+          const sk = sodium.from_base64(repo.keyPair.privateKey, sodium.base64_variants.ORIGINAL);
+          const cipher = sodium.from_base64(secret.encrypted, sodium.base64_variants.ORIGINAL);
+          return sodium.to_string(sodium.crypto_box_seal_open(cipher, pk, sk));
+        };
+        username = open(plan.usernameSecret);
+        password = open(plan.passwordSecret);
+        if (!username || !password) {
+          return fail(
+            step,
+            `Username and password required (secrets ${plan.usernameSecret} and ${plan.passwordSecret} must be set)`,
+          );
+        }
+        log(step, `Logging into ${plan.registry}...`);
+        try {
+          await checkLogin(plan.registry, {
+            credentials: { username, password },
+            insecureHosts: this.#opts.insecureHosts,
+            signal,
+          });
+        } catch (err) {
+          if (signal.aborted) return 'failure';
+          return fail(step, `Error response from daemon: login to ${plan.registry} failed: ${(err as Error).message}`);
+        }
+        log(step, 'Login Succeeded!');
+      } else if (isBuild(spec)) {
+        if (this.faults.failBuilds > 0) {
+          this.faults.failBuilds--;
+          return fail(step, 'buildx failed with: process exited with code 1 (simulated build failure)');
+        }
+        const dockerfile = dockerfileOf(workflow.steps);
+        if (!this.#store.file(repo, run.headSha, dockerfile)) {
+          return fail(
+            step,
+            `buildx failed with: ERROR: failed to solve: failed to read dockerfile: open ${dockerfile}: no such file or directory`,
+          );
+        }
+        const files = this.#store.files(repo, run.headSha, plan.context);
+        for (const tag of plan.tags) {
+          let host: string;
+          try {
+            host = parseImageReference(tag).host;
+          } catch (err) {
+            return fail(step, `buildx failed with: ERROR: ${(err as Error).message}`);
+          }
+          try {
+            const pushed = await pushImage(tag, {
+              files,
+              credentials: host === plan.registry ? { username, password } : undefined,
+              insecureHosts: this.#opts.insecureHosts,
+              labels: { 'org.opencontainers.image.revision': run.headSha },
+              signal,
+            });
+            run.digest = pushed.digest;
+            run.image = tag;
+            log(step, `Pushed ${tag} as ${pushed.digest}`);
+          } catch (err) {
+            if (signal.aborted) return 'failure';
+            return fail(step, `buildx failed with: ERROR: failed to push ${tag}: ${(err as Error).message}`);
+          }
+        }
+        log(step, `digest=${run.digest}`);
+      } else if (spec.run) {
+        log(step, spec.run.split('\n')[0]!);
+      }
+      end(step, 'success');
+    }
+    const last = steps.at(-1)!;
+    begin(last);
+    log(last, 'Cleaning up orphan processes');
+    end(last, 'success');
+    return 'success';
+  }
+
+  /** Completes a run now (a cancel, or the end of its build). Idempotent. */
+  complete(repo: Repo, run: Run, conclusion: Conclusion): void {
     if (run.status === 'completed') return;
-    for (const t of this.#timers.get(run.id) ?? []) clearTimeout(t);
-    this.#timers.delete(run.id);
+    this.#release(run.id);
     run.status = 'completed';
     run.conclusion = conclusion;
     run.completedAt = now();
     run.updatedAt = run.completedAt;
-    run.log.push(`${run.completedAt} Job build ${conclusion}`);
+    if (conclusion === 'cancelled') {
+      for (const s of run.steps ?? []) {
+        if (s.status === 'completed') continue;
+        s.conclusion = s.status === 'in_progress' ? 'cancelled' : 'skipped';
+        s.status = 'completed';
+        s.completedAt = run.completedAt;
+      }
+      run.log.push(line('##[error]The operation was canceled.'));
+    }
+    run.log.push(line(`Job build completed: ${conclusion}`));
     this.#store.save();
     this.onCompleted(repo, run);
   }
 
+  #release(id: number): void {
+    const active = this.#active.get(id);
+    if (!active) return;
+    for (const t of active.timers) clearTimeout(t);
+    active.abort.abort();
+    this.#active.delete(id);
+  }
+
   stop(): void {
-    for (const timers of this.#timers.values()) for (const t of timers) clearTimeout(t);
-    this.#timers.clear();
+    this.#stopped = true;
+    for (const id of [...this.#active.keys()]) this.#release(id);
   }
 }

@@ -1,5 +1,5 @@
 /** GitHub's response objects, built from the emulator's state with every field GitHub's schemas require. */
-import type { Repo, Run } from './store.ts';
+import type { PullRequest, Repo, Run } from './store.ts';
 
 export function user(api: string, login: string, id: number) {
   const u = `${api}/users/${login}`;
@@ -87,6 +87,163 @@ export function minimalRepo(api: string, repo: Repo) {
   };
 }
 
+/**
+ * The repository as GET /repos/{owner}/{repo} returns it; also what pull requests and webhooks embed (their schemas
+ * require a few fields the REST one does not, e.g. `has_downloads`).
+ */
+export function fullRepo(api: string, repo: Repo) {
+  const full = `${repo.owner}/${repo.name}`;
+  const html = `${htmlBase(api)}/${full}`;
+  const openPulls = repo.pulls.filter((p) => p.state === 'open').length;
+  return {
+    ...minimalRepo(api, repo),
+    clone_url: `${html}.git`,
+    git_url: `${html.replace(/^https?:/, 'git:')}.git`,
+    ssh_url: `git@emulator:${full}.git`,
+    svn_url: html,
+    mirror_url: null,
+    homepage: null,
+    language: null,
+    license: null,
+    default_branch: repo.defaultBranch,
+    forks: 0,
+    forks_count: 0,
+    stargazers_count: 0,
+    watchers: 0,
+    watchers_count: 0,
+    open_issues: openPulls,
+    open_issues_count: openPulls,
+    size: Object.keys(repo.blobs).length,
+    has_issues: true,
+    has_projects: false,
+    has_wiki: false,
+    has_pages: false,
+    has_downloads: true,
+    has_discussions: false,
+    archived: false,
+    disabled: false,
+    visibility: 'private',
+    pushed_at: repo.pushedAt,
+    created_at: repo.createdAt,
+    updated_at: repo.pushedAt,
+    permissions: { admin: true, maintain: true, push: true, triage: true, pull: true },
+    allow_forking: false,
+    is_template: false,
+    web_commit_signoff_required: false,
+    topics: [],
+    network_count: 0,
+    subscribers_count: 0,
+  };
+}
+
+export function workflow(api: string, repo: Repo, id: number, path: string, name: string) {
+  const full = `${repo.owner}/${repo.name}`;
+  return {
+    id,
+    node_id: Buffer.from(`Workflow:${id}`).toString('base64'),
+    name,
+    path,
+    state: 'active',
+    created_at: repo.createdAt,
+    updated_at: repo.pushedAt,
+    url: `${api}/repos/${full}/actions/workflows/${id}`,
+    html_url: `${htmlBase(api)}/${full}/blob/${repo.defaultBranch}/${path}`,
+    badge_url: `${htmlBase(api)}/${full}/workflows/${encodeURIComponent(name)}/badge.svg`,
+  };
+}
+
+export function pullRequest(api: string, repo: Repo, pr: PullRequest, heads: { head: string; base: string }) {
+  const full = `${repo.owner}/${repo.name}`;
+  const u = `${api}/repos/${full}/pulls/${pr.number}`;
+  const issue = `${api}/repos/${full}/issues/${pr.number}`;
+  const html = `${htmlBase(api)}/${full}/pull/${pr.number}`;
+  const r = fullRepo(api, repo);
+  const owner = user(api, repo.owner, repo.id + 1);
+  const side = (ref: string, sha: string) => ({ label: `${repo.owner}:${ref}`, ref, sha, user: owner, repo: r });
+  return {
+    url: u,
+    id: pr.id,
+    node_id: Buffer.from(`PullRequest:${pr.id}`).toString('base64'),
+    html_url: html,
+    diff_url: `${html}.diff`,
+    patch_url: `${html}.patch`,
+    issue_url: issue,
+    commits_url: `${u}/commits`,
+    review_comments_url: `${u}/comments`,
+    review_comment_url: `${api}/repos/${full}/pulls/comments{/number}`,
+    comments_url: `${issue}/comments`,
+    statuses_url: `${api}/repos/${full}/statuses/${heads.head}`,
+    number: pr.number,
+    state: pr.state,
+    locked: false,
+    title: pr.title,
+    user: user(api, 'flui-bot', 1),
+    body: pr.body,
+    labels: [],
+    milestone: null,
+    active_lock_reason: null,
+    created_at: pr.createdAt,
+    updated_at: pr.updatedAt,
+    closed_at: pr.closedAt,
+    merged_at: pr.mergedAt,
+    merge_commit_sha: pr.mergeCommitSha,
+    assignee: null,
+    assignees: [],
+    requested_reviewers: [],
+    requested_teams: [],
+    head: side(pr.head, heads.head),
+    base: side(pr.base, heads.base),
+    _links: {
+      self: { href: u },
+      html: { href: html },
+      issue: { href: issue },
+      comments: { href: `${issue}/comments` },
+      review_comments: { href: `${u}/comments` },
+      review_comment: { href: `${api}/repos/${full}/pulls/comments{/number}` },
+      commits: { href: `${u}/commits` },
+      statuses: { href: `${api}/repos/${full}/statuses/${heads.head}` },
+    },
+    author_association: 'MEMBER',
+    auto_merge: null,
+    draft: false,
+  };
+}
+
+/** The extra detail of a single pull request (GET one, POST) over the list's entries. */
+export function pullRequestDetail(api: string, repo: Repo, pr: PullRequest, heads: { head: string; base: string }) {
+  return {
+    ...pullRequest(api, repo, pr, heads),
+    merged: pr.merged,
+    mergeable: pr.state === 'open' ? true : null,
+    rebaseable: pr.state === 'open' ? true : null,
+    mergeable_state: pr.state === 'open' ? 'clean' : 'unknown',
+    merged_by: pr.merged ? user(api, 'flui-bot', 1) : null,
+    comments: 0,
+    review_comments: 0,
+    maintainer_can_modify: false,
+    commits: 1,
+    additions: 0,
+    deletions: 0,
+    changed_files: 1,
+  };
+}
+
+/** The fields a `workflow_run` webhook's run carries beyond the REST object. */
+export function webhookRun(api: string, repo: Repo, run: Run) {
+  const bot = user(api, 'flui-bot', 1);
+  const rest = workflowRun(api, repo, run);
+  return {
+    ...rest,
+    head_repository: fullRepo(api, repo),
+    repository: fullRepo(api, repo),
+    actor: bot,
+    triggering_actor: bot,
+    check_suite_node_id: Buffer.from(`CheckSuite:${run.id + 1}`).toString('base64'),
+    previous_attempt_url: run.attempt > 1 ? `${rest.url}/attempts/${run.attempt - 1}` : null,
+    referenced_workflows: [],
+  };
+}
+
 export function workflowRun(api: string, repo: Repo, run: Run) {
   const full = `${repo.owner}/${repo.name}`;
   const u = `${api}/repos/${full}/actions/runs/${run.id}`;
@@ -113,6 +270,9 @@ export function workflowRun(api: string, repo: Repo, run: Run) {
     created_at: run.createdAt,
     updated_at: run.updatedAt,
     run_started_at: run.startedAt ?? run.createdAt,
+    actor: user(api, 'flui-bot', 1),
+    triggering_actor: user(api, 'flui-bot', 1),
+    previous_attempt_url: run.attempt > 1 ? `${u}/attempts/${run.attempt - 1}` : null,
     jobs_url: `${u}/jobs`,
     logs_url: `${u}/logs`,
     check_suite_url: `${api}/repos/${full}/check-suites/${run.id + 1}`,
@@ -152,7 +312,14 @@ export function job(api: string, repo: Repo, run: Run) {
     started_at: run.startedAt ?? run.createdAt,
     completed_at: run.completedAt ?? null,
     name: 'build',
-    steps: [],
+    steps: (run.steps ?? []).map((s) => ({
+      name: s.name,
+      status: s.status,
+      conclusion: s.conclusion,
+      number: s.number,
+      started_at: s.startedAt ?? null,
+      completed_at: s.completedAt ?? null,
+    })),
     check_run_url: `${api}/repos/${full}/check-runs/${run.id * 10 + 1}`,
     labels: ['ubuntu-latest'],
     runner_id: run.startedAt ? 1 : null,
@@ -195,6 +362,7 @@ export function fileCommit(
   commitSha: string,
   message: string,
   date: string,
+  parents: string[] = [],
 ) {
   const full = `${repo.owner}/${repo.name}`;
   const person = { name: 'flui', email: 'flui@example.invalid', date };
@@ -224,7 +392,11 @@ export function fileCommit(
       committer: person,
       message,
       tree: { url: `${api}/repos/${full}/git/trees/${commitSha}`, sha: commitSha },
-      parents: [],
+      parents: parents.map((sha) => ({
+        sha,
+        url: `${api}/repos/${full}/git/commits/${sha}`,
+        html_url: `${htmlBase(api)}/${full}/commit/${sha}`,
+      })),
       verification: { verified: false, reason: 'unsigned', signature: null, payload: null, verified_at: null },
     },
   };

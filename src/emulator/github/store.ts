@@ -1,7 +1,11 @@
 /**
- * The emulator's state: repositories (files by commit, branches), Actions secrets with a per-repository key pair,
- * variables, runs; tokens and GitHub Apps. Everything it acknowledges is on disk first when a data dir is given
- * (write to a temp file, then rename), so an emulator restart loses no run or secret.
+ * The emulator's state: repositories (files by commit, branches, pull requests), Actions secrets with a
+ * per-repository key pair, variables, workflows and runs; tokens and GitHub Apps.
+ *
+ * With a data dir, everything the emulator acknowledges is on disk before the answer leaves (the whole state as JSON,
+ * written to a temp file and renamed over the old one), so a restarted emulator has every run and secret it ever
+ * confirmed. After `close()` nothing is written any more: a build still finishing in a stopped emulator cannot
+ * overwrite what a new emulator on the same data dir wrote.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -15,6 +19,19 @@ export interface Commit {
   date: string;
 }
 
+export type RunStatus = 'queued' | 'in_progress' | 'completed';
+export type Conclusion = 'success' | 'failure' | 'cancelled';
+
+export interface RunStep {
+  number: number;
+  name: string;
+  status: RunStatus;
+  conclusion: Conclusion | 'skipped' | null;
+  startedAt?: string;
+  completedAt?: string;
+  log: string[];
+}
+
 export interface Run {
   id: number;
   runNumber: number;
@@ -25,18 +42,37 @@ export interface Run {
   headBranch: string;
   headSha: string;
   event: string;
-  status: 'queued' | 'in_progress' | 'completed';
-  conclusion: 'success' | 'failure' | 'cancelled' | null;
+  status: RunStatus;
+  conclusion: Conclusion | null;
   createdAt: string;
   updatedAt: string;
   startedAt?: string;
   completedAt?: string;
   attempt: number;
   inputs: Record<string, string>;
+  /** The whole job log, line by line (what the log archive holds). */
   log: string[];
+  /** The job's steps of the current attempt. */
+  steps?: RunStep[];
   digest?: string;
   /** The image the run pushed, `repo:tag`. */
   image?: string;
+}
+
+export interface PullRequest {
+  number: number;
+  id: number;
+  title: string;
+  body: string | null;
+  head: string;
+  base: string;
+  state: 'open' | 'closed';
+  merged: boolean;
+  mergeCommitSha: string | null;
+  createdAt: string;
+  updatedAt: string;
+  closedAt: string | null;
+  mergedAt: string | null;
 }
 
 export interface Repo {
@@ -44,7 +80,11 @@ export interface Repo {
   owner: string;
   name: string;
   defaultBranch: string;
+  createdAt: string;
+  pushedAt: string;
   branches: Record<string, string>;
+  /** Branches that only accept changes through a merged pull request (a ruleset). */
+  protectedBranches: string[];
   commits: Record<string, Commit>;
   blobs: Record<string, string>; // sha -> base64 content
   secrets: Record<string, { encrypted: string; createdAt: string; updatedAt: string }>;
@@ -52,20 +92,35 @@ export interface Repo {
   keyPair: { keyId: string; publicKey: string; privateKey: string };
   workflows: Record<string, number>; // path -> workflow id
   runs: Run[];
+  pulls: PullRequest[];
 }
+
+export type Permission = 'read' | 'write' | 'none';
+/** Fine-grained permission areas the emulated operations need. Absent: write. */
+export type PermissionArea = 'contents' | 'actions' | 'secrets' | 'variables' | 'pull_requests' | 'metadata';
+export type Permissions = Partial<Record<PermissionArea, Permission>>;
 
 export interface Token {
   /** `owner/name` the token can see; all when undefined. */
   repos?: string[];
   kind: 'fine-grained' | 'installation';
   expiresAt?: string;
+  permissions?: Permissions;
+}
+
+export interface App {
+  publicKeyPem: string;
+  installationId: number;
+  /** Repositories the installation covers (`owner/name`); all when undefined. */
+  repos?: string[];
+  permissions?: Permissions;
 }
 
 export interface State {
   nextId: number;
   repos: Record<string, Repo>;
   tokens: Record<string, Token>;
-  apps: Record<string, { publicKeyPem: string; installationId: number }>;
+  apps: Record<string, App>;
 }
 
 export const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -78,6 +133,7 @@ export function blobSha(content: Buffer): string {
 export class Store {
   state: State;
   readonly #file: string | undefined;
+  #closed = false;
 
   constructor(dataDir?: string) {
     this.#file = dataDir ? join(dataDir, 'github-emulator.json') : undefined;
@@ -86,19 +142,31 @@ export class Store {
     if (this.#file) {
       try {
         loaded = JSON.parse(readFileSync(this.#file, 'utf8')) as State;
-      } catch {
-        loaded = undefined;
+      } catch (err) {
+        // A missing file is a fresh start; an unreadable one must not be silently replaced by an empty state.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+          throw new Error(`GitHub emulator: cannot read its state ${this.#file}: ${(err as Error).message}`, {
+            cause: err,
+          });
+        }
       }
     }
     this.state = loaded ?? { nextId: 1000, repos: {}, tokens: {}, apps: {} };
+    for (const repo of Object.values(this.state.repos)) upgrade(repo);
   }
 
   /** Persist before acknowledging: callers save, then answer. */
   save(): void {
-    if (!this.#file) return;
+    if (!this.#file || this.#closed) return;
     const tmp = `${this.#file}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(this.state));
     renameSync(tmp, this.#file);
+  }
+
+  /** Writes the state one last time and never again. */
+  close(): void {
+    this.save();
+    this.#closed = true;
   }
 
   id(): number {
@@ -122,7 +190,10 @@ export class Store {
       owner,
       name,
       defaultBranch,
+      createdAt: now(),
+      pushedAt: now(),
       branches: {},
+      protectedBranches: [],
       commits: {},
       blobs: {},
       secrets: {},
@@ -134,6 +205,7 @@ export class Store {
       },
       workflows: {},
       runs: [],
+      pulls: [],
     };
     this.state.repos[`${owner}/${name}`.toLowerCase()] = repo;
     this.commit(repo, defaultBranch, files, 'Initial commit');
@@ -141,11 +213,24 @@ export class Store {
     return repo;
   }
 
-  /** Writes `files` on top of the branch head as one commit; returns its sha. */
-  commit(repo: Repo, branch: string, files: Record<string, string | Buffer>, message: string): string {
+  /**
+   * Writes `files` on top of the branch head as one commit and moves the branch; returns the commit's sha. A `null`
+   * content deletes the file. `parents` overrides the parent list (merge commits).
+   */
+  commit(
+    repo: Repo,
+    branch: string,
+    files: Record<string, string | Buffer | null>,
+    message: string,
+    parents?: string[],
+  ): string {
     const parent = repo.branches[branch];
     const tree = { ...(parent ? repo.commits[parent]?.tree : {}) };
     for (const [path, content] of Object.entries(files)) {
+      if (content === null) {
+        delete tree[path];
+        continue;
+      }
       const body = Buffer.isBuffer(content) ? content : Buffer.from(content);
       const sha = blobSha(body);
       repo.blobs[sha] = body.toString('base64');
@@ -155,26 +240,84 @@ export class Store {
     const sha = createHash('sha1')
       .update(JSON.stringify({ tree, parent, message, date, n: this.id() }))
       .digest('hex');
-    repo.commits[sha] = { tree, parents: parent ? [parent] : [], message, date };
+    repo.commits[sha] = { tree, parents: parents ?? (parent ? [parent] : []), message, date };
     repo.branches[branch] = sha;
+    repo.pushedAt = date;
     return sha;
+  }
+
+  /** The commit a ref names: a branch, `refs/heads/<branch>`, or a commit sha. */
+  resolve(repo: Repo, ref: string): string | undefined {
+    const branch = ref.replace(/^refs\/heads\//, '');
+    const sha = repo.branches[branch] ?? ref;
+    return repo.commits[sha] ? sha : undefined;
   }
 
   /** File content at a ref (branch name or commit sha). */
   file(repo: Repo, ref: string, path: string): { sha: string; content: Buffer } | undefined {
-    const commit = repo.commits[repo.branches[ref] ?? ref];
+    const commit = repo.commits[this.resolve(repo, ref) ?? ''];
     const sha = commit?.tree[path];
     if (!sha) return undefined;
     return { sha, content: Buffer.from(repo.blobs[sha] ?? '', 'base64') };
   }
 
+  /** The entries directly under directory `dir` at a ref: files and subdirectories. */
+  list(repo: Repo, ref: string, dir: string): { name: string; path: string; sha?: string; type: 'file' | 'dir' }[] {
+    const tree = repo.commits[this.resolve(repo, ref) ?? '']?.tree ?? {};
+    const prefix = dir ? `${dir.replace(/\/+$/, '')}/` : '';
+    const seen = new Map<string, { name: string; path: string; sha?: string; type: 'file' | 'dir' }>();
+    for (const [path, sha] of Object.entries(tree)) {
+      if (!path.startsWith(prefix)) continue;
+      const [name, ...rest] = path.slice(prefix.length).split('/');
+      if (!name || seen.has(name)) continue;
+      seen.set(name, rest.length ? { name, path: prefix + name, type: 'dir' } : { name, path, sha, type: 'file' });
+    }
+    return [...seen.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
   /** All files of a commit under `dir` (relative paths). */
   files(repo: Repo, sha: string, dir = '.'): Record<string, Buffer> {
-    const prefix = dir === '.' || dir === '' ? '' : `${dir.replace(/\/+$/, '')}/`;
+    const prefix = dir === '.' || dir === '' ? '' : `${dir.replace(/^\.\//, '').replace(/\/+$/, '')}/`;
     const out: Record<string, Buffer> = {};
     for (const [path, blob] of Object.entries(repo.commits[sha]?.tree ?? {})) {
       if (path.startsWith(prefix)) out[path.slice(prefix.length)] = Buffer.from(repo.blobs[blob] ?? '', 'base64');
     }
     return out;
   }
+
+  /** Every commit reachable from `sha`, itself included. */
+  ancestors(repo: Repo, sha: string): Set<string> {
+    const seen = new Set<string>();
+    const todo = [sha];
+    while (todo.length) {
+      const next = todo.pop()!;
+      if (seen.has(next) || !repo.commits[next]) continue;
+      seen.add(next);
+      todo.push(...repo.commits[next]!.parents);
+    }
+    return seen;
+  }
+
+  /** The nearest common ancestor of two commits (breadth first from `a`). */
+  mergeBase(repo: Repo, a: string, b: string): string | undefined {
+    const ofB = this.ancestors(repo, b);
+    const queue = [a];
+    const seen = new Set<string>();
+    while (queue.length) {
+      const next = queue.shift()!;
+      if (seen.has(next)) continue;
+      seen.add(next);
+      if (ofB.has(next)) return next;
+      queue.push(...(repo.commits[next]?.parents ?? []));
+    }
+    return undefined;
+  }
+}
+
+/** Fills in fields that state files written by older emulators lack. */
+function upgrade(repo: Repo): void {
+  repo.pulls ??= [];
+  repo.protectedBranches ??= [];
+  repo.createdAt ??= now();
+  repo.pushedAt ??= repo.createdAt;
 }

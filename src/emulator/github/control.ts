@@ -1,0 +1,252 @@
+/**
+ * The emulator's control API, for people and for processes that did not start it (the in-process object does the
+ * same for tests and the sandbox). JSON in and out, under `/_emulator/`, never under GitHub's own paths:
+ *
+ *   GET  /_emulator/                              what is here
+ *   POST /_emulator/repos                         {owner, name, defaultBranch?, files?}     → 201 {fullName}
+ *   POST /_emulator/repos/{owner}/{name}/commits  {branch, files, message?}                 → 201 {sha}
+ *   POST /_emulator/repos/{owner}/{name}/protection {branch, on?}                           → 200
+ *   GET  /_emulator/repos/{owner}/{name}/runs                                               → 200 [run]
+ *   GET  /_emulator/repos/{owner}/{name}/pulls                                              → 200 [pull]
+ *   POST /_emulator/tokens                        {repos?, permissions?, expiresInMs?}      → 201 {token}
+ *   POST /_emulator/apps                          {repos?, permissions?}    → 201 {appId, privateKey, installationId}
+ *   POST /_emulator/faults/outage                 {mode?, forMs?, requests?}
+ *   POST /_emulator/faults/latency                {ms}
+ *   POST /_emulator/faults/exhaust-rate-limit     {forMs, token?, status?}
+ *   POST /_emulator/faults/secondary-limit        {count, retryAfterSeconds, status?}
+ *   POST /_emulator/faults/keep-queued            {on}
+ *   POST /_emulator/faults/fail-builds            {count}
+ *   POST /_emulator/faults/webhooks               {drop?, duplicate?}
+ *   POST /_emulator/faults/reset
+ *   GET  /_emulator/records                       → {records, contract: {operations, responses, violations}}
+ *   GET  /_emulator/logs/{id}.zip                 a run's log archive (where the logs API redirects)
+ *
+ * Plus `/_html/...`: minimal pages for the `html_url`s the API hands out (a run with its log, a pull request), so
+ * a link the CLI prints opens something useful.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Emulation } from './context.ts';
+import { DOCS } from './http.ts';
+import type { GitHubEmulator } from './index.ts';
+import { zipStored } from './zip.ts';
+
+class BadRequest extends Error {
+  readonly status: number;
+  constructor(message: string, status = 422) {
+    super(message);
+    this.status = status;
+  }
+}
+
+const str = (v: unknown, name: string): string => {
+  if (typeof v !== 'string' || !v) throw new BadRequest(`"${name}" must be a non-empty string`);
+  return v;
+};
+const num = (v: unknown, name: string): number => {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new BadRequest(`"${name}" must be a number ≥ 0`);
+  return v;
+};
+const optional = <T>(v: unknown, check: (v: unknown, name: string) => T, name: string): T | undefined =>
+  v === undefined ? undefined : check(v, name);
+const strings = (v: unknown, name: string): string[] => {
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new BadRequest(`"${name}" must be strings`);
+  return v as string[];
+};
+const record = (v: unknown, name: string): Record<string, string> => {
+  if (!v || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) {
+    throw new BadRequest(`"${name}" must map paths to strings`);
+  }
+  return v as Record<string, string>;
+};
+const status = (v: unknown, name: string): 403 | 429 => {
+  if (v !== 403 && v !== 429) throw new BadRequest(`"${name}" must be 403 or 429`);
+  return v;
+};
+
+export async function handleControl(
+  emulator: GitHubEmulator,
+  env: Emulation,
+  url: URL,
+  method: string,
+  raw: Buffer,
+  res: ServerResponse,
+): Promise<void> {
+  const json = (code: number, body: unknown): void => {
+    res.writeHead(code, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
+  };
+  const path = url.pathname.replace(/\/+$/, '') || '/';
+  try {
+    let body: Record<string, unknown> = {};
+    if (raw.length) {
+      try {
+        body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
+      } catch {
+        throw new BadRequest('Problems parsing JSON', 400);
+      }
+      if (!body || typeof body !== 'object' || Array.isArray(body)) throw new BadRequest('expected a JSON object', 400);
+    }
+
+    const logs = /^\/_emulator\/logs\/([a-f0-9]+)\.zip$/.exec(path);
+    if (logs && method === 'GET') {
+      const link = env.logs.get(logs[1]!);
+      if (!link) throw new BadRequest('Not Found (log links expire after five minutes)', 404);
+      const { run } = link;
+      const files: Record<string, string> = { '0_build.txt': `${run.log.join('\n')}\n` };
+      for (const step of run.steps ?? []) {
+        files[`build/${step.number}_${step.name.replace(/[/\\:*?"<>|]/g, '')}.txt`] = `${step.log.join('\n')}\n`;
+      }
+      const zip = zipStored(files);
+      res.writeHead(200, { 'content-type': 'application/zip', 'content-length': String(zip.length) }).end(zip);
+      return;
+    }
+
+    const repo = /^\/_emulator\/repos\/([^/]+)\/([^/]+)\/(commits|protection|runs|pulls)$/.exec(path);
+    const key = `${method} ${repo ? `repos/*/${repo[3]}` : path.slice('/_emulator'.length)}`;
+    const fullName = repo ? `${decodeURIComponent(repo[1]!)}/${decodeURIComponent(repo[2]!)}` : '';
+    if (repo && !env.store.repo(fullName)) throw new BadRequest(`no repository ${fullName}`, 404);
+    const f = emulator.faults;
+    switch (key) {
+      case 'GET /':
+        return json(200, {
+          url: emulator.url,
+          docs: 'see src/emulator/github/control.ts',
+          repos: Object.values(env.store.state.repos).map((r) => `${r.owner}/${r.name}`),
+        });
+      case 'POST /repos': {
+        const files = optional(body.files, record, 'files');
+        const created = await emulator.createRepo({
+          owner: str(body.owner, 'owner'),
+          name: str(body.name, 'name'),
+          defaultBranch: optional(body.defaultBranch, str, 'defaultBranch'),
+          ...(files ? { files } : {}),
+        });
+        return json(201, created);
+      }
+      case 'POST repos/*/commits':
+        return json(201, {
+          sha: emulator.push(
+            fullName,
+            str(body.branch, 'branch'),
+            record(body.files, 'files'),
+            optional(body.message, str, 'message'),
+          ),
+        });
+      case 'POST repos/*/protection':
+        emulator.protectBranch(fullName, str(body.branch, 'branch'), body.on !== false);
+        return json(200, { ok: true });
+      case 'GET repos/*/runs':
+        return json(200, emulator.runs(fullName));
+      case 'GET repos/*/pulls':
+        return json(200, emulator.pulls(fullName));
+      case 'POST /tokens':
+        return json(201, {
+          token: emulator.createToken({
+            repos: optional(body.repos, strings, 'repos'),
+            permissions: body.permissions as never,
+            expiresInMs: optional(body.expiresInMs, num, 'expiresInMs'),
+          }),
+        });
+      case 'POST /apps':
+        return json(
+          201,
+          emulator.createApp({ repos: optional(body.repos, strings, 'repos'), permissions: body.permissions as never }),
+        );
+      case 'POST /faults/outage': {
+        const mode = body.mode;
+        if (mode !== undefined && mode !== '503' && mode !== 'reset') throw new BadRequest('"mode" is 503 or reset');
+        f.outage({
+          mode,
+          forMs: optional(body.forMs, num, 'forMs'),
+          requests: optional(body.requests, num, 'requests'),
+        });
+        return json(200, { ok: true });
+      }
+      case 'POST /faults/latency':
+        f.latency(num(body.ms, 'ms'));
+        return json(200, { ok: true });
+      case 'POST /faults/exhaust-rate-limit':
+        f.exhaustRateLimit({
+          forMs: num(body.forMs, 'forMs'),
+          token: optional(body.token, str, 'token'),
+          status: optional(body.status, status, 'status'),
+        });
+        return json(200, { ok: true });
+      case 'POST /faults/secondary-limit':
+        f.secondaryLimit({
+          count: num(body.count, 'count'),
+          retryAfterSeconds: num(body.retryAfterSeconds, 'retryAfterSeconds'),
+          status: optional(body.status, status, 'status'),
+        });
+        return json(200, { ok: true });
+      case 'POST /faults/keep-queued':
+        if (typeof body.on !== 'boolean') throw new BadRequest('"on" must be true or false');
+        f.keepQueued(body.on);
+        return json(200, { ok: true });
+      case 'POST /faults/fail-builds':
+        f.failBuilds(num(body.count, 'count'));
+        return json(200, { ok: true });
+      case 'POST /faults/webhooks':
+        f.webhooks({ drop: optional(body.drop, num, 'drop'), duplicate: optional(body.duplicate, num, 'duplicate') });
+        return json(200, { ok: true });
+      case 'POST /faults/reset':
+        f.reset();
+        return json(200, { ok: true });
+      case 'GET /records':
+        return json(200, { records: emulator.records, contract: emulator.contract.summary() });
+      default:
+        throw new BadRequest('Not Found', 404);
+    }
+  } catch (err) {
+    if (err instanceof BadRequest) return json(err.status, { message: err.message, documentation_url: DOCS });
+    return json(500, { message: `Server Error: ${(err as Error).message}`, documentation_url: DOCS });
+  }
+}
+
+const escape = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+/** Minimal pages behind the `html_url`s of runs and pull requests. */
+export function handleHtml(env: Emulation, url: URL, res: ServerResponse): void {
+  const page = (code: number, title: string, body: string) => {
+    res
+      .writeHead(code, { 'content-type': 'text/html; charset=utf-8' })
+      .end(
+        `<!doctype html><html><head><meta charset="utf-8"><title>${escape(title)}</title></head>` +
+          `<body><h1>${escape(title)}</h1>${body}</body></html>`,
+      );
+  };
+  let parts: string[];
+  try {
+    parts = url.pathname.split('/').slice(2).map(decodeURIComponent);
+  } catch {
+    return page(400, 'Bad Request', '');
+  }
+  const [owner, name, kind, id] = parts;
+  const repo = owner && name ? env.store.repo(`${owner}/${name}`) : undefined;
+  if (repo && kind === 'actions' && id === 'runs') {
+    const run = repo.runs.find((r) => String(r.id) === parts[4]);
+    if (run) {
+      const state = run.conclusion ?? run.status;
+      return page(
+        200,
+        `${run.displayTitle} · ${owner}/${name}`,
+        `<p>${escape(run.workflowName)} #${run.runNumber} (attempt ${run.attempt}) on ${escape(run.headBranch)} ` +
+          `at <code>${run.headSha}</code>: <strong>${escape(state)}</strong></p>` +
+          (run.image ? `<p>Image: <code>${escape(run.image)}@${escape(run.digest ?? '')}</code></p>` : '') +
+          `<pre>${escape(run.log.join('\n'))}</pre>`,
+      );
+    }
+  }
+  if (repo && kind === 'pull') {
+    const pr = repo.pulls.find((p) => String(p.number) === id);
+    if (pr) {
+      return page(
+        200,
+        `${pr.title} #${pr.number} · ${owner}/${name}`,
+        `<p>${escape(pr.head)} → ${escape(pr.base)}: <strong>${pr.merged ? 'merged' : pr.state}</strong></p>` +
+          `<pre>${escape(pr.body ?? '')}</pre>`,
+      );
+    }
+  }
+  page(404, 'Not Found', '<p>The GitHub emulator has no page here.</p>');
+}

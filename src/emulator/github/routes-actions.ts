@@ -1,0 +1,402 @@
+/**
+ * Actions operations: secrets (sealed with the repository's libsodium key), variables, workflows, dispatch, runs
+ * (list with GitHub's filters, get, cancel, re-run), jobs and log archives.
+ */
+import { randomBytes } from 'node:crypto';
+import sodium from 'libsodium-wrappers';
+import type { Emulation } from './context.ts';
+import { error, invalid, paginate, type Ctx, type Reply } from './http.ts';
+import { bump } from './records.ts';
+import { checkDispatchInputs, readWorkflow } from './runner.ts';
+import { job, workflow, workflowRun } from './shapes.ts';
+import { now, type Repo, type Run } from './store.ts';
+
+const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function registerActionsRoutes(env: Emulation): void {
+  const { store, router, records, runner } = env;
+  const perm = (area: 'secrets' | 'variables' | 'actions', level: 'read' | 'write') => ({
+    permission: { area, level },
+  });
+
+  // ---- secrets ----
+  router.add(
+    'GET',
+    '/repos/{owner}/{repo}/actions/secrets/public-key',
+    ({ repo }) => ({ status: 200, body: { key_id: repo!.keyPair.keyId, key: repo!.keyPair.publicKey } }),
+    perm('secrets', 'read'),
+  );
+
+  router.add(
+    'GET',
+    '/repos/{owner}/{repo}/actions/secrets',
+    (ctx) => {
+      const all = Object.entries(ctx.repo!.secrets)
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([name, s]) => ({ name, created_at: s.createdAt, updated_at: s.updatedAt }));
+      const page = paginate(all, ctx, env.api());
+      return { status: 200, body: { total_count: all.length, secrets: page.items }, headers: page.headers };
+    },
+    perm('secrets', 'read'),
+  );
+
+  router.add(
+    'GET',
+    '/repos/{owner}/{repo}/actions/secrets/{secret_name}',
+    ({ repo, params }) => {
+      const name = params.secret_name!.toUpperCase();
+      const s = repo!.secrets[name];
+      if (!s) return error(404, 'Not Found');
+      return { status: 200, body: { name, created_at: s.createdAt, updated_at: s.updatedAt } };
+    },
+    perm('secrets', 'read'),
+  );
+
+  router.add(
+    'PUT',
+    '/repos/{owner}/{repo}/actions/secrets/{secret_name}',
+    ({ repo, params, body }) => {
+      const r = repo!;
+      // GitHub stores secret names upper-cased.
+      const name = params.secret_name!.toUpperCase();
+      if (!SECRET_NAME.test(name) || name.startsWith('GITHUB_')) {
+        return invalid(
+          'Secret names can only contain alphanumeric characters ([a-z], [A-Z], [0-9]) or underscores (_), and must not start with GITHUB_',
+        );
+      }
+      if (typeof body.encrypted_value !== 'string' || typeof body.key_id !== 'string') {
+        return invalid('Invalid request.\n\n"encrypted_value" and "key_id" are required.');
+      }
+      if (body.key_id !== r.keyPair.keyId) return invalid('Bad key_id');
+      try {
+        const cipher = sodium.from_base64(body.encrypted_value, sodium.base64_variants.ORIGINAL);
+        sodium.crypto_box_seal_open(
+          cipher,
+          sodium.from_base64(r.keyPair.publicKey, sodium.base64_variants.ORIGINAL),
+          sodium.from_base64(r.keyPair.privateKey, sodium.base64_variants.ORIGINAL),
+        );
+      } catch {
+        return invalid('encrypted_value is not a valid sealed box for this repository key');
+      }
+      const existing = r.secrets[name];
+      r.secrets[name] = { encrypted: body.encrypted_value, createdAt: existing?.createdAt ?? now(), updatedAt: now() };
+      bump(records.secretWrites, `${r.owner}/${r.name}`);
+      store.save();
+      return existing ? { status: 204 } : { status: 201, body: {} };
+    },
+    perm('secrets', 'write'),
+  );
+
+  router.add(
+    'DELETE',
+    '/repos/{owner}/{repo}/actions/secrets/{secret_name}',
+    ({ repo, params }) => {
+      const name = params.secret_name!.toUpperCase();
+      if (!repo!.secrets[name]) return error(404, 'Not Found');
+      delete repo!.secrets[name];
+      store.save();
+      return { status: 204 };
+    },
+    perm('secrets', 'write'),
+  );
+
+  // ---- variables ----
+  router.add(
+    'GET',
+    '/repos/{owner}/{repo}/actions/variables/{name}',
+    ({ repo, params }) => {
+      const name = params.name!.toUpperCase();
+      const v = repo!.variables[name];
+      if (!v) return error(404, 'Not Found');
+      return { status: 200, body: { name, value: v.value, created_at: v.createdAt, updated_at: v.updatedAt } };
+    },
+    perm('variables', 'read'),
+  );
+
+  router.add(
+    'POST',
+    '/repos/{owner}/{repo}/actions/variables',
+    ({ repo, body }) => {
+      const name = typeof body.name === 'string' ? body.name.toUpperCase() : '';
+      if (!SECRET_NAME.test(name) || name.startsWith('GITHUB_') || typeof body.value !== 'string') {
+        return invalid('Invalid request: name and value are required');
+      }
+      if (repo!.variables[name]) return error(409, 'Already exists - Variable already exists');
+      repo!.variables[name] = { value: body.value, createdAt: now(), updatedAt: now() };
+      store.save();
+      return { status: 201, body: {} };
+    },
+    perm('variables', 'write'),
+  );
+
+  router.add(
+    'PATCH',
+    '/repos/{owner}/{repo}/actions/variables/{name}',
+    ({ repo, params, body }) => {
+      const v = repo!.variables[params.name!.toUpperCase()];
+      if (!v) return error(404, 'Not Found');
+      if (body.value !== undefined && typeof body.value !== 'string') return invalid('value must be a string');
+      if (typeof body.value === 'string') v.value = body.value;
+      v.updatedAt = now();
+      store.save();
+      return { status: 204 };
+    },
+    perm('variables', 'write'),
+  );
+
+  // ---- workflows ----
+  /** Workflow files on the default branch, with ids assigned on first sight (and kept). */
+  const workflows = (r: Repo) => {
+    const found = store
+      .list(r, r.defaultBranch, '.github/workflows')
+      .filter((e) => e.type === 'file' && /\.ya?ml$/.test(e.name))
+      .map((e) => e.path);
+    for (const path of [...found, ...Object.keys(r.workflows)]) r.workflows[path] ??= store.id();
+    return Object.entries(r.workflows)
+      .sort(([, a], [, b]) => a - b)
+      .map(([path, id]) => {
+        const file = store.file(r, r.defaultBranch, path);
+        const name = (file && readWorkflow(file.content.toString('utf8')).name) ?? path;
+        return workflow(env.api(), r, id, path, name);
+      });
+  };
+  /** A workflow id or file name → its path. */
+  const workflowPath = (r: Repo, id: string): string | undefined => {
+    if (/^\d+$/.test(id)) return Object.entries(r.workflows).find(([, wid]) => String(wid) === id)?.[0];
+    return `.github/workflows/${id}`;
+  };
+
+  router.add(
+    'GET',
+    '/repos/{owner}/{repo}/actions/workflows',
+    (ctx) => {
+      const all = workflows(ctx.repo!);
+      store.save();
+      const page = paginate(all, ctx, env.api());
+      return { status: 200, body: { total_count: all.length, workflows: page.items }, headers: page.headers };
+    },
+    perm('actions', 'read'),
+  );
+
+  router.add(
+    'GET',
+    '/repos/{owner}/{repo}/actions/workflows/{workflow_id}',
+    ({ repo, params }) => {
+      const r = repo!;
+      const all = workflows(r);
+      store.save();
+      const path = workflowPath(r, params.workflow_id!);
+      const found = all.find((w) => w.path === path);
+      return found ? { status: 200, body: found } : error(404, 'Not Found');
+    },
+    perm('actions', 'read'),
+  );
+
+  router.add(
+    'POST',
+    '/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches',
+    ({ repo, params, body }) => {
+      const r = repo!;
+      if (typeof body.ref !== 'string' || !body.ref) return invalid('Invalid request.\n\n"ref" wasn\'t supplied.');
+      const path = workflowPath(r, params.workflow_id!);
+      const ref = body.ref.replace(/^refs\/heads\//, '');
+      const headSha = r.branches[ref];
+      const file = path && headSha ? store.file(r, headSha, path) : undefined;
+      // An unknown workflow is 404; a known one is read at the ref, where it may lack the trigger (or be absent).
+      if (!path || (!file && !store.file(r, r.defaultBranch, path) && !r.workflows[path])) {
+        return error(404, 'Not Found');
+      }
+      if (!headSha) return invalid(`No ref found for: ${body.ref}`);
+      const wf = readWorkflow(file ? file.content.toString('utf8') : '');
+      if (!wf.dispatchInputs) return invalid("Workflow does not have 'workflow_dispatch' trigger");
+      if (body.inputs !== undefined && (typeof body.inputs !== 'object' || body.inputs === null)) {
+        return invalid('Invalid request.\n\nFor \'properties/inputs\', "not an object" is not an object.');
+      }
+      const inputs = (body.inputs ?? {}) as Record<string, unknown>;
+      const problem = checkDispatchInputs(wf.dispatchInputs, inputs);
+      if (problem) return invalid(problem);
+      const values: Record<string, string> = {};
+      for (const [k, spec] of Object.entries(wf.dispatchInputs)) {
+        const v = inputs[k] ?? spec.default;
+        if (v !== undefined) values[k] = String(v);
+      }
+      const workflowId = (r.workflows[path] ??= store.id());
+      const run: Run = {
+        id: store.id(),
+        runNumber: r.runs.filter((x) => x.workflowPath === path).length + 1,
+        workflowId,
+        workflowPath: path,
+        workflowName: wf.name ?? path,
+        displayTitle: (wf.runName ?? wf.name ?? path).replace(
+          /\$\{\{\s*inputs\.([A-Za-z0-9_-]+)\s*\}\}/g,
+          (_m, k: string) => values[k] ?? '',
+        ),
+        headBranch: ref,
+        headSha,
+        event: 'workflow_dispatch',
+        status: 'queued',
+        conclusion: null,
+        createdAt: now(),
+        updatedAt: now(),
+        attempt: 1,
+        inputs: values,
+        log: [],
+      };
+      r.runs.push(run);
+      bump(records.dispatches, `${r.owner}/${r.name}`);
+      store.save(); // the run exists on disk before anyone hears of it
+      runner.schedule(r, run);
+      if (body.return_run_details !== true) return { status: 204 };
+      const shape = workflowRun(env.api(), r, run);
+      return { status: 200, body: { workflow_run_id: run.id, run_url: shape.url, html_url: shape.html_url } };
+    },
+    perm('actions', 'write'),
+  );
+
+  // ---- runs ----
+  const listRuns = (ctx: Ctx): Reply => {
+    const { query, params } = ctx;
+    const r = ctx.repo!;
+    let runs = [...r.runs].reverse();
+    if (params.workflow_id) {
+      workflows(r);
+      const path = workflowPath(r, params.workflow_id);
+      if (!path || !r.workflows[path]) return error(404, 'Not Found');
+      runs = runs.filter((x) => x.workflowPath === path);
+    }
+    const filters: [string, (x: Run) => string | null][] = [
+      ['branch', (x) => x.headBranch],
+      ['event', (x) => x.event],
+      ['head_sha', (x) => x.headSha],
+      ['actor', () => 'flui-bot'],
+    ];
+    for (const [name, get] of filters) {
+      const want = query.get(name);
+      if (want) runs = runs.filter((x) => get(x) === want);
+    }
+    const status = query.get('status');
+    if (status) runs = runs.filter((x) => x.status === status || x.conclusion === status);
+    const created = query.get('created');
+    if (created) {
+      const within = createdFilter(created);
+      if (!within) return invalid(`Invalid created date range: ${created}`);
+      runs = runs.filter((x) => within(Date.parse(x.createdAt)));
+    }
+    const page = paginate(runs, ctx, env.api());
+    return {
+      status: 200,
+      body: { total_count: runs.length, workflow_runs: page.items.map((x) => workflowRun(env.api(), r, x)) },
+      headers: page.headers,
+    };
+  };
+  router.add('GET', '/repos/{owner}/{repo}/actions/runs', listRuns, perm('actions', 'read'));
+  router.add('GET', '/repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs', listRuns, perm('actions', 'read'));
+
+  const findRun = (repo: Repo, id: string) => repo.runs.find((x) => String(x.id) === id);
+
+  router.add(
+    'GET',
+    '/repos/{owner}/{repo}/actions/runs/{run_id}',
+    ({ repo, params }) => {
+      const run = findRun(repo!, params.run_id!);
+      return run ? { status: 200, body: workflowRun(env.api(), repo!, run) } : error(404, 'Not Found');
+    },
+    perm('actions', 'read'),
+  );
+
+  router.add(
+    'POST',
+    '/repos/{owner}/{repo}/actions/runs/{run_id}/cancel',
+    ({ repo, params }) => {
+      const run = findRun(repo!, params.run_id!);
+      if (!run) return error(404, 'Not Found');
+      if (run.status === 'completed') return error(409, 'Cannot cancel a workflow run that is completed.');
+      records.cancels++;
+      runner.complete(repo!, run, 'cancelled'); // saved before the 202
+      return { status: 202, body: {} };
+    },
+    perm('actions', 'write'),
+  );
+
+  const rerun =
+    (failedOnly: boolean) =>
+    ({ repo, params }: Ctx): Reply => {
+      const run = findRun(repo!, params.run_id!);
+      if (!run) return error(404, 'Not Found');
+      if (run.status !== 'completed') return error(403, 'This workflow is already running');
+      if (failedOnly && run.conclusion === 'success') return error(403, 'There are no failed jobs to re-run');
+      Object.assign(run, {
+        status: 'queued',
+        conclusion: null,
+        attempt: run.attempt + 1,
+        updatedAt: now(),
+        startedAt: undefined,
+        completedAt: undefined,
+        digest: undefined,
+        image: undefined,
+      });
+      run.log.push(`Re-run: attempt ${run.attempt}`);
+      records.reruns++;
+      store.save();
+      runner.schedule(repo!, run);
+      return { status: 201, body: {} };
+    };
+  router.add('POST', '/repos/{owner}/{repo}/actions/runs/{run_id}/rerun', rerun(false), perm('actions', 'write'));
+  router.add(
+    'POST',
+    '/repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs',
+    rerun(true),
+    perm('actions', 'write'),
+  );
+
+  router.add(
+    'GET',
+    '/repos/{owner}/{repo}/actions/runs/{run_id}/jobs',
+    ({ repo, params }) => {
+      const run = findRun(repo!, params.run_id!);
+      if (!run) return error(404, 'Not Found');
+      return { status: 200, body: { total_count: 1, jobs: [job(env.api(), repo!, run)] } };
+    },
+    perm('actions', 'read'),
+  );
+
+  router.add(
+    'GET',
+    '/repos/{owner}/{repo}/actions/runs/{run_id}/logs',
+    ({ repo, params }) => {
+      const run = findRun(repo!, params.run_id!);
+      if (!run) return error(404, 'Not Found');
+      const id = randomBytes(12).toString('hex');
+      env.logs.add(id, repo!, run);
+      return { status: 302, headers: { location: `${env.api()}/_emulator/logs/${id}.zip` } };
+    },
+    perm('actions', 'read'),
+  );
+}
+
+/**
+ * GitHub's `created` search qualifier: `2024-01-01`, `>=2024-01-01`, `<2024-01-01T10:00:00Z`,
+ * `2024-01-01..2024-01-31`, `2024-01-01..*`. A bare date matches that whole (UTC) day. Undefined when malformed.
+ */
+export function createdFilter(q: string): ((t: number) => boolean) | undefined {
+  const parse = (s: string, end: boolean): number | undefined => {
+    if (s === '*') return end ? Infinity : -Infinity;
+    const t = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(s) ? `${s}T00:00:00Z` : s);
+    if (Number.isNaN(t)) return undefined;
+    return end && /^\d{4}-\d{2}-\d{2}$/.test(s) ? t + 86_400_000 - 1 : t;
+  };
+  const range = /^(.+)\.\.(.+)$/.exec(q);
+  if (range) {
+    const [from, to] = [parse(range[1]!, false), parse(range[2]!, true)];
+    return from === undefined || to === undefined ? undefined : (t) => t >= from && t <= to;
+  }
+  const m = /^(>=|<=|>|<)?(.+)$/.exec(q)!;
+  const op = m[1];
+  const [start, end] = [parse(m[2]!, false), parse(m[2]!, true)];
+  if (start === undefined || end === undefined) return undefined;
+  if (op === '>=') return (t) => t >= start;
+  if (op === '>') return (t) => t > end;
+  if (op === '<=') return (t) => t <= end;
+  if (op === '<') return (t) => t < start;
+  return (t) => t >= start && t <= end;
+}
