@@ -18,8 +18,7 @@ import {
 } from '@temporalio/client';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
-import { listImages as listClusterImages, type ImageListing } from '../kube/history.ts';
-import { kubeClients } from '../kube/rollout.ts';
+import type { ImageListing } from '../kube/history.ts';
 import { validateManifest } from '../manifest/parse.ts';
 import { deployPolicySchema, type DeployPolicy, type Manifest } from '../manifest/schema.ts';
 import {
@@ -216,6 +215,21 @@ async function start(client: Client, request: DeployRequest, opts: StartOptions)
     signal: deployRequestedSignal,
     signalArgs: [request],
     typedSearchAttributes: [{ key: FluiApp, value: `${namespace}/${app}` }],
+    // What `flui status` and `flui builds` show until a worker picks the deploy up (the workflow replaces it).
+    memo: {
+      deploy: {
+        deployId: request.deployId,
+        kind: request.kind,
+        phase: 'queued',
+        attempt: 1,
+        commit: null,
+        ciRun: null,
+        image: null,
+        digest: null,
+        error: null,
+        timings: [],
+      },
+    },
     staticSummary: summary,
     staticDetails: `deploy id \`${request.deployId}\` · policy ${request.policy}${request.requestedBy ? ` · by ${request.requestedBy}` : ''}`,
   });
@@ -622,8 +636,13 @@ export async function listImages(
   app: string,
 ): Promise<ImageListing[]> {
   checkApp(namespace, app);
+  // Loaded on demand: the Kubernetes client takes longer to load than every other command needs to run.
+  const [{ listImages: fromCluster }, { kubeClients }] = await Promise.all([
+    import('../kube/history.ts'),
+    import('../kube/rollout.ts'),
+  ]);
   try {
-    return await listClusterImages(kubeClients(kubeconfig), namespace, app);
+    return await fromCluster(kubeClients(kubeconfig), namespace, app);
   } catch (err) {
     throw new FluiError(
       `cannot read the image history of ${namespace}/${app} from the cluster: ${(err as Error).message}. Check KUBECONFIG.`,

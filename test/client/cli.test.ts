@@ -1,0 +1,426 @@
+/**
+ * The `flui` CLI: help, output formatting and progress without any server; then the real command (a child process)
+ * against a real Temporal dev server with no worker on the task queue, which is enough to see that bad input starts
+ * nothing, that signal-with-start creates or reaches the app's workflow, and what each command answers and exits with
+ * when no deploy has run yet. Deploys that run are in cli-e2e.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import {
+  commandHelp,
+  exitCodeOf,
+  formatBuilds,
+  formatStatus,
+  HELP,
+  main,
+  Progress,
+  table,
+} from '../../src/client/cli.ts';
+import { EXIT, type Build, type StartedDeploy } from '../../src/client/index.ts';
+import { freePort, makeTempDir } from '../../src/local/process.ts';
+import { deployWorkflowId, FluiApp, type DeployStatus } from '../../src/workflows/api.ts';
+import { eventually } from '../helpers/stack.ts';
+import { useTemporal } from '../helpers/temporal.ts';
+import { events, flui, json, startFlui } from './flui.ts';
+
+function capture(isTTY = false) {
+  const out: string[] = [];
+  const err: string[] = [];
+  return {
+    io: { out: (t: string) => void out.push(t), err: (t: string) => void err.push(t), isTTY },
+    out: () => out.join(''),
+    err: () => err.join(''),
+  };
+}
+
+const COMMANDS = ['deploy', 'status', 'cancel', 'retry', 'builds', 'logs', 'images', 'rollback'];
+
+function sampleStatus(over: Partial<DeployStatus> = {}): DeployStatus {
+  return {
+    deployId: 'shop.web.mbx1abcd12ef34',
+    kind: 'Application',
+    namespace: 'shop',
+    app: 'web',
+    phase: 'building',
+    attempt: 1,
+    timings: [{ phase: 'preparing', startedAt: '2026-01-01T00:00:00.000Z', endedAt: '2026-01-01T00:00:01.500Z' }],
+    queued: [],
+    ...over,
+  };
+}
+
+describe('flui without a server', () => {
+  it('documents every command and the exit codes in --help, and each command in its own --help', async () => {
+    const c = capture();
+    assert.equal(await main(['--help'], c.io, {}), EXIT.ok);
+    assert.equal(c.out(), `${HELP}\n`);
+    for (const name of COMMANDS) assert.match(c.out(), new RegExp(`flui ${name} <`));
+    for (const code of [0, 1, 2, 3, 4]) assert.match(c.out(), new RegExp(`^  ${code}  `, 'm'));
+    for (const name of COMMANDS) {
+      const h = capture();
+      assert.equal(await main([name, '--help'], h.io, {}), EXIT.ok);
+      assert.equal(h.out(), commandHelp(name));
+      assert.match(h.out(), new RegExp(`^flui ${name} `));
+      assert.match(h.out(), /--json/);
+      assert.equal(h.err(), '');
+    }
+    const follow = capture();
+    await main(['help', 'deploy'], follow.io, {});
+    assert.match(follow.out(), /--follow/);
+    assert.match(follow.out(), /--policy P/);
+    const bad = capture();
+    assert.equal(await main(['help', 'destroy'], bad.io, {}), EXIT.usage);
+    assert.match(bad.err(), /unknown command "destroy"/);
+  });
+
+  it('refuses bad usage with exit 2, a reason and where to read more, before reading configuration', async () => {
+    // TEMPORAL_ADDRESS is invalid: reaching configuration would exit 4, so 2 proves the check came first.
+    const env = { TEMPORAL_ADDRESS: 'not an address' };
+    const cases: [string[], RegExp][] = [
+      [[], /Usage:/],
+      [['destroy', 'x'], /unknown command "destroy"/],
+      [['status'], /missing <app>/],
+      [['status', 'Web_App'], /"Web_App" is not an app name/],
+      [['status', 'web', 'extra'], /unexpected argument "extra"/],
+      [['status', 'web', '--follow'], /--follow does not apply to status/],
+      [['deploy', 'm.yaml', '--policy', 'yolo'], /--policy must be supersede or queue/],
+      [['builds', 'web', '--limit', '0'], /--limit must be a whole number/],
+      [['logs', 'web', '--build', '1.5'], /--build must be a whole number/],
+      [['rollback', 'web', '--to', 'sha256:abc'], /--to must be a digest/],
+      [['cancel', 'web', '--reason', ' '], /--reason must be/],
+      [['status', 'web', '-n', 'Bad'], /"Bad" is not a namespace name/],
+      [['status', 'web', '--colour'], /Unknown option '--colour'/],
+    ];
+    for (const [argv, message] of cases) {
+      const c = capture();
+      assert.equal(await main(argv, c.io, env), EXIT.usage, argv.join(' '));
+      assert.match(c.err(), message, argv.join(' '));
+      if (argv.length) assert.match(c.err(), /--help/);
+      assert.equal(c.out(), '', 'nothing on stdout');
+    }
+  });
+
+  it('exits 4 naming the variable when the configuration is invalid', async () => {
+    const c = capture();
+    assert.equal(await main(['status', 'web'], c.io, { TEMPORAL_ADDRESS: 'no-port' }), EXIT.unavailable);
+    assert.match(c.err(), /TEMPORAL_ADDRESS: must be host:port/);
+  });
+
+  it('exits 4 and says how to start Temporal when it cannot be reached', async () => {
+    const port = await freePort();
+    const run = await flui(['status', 'web', '--json'], {
+      TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
+      TEMPORAL_CONNECT_TIMEOUT_MS: '300',
+    });
+    assert.equal(run.code, EXIT.unavailable, run.transcript);
+    assert.match(run.stderr, new RegExp(`cannot reach Temporal at 127\\.0\\.0\\.1:${port}.*set TEMPORAL_ADDRESS`));
+    assert.equal(run.stdout, '');
+  });
+
+  it('exits 4 when the cluster for `images` cannot be read', async () => {
+    const c = capture();
+    const code = await main(['images', 'web'], c.io, { KUBECONFIG: '/nonexistent/kubeconfig' });
+    assert.equal(code, EXIT.unavailable);
+    assert.match(c.err(), /cannot read the image history of default\/web .*Check KUBECONFIG/);
+  });
+
+  it('formats tables, statuses and builds for people', () => {
+    assert.equal(
+      table([
+        ['A', 'BB', 'C'],
+        ['xxx', 'y', 'last column is not padded'],
+      ]),
+      'A    BB  C\nxxx  y   last column is not padded\n',
+    );
+    const waiting = formatStatus(
+      sampleStatus({ phase: 'awaiting-retry', failedPhase: 'building', error: 'CI run 7 concluded "failure"' }),
+    );
+    assert.match(waiting, /^phase: {4}awaiting-retry \(failed while building\)$/m);
+    assert.match(waiting, /^ {2}preparing {6}1\.5s$/m);
+    assert.match(waiting, /flui retry web -n shop$/m);
+    const build: Build = {
+      deployId: 'default.web.mbx1abcd12ef34',
+      runId: 'r1',
+      kind: 'Application',
+      phase: 'succeeded',
+      commit: 'a'.repeat(40),
+      ciRun: { id: '7', htmlUrl: 'https://github.example/acme/web/actions/runs/7' },
+      digest: `sha256:${'b'.repeat(64)}`,
+      startedAt: '2026-01-01T00:00:00.000Z',
+      durationSeconds: 12.5,
+    };
+    const lines = formatBuilds([
+      build,
+      { ...build, deployId: 'default.web.mbx2', phase: 'building', durationSeconds: undefined },
+    ]).split('\n');
+    assert.match(lines[0]!, /^DEPLOY +KIND +OUTCOME +COMMIT +DIGEST +STARTED +DURATION +CI RUN$/);
+    assert.match(lines[1]!, /succeeded +a{12} +sha256:b{12}… +2026-01-01 00:00:00Z +12\.5s +https:\/\/github/);
+    assert.match(lines[2]!, /building .* running +https:/);
+  });
+
+  it('maps how a deploy ended to its exit code', () => {
+    assert.equal(exitCodeOf('succeeded'), 0);
+    assert.equal(exitCodeOf('failed'), 1);
+    assert.equal(exitCodeOf('awaiting-retry'), 1);
+    assert.equal(exitCodeOf('cancelled'), 3);
+    assert.equal(exitCodeOf('superseded'), 3);
+  });
+
+  it('shows progress as lines with elapsed time, a spinner only on a terminal, JSON events with --json', () => {
+    const started: StartedDeploy = { deployId: 'default.web.mbx1abcd12ef34', workflowId: 'w', runId: 'r' };
+    const building = sampleStatus({ ciRun: { id: '7', htmlUrl: 'https://ci/7' } });
+    const done = sampleStatus({ phase: 'succeeded', digest: `sha256:${'c'.repeat(64)}`, image: 'reg/web@sha256:c' });
+
+    let now = 1000;
+    const plain = capture(false);
+    const p = new Progress(plain.io, false, () => now);
+    p.started(started, 'deploy of default/web');
+    now = 3500;
+    p.update(building);
+    p.tick();
+    now = 9000;
+    p.update(done);
+    assert.equal(p.finish(), EXIT.ok);
+    assert.equal(
+      plain.out(),
+      'deploy of default/web default.web.mbx1abcd12ef34 started\n' +
+        '   2.5s  building       CI run https://ci/7\n' +
+        `   8.0s  succeeded      sha256:${'c'.repeat(64)}\n` +
+        'deployed reg/web@sha256:c in 8.0s\n',
+    );
+
+    const tty = capture(true);
+    const t = new Progress(tty.io, false, () => now);
+    t.update(building);
+    t.tick();
+    t.tick();
+    t.update(done);
+    t.finish();
+    assert.ok(tty.out().includes('\r\x1b[2K⠙ building · 0.0s'), JSON.stringify(tty.out()));
+    assert.ok(tty.out().endsWith('succeeded      sha256:' + 'c'.repeat(64) + '\ndeployed reg/web@sha256:c in 0.0s\n'));
+
+    const j = capture(true);
+    const q = new Progress(j.io, true, () => now);
+    q.started(started, 'deploy');
+    q.update(building);
+    q.tick();
+    q.update(sampleStatus({ phase: 'superseded', supersededBy: 'default.web.newer' }));
+    assert.equal(q.finish(), EXIT.cancelled);
+    const lines = j
+      .out()
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(
+      lines.map((l) => l.event),
+      ['started', 'status', 'status', 'finished'],
+    );
+    assert.equal(lines[0]!.deployId, started.deployId);
+    assert.deepEqual(lines[3], { event: 'finished', phase: 'superseded', exitCode: 3 });
+    assert.equal(j.err(), '', 'with --json the outcome is in the events');
+  });
+});
+
+describe('flui against a Temporal dev server (no worker)', () => {
+  const temporal = useTemporal();
+  let dir: string;
+  let env: Record<string, string>;
+  let log: string;
+
+  before(async () => {
+    dir = await makeTempDir('client-cli');
+    log = join(dir, 'flui.log');
+    env = {
+      TEMPORAL_ADDRESS: temporal().address,
+      TEMPORAL_NAMESPACE: temporal().namespace,
+      // No worker polls this queue: deploys are accepted and wait.
+      FLUI_TASK_QUEUE: `nobody-${randomBytes(3).toString('hex')}`,
+      TEMPORAL_UI_URL: 'http://ui.example.test/',
+      TEMPORAL_CONNECT_TIMEOUT_MS: '2000',
+    };
+  });
+
+  async function manifest(name: string, extra = ''): Promise<string> {
+    const file = join(dir, `${name}.yaml`);
+    await writeFile(
+      file,
+      `apiVersion: flui.dev/v1
+kind: Application
+metadata:
+  name: ${name}
+spec:
+  source:
+    repository: acme/${name}
+  image:
+    repository: 127.0.0.1:5000/acme/${name}
+${extra}`,
+    );
+    return file;
+  }
+
+  async function noWorkflow(app: string): Promise<void> {
+    await assert.rejects(
+      temporal().client.workflow.getHandle(deployWorkflowId('default', app)).describe(),
+      WorkflowNotFoundError,
+      `no workflow for ${app}`,
+    );
+  }
+
+  it('starts nothing for an invalid manifest and names the file, line and field (exit 2)', async () => {
+    const file = await manifest('broken', '  replicas: many\n');
+    const run = await flui(['deploy', file, '--json'], env, log);
+    assert.equal(run.code, EXIT.usage, run.transcript);
+    assert.equal(run.stdout, '', run.transcript);
+    assert.match(run.stderr, new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid manifest:`));
+    assert.match(run.stderr, /^ {2}10:13 {2}spec\.replicas: /m);
+    assert.match(run.stderr, /Nothing was deployed\./);
+
+    const mismatch = await flui(['deploy', await manifest('elsewhere'), '-n', 'shop'], env, log);
+    assert.equal(mismatch.code, EXIT.usage, mismatch.transcript);
+    assert.match(mismatch.stderr, /--namespace shop differs from the manifest's metadata\.namespace \(default\)/);
+
+    await noWorkflow('broken');
+    await noWorkflow('elsewhere');
+    // Visibility too: once a later, valid deploy is listed, the refused ones are still absent.
+    const ok = await flui(['deploy', await manifest('valid-one'), '--json'], env, log);
+    assert.equal(ok.code, EXIT.ok, ok.transcript);
+    const listed = await eventually(async () => {
+      const ids: string[] = [];
+      for await (const w of temporal().client.workflow.list({ query: 'WorkflowType = "deployWorkflow"' }))
+        ids.push(w.workflowId);
+      return ids.includes(deployWorkflowId('default', 'valid-one')) ? ids : undefined;
+    });
+    assert.ok(!listed.includes(deployWorkflowId('default', 'broken')));
+    assert.ok(!listed.includes(deployWorkflowId('default', 'elsewhere')));
+  });
+
+  it('deploy signals-with-start the app workflow: a second deploy reaches the same run', async () => {
+    const file = await manifest('web');
+    const first = await flui(['deploy', file, '--json'], env, log);
+    assert.equal(first.code, EXIT.ok, first.transcript);
+    const started = json<StartedDeploy>(first);
+    assert.deepEqual(Object.keys(started).sort(), ['deployId', 'runId', 'webUiUrl', 'workflowId']);
+    assert.match(started.deployId, /^default\.web\.[a-z0-9]{12,}$/);
+    assert.equal(started.workflowId, 'deploy-default.web');
+    assert.equal(
+      started.webUiUrl,
+      `http://ui.example.test/namespaces/default/workflows/deploy-default.web/${started.runId}/history`,
+    );
+
+    const handle = temporal().client.workflow.getHandle(started.workflowId);
+    const description = await handle.describe();
+    assert.equal(description.status.name, 'RUNNING');
+    assert.equal(description.typedSearchAttributes.get(FluiApp), 'default/web');
+    assert.equal(await description.staticSummary(), 'Build acme/web@main and deploy default/web');
+    assert.match(
+      (await description.staticDetails()) ?? '',
+      new RegExp(`${started.deployId}.*policy supersede.*tester`),
+    );
+
+    const second = await flui(['deploy', file, '--policy', 'queue'], env, log);
+    assert.equal(second.code, EXIT.ok, second.transcript);
+    assert.match(
+      second.stdout,
+      /^deploy default\.web\.[a-z0-9]+ started for default\/web\nWeb UI: http:\/\/ui\.example/,
+    );
+    assert.match(second.stdout, /Follow it: flui status web\n$/);
+    const history = await handle.fetchHistory();
+    const signals = history.events!.filter((e) => e.workflowExecutionSignaledEventAttributes);
+    assert.equal(signals.length, 2, 'both requests reached the one run');
+    assert.equal((await handle.describe()).runId, started.runId);
+  });
+
+  it('status without a worker: the recorded state after a bounded wait, and a hint on stderr', async () => {
+    const run = await flui(['status', 'web', '--json'], env, log);
+    assert.equal(run.code, EXIT.ok, run.transcript);
+    const s = json<DeployStatus & { source: string }>(run);
+    assert.equal(s.source, 'recorded');
+    assert.equal(s.phase, 'queued');
+    assert.match(s.deployId, /^default\.web\./);
+    assert.match(run.stderr, /no worker answered.*Is a Flui worker running/);
+
+    const human = await flui(['status', 'web'], env, log);
+    assert.match(human.stdout, /^app: {6}default\/web\ndeploy: {3}default\.web\.\S+ \(Application\)\nphase: {4}queued/);
+  });
+
+  it('builds lists the waiting deploy from visibility', async () => {
+    const builds = await eventually(async () => {
+      const run = await flui(['builds', 'web', '--json'], env, log);
+      assert.equal(run.code, EXIT.ok, run.transcript);
+      const list = json<Build[]>(run);
+      return list.length ? list : undefined;
+    });
+    assert.equal(builds.length, 1);
+    assert.equal(builds[0]!.phase, 'queued');
+    assert.match(builds[0]!.deployId, /^default\.web\./);
+    assert.equal(builds[0]!.durationSeconds, undefined);
+    const human = await flui(['builds', 'web'], env, log);
+    assert.match(
+      human.stdout,
+      /^DEPLOY .*\ndefault\.web\.\S+ +Application +queued +- +- +\d{4}-\d\d-\d\d .* running +-\n$/,
+    );
+    const none = await flui(['builds', 'nothing-here'], env, log);
+    assert.equal(none.stdout, 'no deploys of default/nothing-here yet\n');
+  });
+
+  it('retry and logs say clearly why there is nothing to do (exit 1)', async () => {
+    const retry = await flui(['retry', 'web'], env, log);
+    assert.equal(retry.code, EXIT.failed, retry.transcript);
+    assert.match(retry.stderr, /deploy of default\/web is queued, not waiting for a retry/);
+    const logs = await flui(['logs', 'web', '--json'], env, log);
+    assert.equal(logs.code, EXIT.failed, logs.transcript);
+    assert.equal(logs.stdout, '');
+    assert.match(logs.stderr, /no CI run recorded for default\/web: see `flui builds web`/);
+  });
+
+  it('cancel asks Temporal to cancel the deploy in flight', async () => {
+    const run = await flui(['cancel', 'web', '--json'], env, log);
+    assert.equal(run.code, EXIT.ok, run.transcript);
+    const answer = json<{ action: string; deployId: string; phase: string }>(run);
+    assert.equal(answer.action, 'cancel');
+    assert.match(answer.deployId, /^default\.web\./);
+    const history = await temporal().client.workflow.getHandle('deploy-default.web').fetchHistory();
+    assert.ok(history.events!.some((e) => e.workflowExecutionCancelRequestedEventAttributes));
+  });
+
+  it('status of an app that was never deployed: a clear error, exit 1, nothing on stdout', async () => {
+    const run = await flui(['status', 'ghost', '--json'], env, log);
+    assert.equal(run.code, EXIT.failed, run.transcript);
+    assert.equal(run.stdout, '');
+    assert.match(
+      run.stderr,
+      /^flui status: no deploy of default\/ghost found: check the app name and namespace \(-n\), or deploy it with `flui deploy <manifest>`\n$/,
+    );
+    const other = await flui(['status', 'web', '-n', 'shop'], env, log);
+    assert.match(other.stderr, /no deploy of shop\/web found/);
+  });
+
+  it('exits 4 naming the Temporal namespace when it does not exist', async () => {
+    const run = await flui(['builds', 'web'], { ...env, TEMPORAL_NAMESPACE: 'no-such-namespace' }, log);
+    assert.equal(run.code, EXIT.unavailable, run.transcript);
+    assert.match(run.stderr, /Temporal namespace "no-such-namespace" does not exist: set TEMPORAL_NAMESPACE/);
+  });
+
+  it('follows with --json as one JSON event per line', async () => {
+    // No worker: the deploy stays queued; the follow is stopped after its first event.
+    const file = await manifest('followed');
+    const running = startFlui(['deploy', file, '--follow', '--json'], env, log);
+    await eventually(() => (running.stdout().split('\n').length > 2 ? true : undefined), 30_000, 'two events');
+    const lines = running
+      .stdout()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { event: string; status?: DeployStatus });
+    assert.equal(lines[0]!.event, 'started');
+    assert.equal(lines[1]!.event, 'status');
+    assert.equal(lines[1]!.status!.phase, 'queued');
+    await temporal().client.workflow.getHandle('deploy-default.followed').terminate('test over');
+    const run = await running.done;
+    assert.equal(run.code, EXIT.cancelled, run.transcript);
+    assert.deepEqual(events(run).at(-1), { event: 'finished', phase: 'cancelled', exitCode: 3 });
+  });
+});
