@@ -29,7 +29,7 @@ const outageFailures = new Map<string, number>();
 const pollKey = (info: Context['info']) =>
   `${info.workflowExecution?.workflowId}/${info.workflowExecution?.runId}/${info.activityId}`;
 
-const OUTAGE_BACKOFF = { firstSeconds: 10, maxSeconds: 300 };
+const OUTAGE_BACKOFF = { firstSeconds: 10, maxSeconds: 600 };
 
 export function createCiActivities(
   ci: CiBackend,

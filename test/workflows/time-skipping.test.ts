@@ -83,7 +83,7 @@ describe('deploys through hours of waiting (time-skipping server)', () => {
   it('fails with a clear reason when the run stays queued past its limit, and cancels it', async () => {
     const t = ts();
     const gh = t.stack.github!;
-    const app = await createApplication(t.stack, { deploy: { queueTimeoutMinutes: 5, retryWindowMinutes: 0 } });
+    const app = await createApplication(t.stack, { deploy: { queueTimeoutMinutes: 2, retryWindowMinutes: 0 } });
     gh.faults.keepQueued(true);
     try {
       const handle = await start(t, app);
@@ -91,7 +91,7 @@ describe('deploys through hours of waiting (time-skipping server)', () => {
         assert.ok(err instanceof WorkflowFailedError);
         assert.match(
           String(err.cause?.message),
-          /failed while building: CI run \d+ waited [5-6] minutes for a runner without starting \(limit 5 minutes\)/,
+          /failed while building: CI run \d+ waited [2-3] minutes for a runner without starting \(limit 2 minutes\)/,
         );
         return true;
       });
