@@ -1,9 +1,10 @@
 /**
- * The GitHub emulator for a suite (src/emulator/github). Its contract check is on: after the suite, any response that
- * did not match GitHub's OpenAPI description fails the suite, and the counts are printed.
+ * The GitHub emulator for a suite (src/emulator/github), with its contract check on: a test during which the
+ * emulator sent anything GitHub's OpenAPI description does not allow fails (an `afterEach` hook), and the counts of
+ * what was checked are printed when the suite ends.
  */
 import assert from 'node:assert/strict';
-import { after } from 'node:test';
+import { after, afterEach } from 'node:test';
 import {
   startGitHubEmulator,
   type GitHubEmulator,
@@ -11,17 +12,32 @@ import {
 } from '../../src/emulator/github/index.ts';
 import { useServer } from './suite.ts';
 
+/** Short simulated durations, so runs complete in well under a second. */
+export const FAST_RUNNER = { queuedMs: 50, buildMs: 200 };
+
 export function useGitHubEmulator(opts: GitHubEmulatorOptions = {}): () => GitHubEmulator {
-  const get = useServer(() => startGitHubEmulator({ runner: { queuedMs: 50, buildMs: 200 }, ...opts }));
-  after(() => assertContract(get()));
+  const get = useServer(() => startGitHubEmulator({ runner: FAST_RUNNER, ...opts }));
+  let seen = 0;
+  afterEach(() => {
+    const violations = get().contract.violations;
+    const fresh = violations.slice(seen);
+    seen = violations.length;
+    assert.deepEqual(fresh, [], "emulator responses during this test must match GitHub's OpenAPI description");
+  });
+  after(() => printContract(get()));
   return get;
+}
+
+/** Prints what the contract check covered. */
+export function printContract(github: GitHubEmulator): void {
+  const { operations, responses, violations } = github.contract.summary();
+  process.stdout.write(
+    `# GitHub contract: ${responses} responses of ${operations} operations checked, ${violations.length} violations\n`,
+  );
 }
 
 /** Fails when the emulator sent anything GitHub's description does not allow; prints what was checked. */
 export function assertContract(github: GitHubEmulator): void {
-  const { operations, responses, violations } = github.contract;
-  process.stdout.write(
-    `# GitHub contract: ${responses} responses of ${operations.size} operations checked, ${violations.length} violations\n`,
-  );
-  assert.deepEqual(violations, [], "emulator responses must match GitHub's OpenAPI description");
+  printContract(github);
+  assert.deepEqual(github.contract.violations, [], "emulator responses must match GitHub's OpenAPI description");
 }

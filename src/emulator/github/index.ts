@@ -44,6 +44,7 @@ import { registerActionsRoutes } from './routes-actions.ts';
 import { registerAppRoutes } from './routes-apps.ts';
 import { registerRepoRoutes } from './routes-repos.ts';
 import { Runner } from './runner.ts';
+import { workflowRun } from './shapes.ts';
 import { Store, type Permissions, type PullRequest, type Run } from './store.ts';
 import { Webhooks } from './webhooks.ts';
 
@@ -51,6 +52,9 @@ export type { Faults } from './faults.ts';
 export type { Records } from './records.ts';
 export type { Permissions, PullRequest, Run, RunStep } from './store.ts';
 export { signature as webhookSignature } from './webhooks.ts';
+
+/** A run as the emulator keeps it, plus the `html_url` the API reports for it. */
+export type EmulatedRun = Run & { readonly htmlUrl: string };
 
 export interface GitHubEmulatorOptions {
   /** Default 127.0.0.1. */
@@ -98,7 +102,8 @@ export interface GitHubEmulator {
   protectBranch(fullName: string, branch: string, on?: boolean): void;
   /** A file's content at a branch or commit (default: the default branch). */
   file(fullName: string, path: string, ref?: string): string | undefined;
-  runs(fullName: string): Run[];
+  /** The repository's runs, oldest first: the live records (they change as the runs proceed). */
+  runs(fullName: string): EmulatedRun[];
   pulls(fullName: string): PullRequest[];
   secretNames(fullName: string): string[];
   /** A secret's plain value, opened with the repository's private key (what a run would see). */
@@ -394,7 +399,17 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
       const repo = store.repo(fullName);
       return repo ? store.file(repo, ref ?? repo.defaultBranch, path)?.content.toString('utf8') : undefined;
     },
-    runs: (fullName) => store.repo(fullName)?.runs ?? [],
+    runs(fullName) {
+      const repo = store.repo(fullName);
+      if (!repo) return [];
+      for (const run of repo.runs) {
+        // Not stored: the URL follows the emulator's address, which a restart may change.
+        if (!Object.hasOwn(run, 'htmlUrl')) {
+          Object.defineProperty(run, 'htmlUrl', { get: () => workflowRun(api, repo, run).html_url, enumerable: false });
+        }
+      }
+      return repo.runs as EmulatedRun[];
+    },
     pulls: (fullName) => store.repo(fullName)?.pulls ?? [],
     secretNames: (fullName) => Object.keys(store.repo(fullName)?.secrets ?? {}),
     secretValue(fullName, name) {

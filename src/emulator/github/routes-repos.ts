@@ -35,7 +35,7 @@ export function registerRepoRoutes(env: Emulation): void {
       const file = store.file(r, sha, path);
       const accept = String(headers.accept ?? '');
       if (file && /application\/vnd\.github(\.v3)?\.raw/.test(accept)) {
-        return { status: 200, raw: { contentType: 'application/vnd.github.raw', data: file.content } };
+        return { status: 200, raw: { contentType: 'application/vnd.github.raw; charset=utf-8', data: file.content } };
       }
       if (file) return { status: 200, body: contentFile(env.api(), r, path, ref, file.sha, file.content) };
       const entries = store.list(r, sha, path);

@@ -238,6 +238,7 @@ export class Runner {
       log(step, `##[group]${step.name}`);
     };
     const end = (step: RunStep, conclusion: RunStep['conclusion']) => {
+      if (step.status === 'in_progress') log(step, '##[endgroup]');
       step.status = 'completed';
       step.conclusion = conclusion;
       step.completedAt = now();
