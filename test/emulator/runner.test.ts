@@ -74,7 +74,7 @@ async function layerFiles(registryUrl: string, repository: string, tag: string):
   const done = new Promise<void>((resolve, reject) => {
     tar.on('entry', (header, stream, next) => {
       const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
       stream.on('end', () => {
         files[header.name] = Buffer.concat(chunks).toString('utf8');
         next();
