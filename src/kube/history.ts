@@ -7,6 +7,8 @@ import type { Workload } from '../manifest/schema.ts';
 import { kubeClients, MANAGED_BY, statusOf, type KubeClients } from './rollout.ts';
 
 export const HISTORY_LIMIT = 50;
+/** ConfigMaps hold at most 1 MiB; big env maps in the recorded specs give way to the newest entries first. */
+const HISTORY_MAX_BYTES = 768 * 1024;
 
 export interface HistoryEntry {
   deployId: string;
@@ -59,6 +61,7 @@ export async function recordHistory(
       if (statusOf(err) !== 404) throw err;
     }
     const next = [entry, ...entries.filter((e) => e.deployId !== entry.deployId)].slice(0, HISTORY_LIMIT);
+    while (next.length > 1 && Buffer.byteLength(JSON.stringify(next)) > HISTORY_MAX_BYTES) next.pop();
     const body = {
       metadata: {
         name: historyName(app),

@@ -132,10 +132,15 @@ export function serviceFor(t: RolloutTarget): V1Service {
 
 const APPLY = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
 
+/**
+ * Creates the namespace when it is missing. A credential confined to its namespace may not read namespaces at all
+ * (403): then the namespace is taken to exist, and the apply that follows says so if it does not.
+ */
 export async function ensureNamespace(k: KubeClients, namespace: string): Promise<void> {
   try {
     await k.core.readNamespace({ name: namespace });
   } catch (err) {
+    if (statusOf(err) === 403) return;
     if (statusOf(err) !== 404) throw err;
     await k.core
       .createNamespace({ body: { metadata: { name: namespace, labels: MANAGED_BY } } })

@@ -334,7 +334,7 @@ describe('rolloutImage against a kwok cluster', () => {
     assert.match(failure.message, /\(422\).*must be less than or equal to cpu limit/);
   });
 
-  it('reports RBAC refusals (403), a missing kubeconfig and an unreachable cluster clearly', async () => {
+  it('reports RBAC refusals (403), a missing kubeconfig and an unreachable cluster clearly; a namespaced credential deploys', async () => {
     await cluster().kubectl('create', 'serviceaccount', 'nobody', '-n', 'default');
     const token = (await cluster().kubectl('create', 'token', 'nobody', '-n', 'default')).trim();
     const caFile = k().kc.getCurrentCluster()?.caFile;
@@ -369,6 +369,33 @@ describe('rolloutImage against a kwok cluster', () => {
     assert.equal(missing.type, 'Misconfigured');
     assert.equal(missing.nonRetryable, true);
     assert.match(missing.message, /cannot read kubeconfig \/nonexistent\/kubeconfig/);
+
+    // A credential confined to its namespace (no cluster-wide namespace reads) still deploys there.
+    const kubectl = (...args: string[]) => cluster().kubectl(...args);
+    await kubectl('create', 'serviceaccount', 'deployer', '-n', 'shop');
+    await kubectl(
+      'create',
+      'role',
+      'deployer',
+      '-n',
+      'shop',
+      '--verb=get,list,watch,create,update,patch',
+      '--resource=deployments.apps,services,configmaps',
+    );
+    await kubectl(
+      'create',
+      'rolebinding',
+      'deployer',
+      '-n',
+      'shop',
+      '--role=deployer',
+      '--serviceaccount=shop:deployer',
+    );
+    const scoped = (await kubectl('create', 'token', 'deployer', '-n', 'shop')).trim();
+    const result = await rolloutImage(await kubeconfig('deployer.kubeconfig', cluster().server, { token: scoped }))(
+      input(manifest('scoped', { replicas: 1 }), 'shop.scoped.eeee4', image(1)),
+    );
+    assert.equal(result.revision, '1');
 
     const closed = `https://127.0.0.1:${await freePort()}`;
     const unreachable = await failureOf(
