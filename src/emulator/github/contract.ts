@@ -80,7 +80,7 @@ export class ContractChecker {
   #validate(key: string, schema: unknown, body: unknown, label: string): void {
     let validate = compiled.get(key);
     if (validate === undefined) {
-      validate = load().ajv.compile(loosenOneOf(schema));
+      validate = load().ajv.compile(normalize(schema));
       compiled.set(key, validate);
     }
     if (validate && !validate(body)) {
@@ -128,14 +128,20 @@ export class ContractChecker {
 }
 
 /**
- * GitHub's description uses `oneOf` where several alternatives accept the same body (e.g. the 409 of the contents
- * API: basic-error or repository-rule-violation-error, neither with required fields), which strict JSON Schema
- * rejects for matching twice. GitHub's own responses have that shape, so alternatives are checked as `anyOf`.
+ * Adapts GitHub's description to what a strict JSON Schema validator accepts, without changing what it allows:
+ * - `oneOf` where several alternatives accept the same body (e.g. the 409 of the contents API: basic-error or
+ *   repository-rule-violation-error, neither with required fields) would reject GitHub's own responses for matching
+ *   twice, so alternatives are checked as `anyOf`;
+ * - OpenAPI's `nullable: true` next to no `type` (e.g. `allOf` of a referenced object) becomes "null, or the rest".
  */
-function loosenOneOf(schema: unknown): unknown {
-  if (Array.isArray(schema)) return schema.map(loosenOneOf);
+function normalize(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(normalize);
   if (!schema || typeof schema !== 'object') return schema;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(schema)) out[k === 'oneOf' ? 'anyOf' : k] = loosenOneOf(v);
+  for (const [k, v] of Object.entries(schema)) out[k === 'oneOf' ? 'anyOf' : k] = normalize(v);
+  if (out.nullable === true && out.type === undefined) {
+    delete out.nullable;
+    return { anyOf: [{ type: 'null' }, out] };
+  }
   return out;
 }
