@@ -233,6 +233,7 @@ export function createKubernetesActivities(deps: { kubeconfig?: string }): Pick<
           (e) => e.outcome === 'succeeded' && e.deployId !== t.deployId,
         );
         let restored: string;
+        let restoredDigest: string | null = null;
         if (lastGood) {
           doing = `rolling ${t.namespace}/${t.app} back to ${lastGood.image}`;
           await applyTarget(k, {
@@ -243,6 +244,7 @@ export function createKubernetesActivities(deps: { kubeconfig?: string }): Pick<
             commit: lastGood.commit,
           });
           const back = await wait('rollback', lastGood.image, lastGood.workload.deploy.progressDeadlineSeconds);
+          if (back.done) restoredDigest = lastGood.digest;
           restored = back.done
             ? `restored ${lastGood.digest} (deploy ${lastGood.deployId})`
             : `restoring ${lastGood.digest} failed too (${back.done ? '' : back.message})`;
@@ -252,7 +254,7 @@ export function createKubernetesActivities(deps: { kubeconfig?: string }): Pick<
         throw ApplicationFailure.nonRetryable(
           `rollout of ${t.image} to ${t.namespace}/${t.app} failed: ${reason}; ${restored}`,
           FailureType.RolloutFailed,
-          { reason: state.reason, message: reason, restored: lastGood?.digest ?? null },
+          { reason: state.reason, message: reason, restored: restoredDigest },
         );
       } catch (err) {
         if (ctx?.cancellationSignal.aborted) throw err;
