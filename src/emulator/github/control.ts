@@ -101,7 +101,7 @@ export async function handleControl(
     }
 
     const repo = /^\/_emulator\/repos\/([^/]+)\/([^/]+)\/(commits|protection|runs|pulls)$/.exec(path);
-    const key = `${method} ${repo ? `repos/*/${repo[3]}` : path.slice('/_emulator'.length)}`;
+    const key = `${method} ${repo ? `repos/*/${repo[3]}` : path.slice('/_emulator'.length) || '/'}`;
     const fullName = repo ? `${decodeURIComponent(repo[1]!)}/${decodeURIComponent(repo[2]!)}` : '';
     if (repo && !env.store.repo(fullName)) throw new BadRequest(`no repository ${fullName}`, 404);
     const f = emulator.faults;
