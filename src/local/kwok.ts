@@ -229,6 +229,8 @@ export async function startKwokCluster(opts: KwokOptions = {}): Promise<KwokClus
     const nodes = opts.nodes ?? 3;
     await kwokctl('scale', 'node', '--replicas', String(nodes));
     await kubectl('wait', '--for=condition=Ready', 'node', '--all', `--timeout=${timeoutSeconds}s`);
+    // Pods are refused until the service account controller has created the namespace's `default` account.
+    await kubectl('wait', '--for=create', 'serviceaccount/default', '-n', 'default', `--timeout=${timeoutSeconds}s`);
     say(`cluster ${name}: ${nodes} fake nodes ready in ${((Date.now() - started) / 1000).toFixed(1)}s`);
 
     const saveLogs = async () => {
