@@ -139,7 +139,8 @@ const EXIT_HELP = `Exit codes:
   1  the deploy failed, or there is nothing to act on (no such deploy, nothing to cancel or retry)
   2  bad usage or an invalid manifest: nothing was started
   3  the deploy was cancelled, or superseded by a newer deploy of the app
-  4  Temporal or the cluster cannot be reached, or the configuration is invalid`;
+  4  Temporal or the cluster cannot be reached, or the configuration is invalid
+  130  interrupted (Ctrl-C) while following: the deploy itself goes on`;
 
 const CONFIG_HELP = `Configuration (environment):
   TEMPORAL_ADDRESS      Temporal frontend host:port (default 127.0.0.1:7233, the one \`npm start\` runs)
@@ -277,6 +278,7 @@ export class Progress {
   private current?: DeployStatus;
   private frame = 0;
   private drawn = false;
+  private warned = false;
   private timer?: ReturnType<typeof setInterval>;
 
   constructor(
@@ -303,6 +305,13 @@ export class Progress {
 
   update(s: DeployStatus): void {
     this.current = s;
+    if ((s as Partial<AppStatus>).source === 'recorded' && !this.ended() && !this.warned) {
+      this.warned = true;
+      this.clear();
+      this.io.err(
+        'no worker answered within 5 s: showing recorded state; is a Flui worker running (npm run worker)?\n',
+      );
+    }
     if (this.json) {
       this.io.out(`${JSON.stringify({ event: 'status', elapsedSeconds: (this.now() - this.t0) / 1000, status: s })}\n`);
       return;
@@ -314,6 +323,15 @@ export class Progress {
       this.timer = setInterval(() => this.tick(), 100);
       this.timer.unref();
     }
+  }
+
+  /** Watching stopped (Ctrl-C); the deploy goes on. */
+  interrupted(deployId: string): void {
+    if (this.timer) clearInterval(this.timer);
+    this.clear();
+    const s = this.current;
+    const again = s ? `: flui status ${s.app}${nsFlag(s.namespace)}` : '';
+    this.io.err(`stopped following ${deployId}; the deploy goes on${again}\n`);
   }
 
   private ended(): boolean {
@@ -358,8 +376,18 @@ async function followDeploy(
   progress: Progress,
   opts: flui.FollowOptions = {},
 ): Promise<number> {
-  for await (const s of flui.follow(client, deployId, opts)) progress.update(s);
-  return progress.finish();
+  // Ctrl-C stops watching, not the deploy: say so, and how to look again.
+  const interrupted = () => {
+    progress.interrupted(deployId);
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
+  try {
+    for await (const s of flui.follow(client, deployId, opts)) progress.update(s);
+    return progress.finish();
+  } finally {
+    process.off('SIGINT', interrupted);
+  }
 }
 
 // ---- Main ----------------------------------------------------------------------------------------------------

@@ -244,15 +244,30 @@ async function start(client: Client, request: DeployRequest, opts: StartOptions)
 
 /**
  * Asks for a deploy of the app `manifest` describes. The manifest is validated again here (a library caller may hand
- * in any object): an invalid one throws a `ManifestError` naming the field, and nothing is started.
+ * in any object): an invalid one throws a `ManifestError` naming the field, and nothing is started. With
+ * `follow: true` the result also carries the deploy's {@link follow} progress.
  */
 export async function startDeploy(
   source: ClientSource,
   manifest: Manifest,
-  options: StartOptions = {},
-): Promise<StartedDeploy> {
+  options: StartOptions & { follow: true },
+): Promise<StartedDeploy & { progress: AsyncGenerator<DeployStatus> }>;
+export async function startDeploy(
+  source: ClientSource,
+  manifest: Manifest,
+  options?: StartOptions & { follow?: boolean },
+): Promise<StartedDeploy>;
+export async function startDeploy(
+  source: ClientSource,
+  manifest: Manifest,
+  options: StartOptions & { follow?: boolean } = {},
+): Promise<StartedDeploy & { progress?: AsyncGenerator<DeployStatus> }> {
   const valid = validateManifest(manifest, 'manifest');
-  const opts = checked(startOptionsSchema, options, 'options');
+  const { follow: following, ...opts } = checked(
+    startOptionsSchema.extend({ follow: z.boolean().optional() }),
+    options,
+    'options',
+  );
   const { namespace, name: app } = valid.metadata;
   const deployId = newDeployId(namespace, app);
   const policy = opts.policy ?? valid.spec.deploy.policy;
@@ -260,7 +275,8 @@ export async function startDeploy(
     valid.kind === 'Application'
       ? { deployId, kind: 'Application', manifest: valid, policy, requestedBy: opts.requestedBy }
       : { deployId, kind: 'CatalogApp', manifest: valid, policy, requestedBy: opts.requestedBy };
-  return withClient(source, (client) => start(client, request, opts));
+  const started = await withClient(source, (client) => start(client, request, opts));
+  return following ? { ...started, progress: follow(source, deployId) } : started;
 }
 
 /**

@@ -422,5 +422,21 @@ ${extra}`,
     const run = await running.done;
     assert.equal(run.code, EXIT.cancelled, run.transcript);
     assert.deepEqual(events(run).at(-1), { event: 'finished', phase: 'cancelled', exitCode: 3 });
+    assert.match(run.stderr, /no worker answered within 5 s: showing recorded state; is a Flui worker running/);
+  });
+
+  it('Ctrl-C stops following, not the deploy (exit 130)', async () => {
+    const running = startFlui(['deploy', await manifest('interrupted'), '--follow'], env, log);
+    await eventually(() => (running.stdout().includes('queued') ? true : undefined), 30_000, 'first status');
+    running.kill('SIGINT');
+    const run = await running.done;
+    assert.equal(run.code, 130, run.transcript);
+    assert.match(
+      run.stderr,
+      /stopped following default\.interrupted\.\S+; the deploy goes on: flui status interrupted\n$/,
+    );
+    const handle = temporal().client.workflow.getHandle('deploy-default.interrupted');
+    assert.equal((await handle.describe()).status.name, 'RUNNING');
+    await handle.terminate('test over');
   });
 });

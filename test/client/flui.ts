@@ -21,6 +21,8 @@ export interface RunningFlui {
   done: Promise<FluiRun>;
   /** Output so far. */
   stdout(): string;
+  /** Sends a signal, as a terminal does on Ctrl-C. */
+  kill(signal: NodeJS.Signals): void;
 }
 
 /** Starts `flui args…` with `env` (added to a clean PATH/HOME environment), appending its transcript to `log`. */
@@ -41,7 +43,7 @@ export function startFlui(args: string[], env: Record<string, string>, log?: str
       resolve({ code: code ?? -1, stdout, stderr, transcript: log ? `${transcript}\n(all runs: ${log})` : transcript });
     });
   });
-  return { done, stdout: () => stdout };
+  return { done, stdout: () => stdout, kill: (signal) => void child.kill(signal) };
 }
 
 export function flui(args: string[], env: Record<string, string>, log?: string): Promise<FluiRun> {
