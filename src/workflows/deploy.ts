@@ -64,7 +64,8 @@ const API_CALL: ActivityOptions = {
 
 /** Rollout: waits on the cluster with heartbeats; the activity enforces the progress deadline itself. */
 const ROLLOUT: ActivityOptions = {
-  startToCloseTimeout: '1 hour',
+  // Up to a 1 h progress deadline, then as long again for the rollback; heartbeats catch a dead worker sooner.
+  startToCloseTimeout: '3 hours',
   heartbeatTimeout: '30 seconds',
   scheduleToCloseTimeout: '6 hours',
   retry: {
@@ -173,6 +174,7 @@ export async function deployWorkflow(
       const failedPhase = status.phase;
       status.failedPhase = failedPhase;
       status.error = describeFailure(err);
+      status.rolledBackTo = restoredDigest(err);
       log.error('deploy phase failed', { phase: failedPhase, error: status.error });
       // A run we gave up on (stuck in the queue, past the build timeout) must not build and push later on its own.
       if (failedPhase === 'building' && !isBuildFailure(err)) await CancellationScope.nonCancellable(() => stopCiRun());
@@ -389,6 +391,14 @@ export async function deployWorkflow(
 function appOf(request: DeployRequest): { namespace: string; app: string } {
   if (request.kind === 'Rollback') return { namespace: request.namespace, app: request.app };
   return { namespace: request.manifest.metadata.namespace, app: request.manifest.metadata.name };
+}
+
+/** The digest a failed rollout put back, from the failure's details. */
+function restoredDigest(err: unknown): string | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : undefined;
+  if (!(cause instanceof ApplicationFailure) || cause.type !== FailureType.RolloutFailed) return undefined;
+  const restored = (cause.details?.[0] as { restored?: unknown } | undefined)?.restored;
+  return typeof restored === 'string' ? restored : undefined;
 }
 
 /** The CI run itself concluded without success (as opposed to us giving up on it). */
