@@ -4,6 +4,7 @@
  * what was checked are printed when the suite ends.
  */
 import assert from 'node:assert/strict';
+import { appendFileSync } from 'node:fs';
 import { after, afterEach } from 'node:test';
 import {
   startGitHubEmulator,
@@ -28,12 +29,20 @@ export function useGitHubEmulator(opts: GitHubEmulatorOptions = {}): () => GitHu
   return get;
 }
 
-/** Prints what the contract check covered. */
+/**
+ * Prints what the contract check covered. With FLUI_CONTRACT_LOG set, also appends it there as a JSON line, so
+ * totals over several test files (each its own process) can be added up.
+ */
 export function printContract(github: GitHubEmulator): void {
   const { operations, responses, violations } = github.contract.summary();
   process.stdout.write(
     `# GitHub contract: ${responses} responses of ${operations} operations checked, ${violations.length} violations\n`,
   );
+  const log = process.env.FLUI_CONTRACT_LOG;
+  if (log) {
+    const line = { operations: [...github.contract.operations], responses, violations: violations.length };
+    appendFileSync(log, `${JSON.stringify(line)}\n`);
+  }
 }
 
 /** Fails when the emulator sent anything GitHub's description does not allow; prints what was checked. */

@@ -107,6 +107,10 @@ export class ContractChecker {
       this.#violation(`${op} -> ${status}: GitHub does not document this status for the operation`);
       return;
     }
+    // Whatever the description says of an error, GitHub's errors always carry `message` and `documentation_url`.
+    if (status >= 400 && response !== GENERIC_ERROR) {
+      this.#validate('error-shape', GENERIC_ERROR.content['application/json'].schema, body, `${op} -> ${status}`);
+    }
     const schema = response.content?.['application/json']?.schema;
     if (!schema || body === undefined) return; // no body documented or none sent (204/302/304)
     this.#validate(`${op} ${status}`, schema, body, `${op} -> ${status}`);
