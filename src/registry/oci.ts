@@ -117,7 +117,8 @@ class Session {
         reason: 'aborted',
       });
     }
-    const detail = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const detail = cause?.code ?? cause?.message ?? (err as Error).message;
     return new RegistryError(`registry ${this.host} unreachable (${what}): ${detail}`, undefined, { cause: err });
   }
 
