@@ -41,7 +41,10 @@ describe("GitHub emulator: the contract check against GitHub's OpenAPI descripti
       process.execPath,
       ['--import', 'tsx', '--test', '--test-reporter=tap', 'test/emulator/fixtures/contract-violation.ts'],
       // Without the parent runner's context, the child reports and exits like a test run of its own.
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_TEST_CONTEXT: undefined, FLUI_CONTRACT_LOG: undefined } },
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, NODE_TEST_CONTEXT: undefined, FLUI_CONTRACT_LOG: undefined },
+      },
     );
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
