@@ -110,8 +110,9 @@ export function createCiActivities(
     },
 
     /** Idempotent: cancelling a finished or already cancelled run is a no-op in the backend. */
-    async cancelRun({ app, run }: CancelRunInput) {
-      await ci.cancel(app, run);
+    async cancelRun({ app, run, runKey }: CancelRunInput) {
+      const target = run ?? (await ci.findRun(app, runKey));
+      if (target) await ci.cancel(app, target);
     },
   };
 }

@@ -70,7 +70,9 @@ export interface AwaitRunInput {
 
 export interface CancelRunInput {
   app: Application;
-  run: CiRunRef;
+  /** The run, when the workflow recorded it; otherwise it is looked up by `runKey` (a cancel during dispatch). */
+  run?: CiRunRef;
+  runKey: string;
 }
 
 export interface ResolveImageInput {

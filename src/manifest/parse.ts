@@ -60,7 +60,7 @@ export function parseManifest(text: string, file = '<manifest>'): Manifest {
       { field: '', message: `expected a mapping with apiVersion: ${API_VERSION} and kind: Application or CatalogApp` },
     ]);
   }
-  const result = manifestSchema.safeParse(value);
+  const result = manifestSchema.safeParse(value, { reportInput: true });
   if (result.success) return result.data;
   throw new ManifestError(file, describeIssues(result.error.issues, doc.contents, lineCounter));
 }
@@ -81,7 +81,7 @@ export async function loadManifest(path: string): Promise<Manifest> {
 
 /** Validates an already parsed object (e.g. from the client library). */
 export function validateManifest(value: unknown, source = '<manifest>'): Manifest {
-  const result = manifestSchema.safeParse(value);
+  const result = manifestSchema.safeParse(value, { reportInput: true });
   if (result.success) return result.data;
   throw new ManifestError(source, describeIssues(result.error.issues));
 }

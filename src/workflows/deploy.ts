@@ -341,17 +341,17 @@ export async function deployWorkflow(
 
   /** Cancel the CI run we started, if it may still be going. Idempotent on the CI side. */
   async function stopCiRun(): Promise<void> {
-    if (request.kind !== 'Application' || !status.ciRun || status.phase !== 'building') return;
+    if (request.kind !== 'Application' || status.phase !== 'building') return;
+    // Without a recorded run, a dispatch may still have happened (cancelled while triggerRun ran): look it up by key.
+    const runKey = ciRunKey(request.deployId, status.attempt);
     try {
-      await activities(CLEANUP, `Cancel CI run ${status.ciRun.id}`).cancelRun({
+      await activities(CLEANUP, `Cancel CI run ${status.ciRun?.id ?? `"flui ${runKey}"`}`).cancelRun({
         app: request.manifest,
         run: status.ciRun,
+        runKey,
       });
     } catch (err) {
-      log.warn('could not cancel the CI run; it may still finish on its own', {
-        run: status.ciRun.htmlUrl,
-        error: describeFailure(err),
-      });
+      log.warn('could not cancel the CI run; it may still finish on its own', { runKey, error: describeFailure(err) });
     }
   }
 
