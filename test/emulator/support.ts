@@ -1,8 +1,8 @@
 /** Shared by the emulator's tests: Octokit as production builds it, sealing secrets, a Flui-like workflow file. */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Octokit } from '@octokit/rest';
 import sodium from 'libsodium-wrappers';
 import type { GitHubEmulator } from '../../src/emulator/github/index.ts';
+import { pollUntil } from '../helpers/eventually.ts';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -82,13 +82,7 @@ export async function eventually<T>(
   what: string,
   timeoutMs = 20_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
+  return pollUntil(probe, { what, timeoutMs, intervalMs: 25 });
 }
 
 /** The HTTP status of a rejected Octokit request (or of a response). */

@@ -3,12 +3,12 @@
  * emulator and the worker. Plus helpers to make apps the emulator knows.
  */
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Application, CatalogApp } from '../../src/manifest/schema.ts';
 import { validateManifest } from '../../src/manifest/parse.ts';
 import { startLocalStack, type LocalStack, type StackOptions } from '../../src/local/stack.ts';
 import { useServer } from './suite.ts';
 import { workflowBundle } from './temporal.ts';
+import { pollUntil } from './eventually.ts';
 
 export function useStack(opts: StackOptions = {}): () => LocalStack {
   return useServer(async () =>
@@ -63,11 +63,5 @@ export async function eventually<T>(
   timeoutMs = 60_000,
   what = 'condition',
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(100);
-  }
+  return pollUntil(probe, { what, timeoutMs, intervalMs: 100 });
 }
