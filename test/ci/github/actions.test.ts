@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/activity';
+import sodium from 'libsodium-wrappers';
 import {
   credentialFingerprint,
   FINGERPRINT_VARIABLE,
@@ -13,14 +15,22 @@ import {
   GitHubActionsBackend,
 } from '../../../src/ci/github/actions.ts';
 import { createGitHubClient } from '../../../src/ci/github/octokit.ts';
-import { pipelinePath, renderPipelineFile } from '../../../src/ci/github/pipeline-file.ts';
+import {
+  pipelinePath,
+  REGISTRY_PASSWORD_SECRET,
+  REGISTRY_USERNAME_SECRET,
+  renderPipelineFile,
+} from '../../../src/ci/github/pipeline-file.ts';
 import { loadConfig } from '../../../src/config.ts';
 import { validateManifest } from '../../../src/manifest/parse.ts';
 import type { Application } from '../../../src/manifest/schema.ts';
+import type { CiRunRef } from '../../../src/workflows/api.ts';
 import { useGitHubEmulator } from '../../helpers/github-emulator.ts';
 import { eventually } from '../../helpers/stack.ts';
 
 const CONTENTS = '/repos/{owner}/{repo}/contents/{path}';
+const DISPATCH = 'POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches';
+const RUN = 'GET /repos/{owner}/{repo}/actions/runs/{run_id}';
 
 function app(name: string, source: Record<string, unknown> = {}): Application {
   return validateManifest({
@@ -61,6 +71,40 @@ describe('GitHub Actions backend against the emulator', () => {
     return a;
   }
   const used = (token: string) => github().records.rateLimited[token] ?? 0;
+  /**
+   * A backend whose client notes every request it sends with the answer's status, `METHOD /route status`: what
+   * counts against the rate limit is everything but the 304s.
+   */
+  const logged = (token = github().createToken()) => {
+    const config = env({ GITHUB_TOKEN: token });
+    const client = createGitHubClient(config);
+    const log: string[] = [];
+    client.hook.wrap('request', async (request, options) => {
+      const name = `${options.method} ${options.url}`;
+      try {
+        const res = await request(options);
+        log.push(`${name} ${res.status}`);
+        return res;
+      } catch (err) {
+        log.push(`${name} ${(err as { status?: number }).status ?? 'no answer'}`);
+        throw err;
+      }
+    });
+    const charged = () => log.filter((l) => !l.endsWith(' 304')).sort();
+    return { ci: new GitHubActionsBackend(config, { client }), log, charged, token };
+  };
+  /** Polls like awaitRun (conditionally, on the last ETag) until the run completes; returns the polls made. */
+  async function pollToCompletion(ci: GitHubActionsBackend, a: Application, run: CiRunRef, etag?: string) {
+    for (let polls = 1; ; polls++) {
+      const s = await ci.status(a, run, etag);
+      etag = s.etag ?? etag;
+      if (s.status?.state === 'completed') return polls;
+      assert.ok(polls < 500, 'the run completes');
+      await sleep(20);
+    }
+  }
+  /** A person (or another tool) with their own token, changing the repository behind Flui's back. */
+  const person = () => createGitHubClient(env({ GITHUB_TOKEN: github().createToken() }));
   const clearFaults = (t: TestContext) =>
     t.after(() => {
       github().faults.reset();
@@ -79,8 +123,8 @@ describe('GitHub Actions backend against the emulator', () => {
       assert.match(first.commitSha ?? '', /^[a-f0-9]{40}$/);
       assert.equal(github().file(full, pipelinePath(a)), renderPipelineFile(a));
 
+      const before = used(token); // the write was read back: from here on the worker holds the file's ETag
       assert.deepEqual(await ci.ensurePipeline(a), { path: pipelinePath(a), changed: false });
-      const before = used(token); // from here on the worker holds the file's ETag
       for (let i = 0; i < 3; i++) assert.equal((await ci.ensurePipeline(a)).changed, false);
       assert.equal(github().records.commits[`${full}:${pipelinePath(a)}`], 1, 'no second commit');
       assert.equal(used(token), before, 'an unchanged file is checked with free conditional requests');
@@ -168,12 +212,13 @@ describe('GitHub Actions backend against the emulator', () => {
           headers: { authorization: `token ${token}` },
         })
       ).json()) as { value: string };
-      assert.equal(variable.value, first.fingerprint);
+      assert.match(variable.value, /^scrypt:[a-f0-9]{32};FLUI_REGISTRY_USERNAME=\S+Z;FLUI_REGISTRY_PASSWORD=\S+Z$/);
+      assert.equal(variable.value.split(';')[0], first.fingerprint);
       assert.doesNotMatch(variable.value, /p4ssw0rd/);
 
+      const before = used(token); // the writes were read back: the worker holds the variable's and list's ETags
       const second = await ci.ensureCredential(a, credential);
       assert.deepEqual(second, { ...first, changed: false });
-      const before = used(token); // from here on the worker holds the ETags of the variable and the secrets
       assert.equal((await ci.ensureCredential(a, credential)).changed, false);
       assert.equal(used(token), before, 'variable and secrets checked with free conditional requests');
       assert.equal((await backend().ensureCredential(a, credential)).changed, false, 'a restarted worker skips too');
@@ -186,6 +231,131 @@ describe('GitHub Actions backend against the emulator', () => {
       assert.equal((await ci.ensureCredential(a, { ...credential, password: 'rotated' })).changed, false);
     });
 
+    it("rewrites a secret deleted behind Flui's back on the next deploy, while the worker holds ETags and after a restart", async () => {
+      const a = await repo('deleted');
+      const full = a.spec.source.repository;
+      const [owner, name] = full.split('/') as [string, string];
+      const token = github().createToken();
+      const ci = backend(token);
+      assert.equal((await ci.ensureCredential(a, credential)).changed, true);
+      const warm = used(token);
+      assert.equal((await ci.ensureCredential(a, credential)).changed, false);
+      assert.equal(used(token), warm, 'the worker holds the ETags of the variable and of the list of secrets');
+      const writes = github().records.secretWrites[full]!;
+
+      const someone = person();
+      const remove = (secret_name: string) =>
+        someone.request('DELETE /repos/{owner}/{repo}/actions/secrets/{secret_name}', {
+          owner,
+          repo: name,
+          secret_name,
+        });
+      await remove(REGISTRY_PASSWORD_SECRET);
+      assert.equal(github().secretValue(full, REGISTRY_PASSWORD_SECRET), undefined);
+      assert.equal((await ci.ensureCredential(a, credential)).changed, true, 'the list changed: no 304, a rewrite');
+      assert.equal(github().secretValue(full, REGISTRY_PASSWORD_SECRET), credential.password);
+      assert.equal(github().secretValue(full, REGISTRY_USERNAME_SECRET), credential.username);
+      assert.equal(github().records.secretWrites[full], writes + 2);
+      const before = used(token);
+      assert.equal((await ci.ensureCredential(a, credential)).changed, false);
+      assert.equal(used(token), before, 'after the rewrite the check is free again');
+
+      await remove(REGISTRY_USERNAME_SECRET);
+      assert.equal((await backend().ensureCredential(a, credential)).changed, true, 'a restarted worker notices too');
+      assert.equal(github().secretValue(full, REGISTRY_USERNAME_SECRET), credential.username);
+      assert.equal((await ci.ensureCredential(a, credential)).changed, false, 'and the first worker sees it current');
+      assert.equal(github().records.secretWrites[full], writes + 4);
+    });
+
+    it('rewrites a secret someone else overwrote (its updated_at moved), and once more after the fingerprint-only format', async () => {
+      const a = await repo('overwritten');
+      const full = a.spec.source.repository;
+      const [owner, name] = full.split('/') as [string, string];
+      const token = github().createToken();
+      const ci = backend(token);
+      assert.equal((await ci.ensureCredential(a, credential)).changed, true);
+      assert.equal((await ci.ensureCredential(a, credential)).changed, false);
+
+      // GitHub's timestamps have whole seconds: an overwrite within the second of Flui's write would look the same.
+      await sleep(1100);
+      const someone = person();
+      const key = (await someone.request('GET /repos/{owner}/{repo}/actions/secrets/public-key', { owner, repo: name }))
+        .data;
+      await sodium.ready;
+      const sealed = sodium.to_base64(
+        sodium.crypto_box_seal(
+          sodium.from_string('someone-else'),
+          sodium.from_base64(key.key, sodium.base64_variants.ORIGINAL),
+        ),
+        sodium.base64_variants.ORIGINAL,
+      );
+      await someone.request('PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}', {
+        owner,
+        repo: name,
+        secret_name: REGISTRY_USERNAME_SECRET,
+        encrypted_value: sealed,
+        key_id: key.key_id,
+      });
+      assert.equal(github().secretValue(full, REGISTRY_USERNAME_SECRET), 'someone-else');
+      assert.equal((await ci.ensureCredential(a, credential)).changed, true);
+      assert.equal(github().secretValue(full, REGISTRY_USERNAME_SECRET), credential.username);
+      assert.equal((await ci.ensureCredential(a, credential)).changed, false);
+
+      // What Flui wrote before the variable recorded timestamps: the fingerprint alone. Written once more, then current.
+      const fingerprint = await credentialFingerprint(credential);
+      await someone.request('PATCH /repos/{owner}/{repo}/actions/variables/{name}', {
+        owner,
+        repo: name,
+        name: FINGERPRINT_VARIABLE,
+        value: fingerprint,
+      });
+      const writes = github().records.secretWrites[full]!;
+      assert.equal((await backend().ensureCredential(a, credential)).changed, true);
+      assert.equal(github().records.secretWrites[full], writes + 2);
+      assert.equal((await backend().ensureCredential(a, credential)).changed, false);
+    });
+
+    it('finds its secrets by name when the repository has more secrets than one page of the list', async () => {
+      const a = await repo('many');
+      const full = a.spec.source.repository;
+      const token = github().createToken();
+      const key = (await (
+        await fetch(`${github().url}/repos/${full}/actions/secrets/public-key`, {
+          headers: { authorization: `token ${token}` },
+        })
+      ).json()) as { key_id: string; key: string };
+      await sodium.ready;
+      const encrypted_value = sodium.to_base64(
+        sodium.crypto_box_seal(sodium.from_string('x'), sodium.from_base64(key.key, sodium.base64_variants.ORIGINAL)),
+        sodium.base64_variants.ORIGINAL,
+      );
+      // 100 secrets that sort before Flui's, so Flui's are not on the first page of 100.
+      for (let i = 0; i < 100; i++) {
+        const res = await fetch(
+          `${github().url}/repos/${full}/actions/secrets/A_SECRET_${String(i).padStart(3, '0')}`,
+          {
+            method: 'PUT',
+            headers: { authorization: `token ${token}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ encrypted_value, key_id: key.key_id }),
+          },
+        );
+        assert.equal(res.status, 201);
+      }
+      const ci = backend(token);
+      assert.equal((await ci.ensureCredential(a, credential)).changed, true);
+      assert.equal((await backend().ensureCredential(a, credential)).changed, false, 'found on the second page');
+      const before = used(token);
+      assert.equal((await ci.ensureCredential(a, credential)).changed, false);
+      assert.equal(used(token), before, 'by-name reads are conditional too');
+      await person().request('DELETE /repos/{owner}/{repo}/actions/secrets/{secret_name}', {
+        owner: 'acme',
+        repo: a.metadata.name,
+        secret_name: REGISTRY_PASSWORD_SECRET,
+      });
+      assert.equal((await ci.ensureCredential(a, credential)).changed, true);
+      assert.equal(github().secretValue(full, REGISTRY_PASSWORD_SECRET), credential.password);
+    });
+
     it('fingerprints deterministically, per registry and username, without showing the password', async () => {
       const fp = await credentialFingerprint(credential);
       assert.match(fp, /^scrypt:[a-f0-9]{32}$/);
@@ -193,6 +363,75 @@ describe('GitHub Actions backend against the emulator', () => {
       for (const change of [{ registry: 'ghcr.io' }, { username: 'other' }, { password: 'other' }]) {
         assert.notEqual(await credentialFingerprint({ ...credential, ...change }), fp);
       }
+    });
+  });
+
+  describe('requests per deploy', () => {
+    it('a steady-state deploy spends one rate-limited request (the dispatch) plus one per run state, even right after the first', async (t) => {
+      clearFaults(t);
+      const a = await repo('steady');
+      const full = a.spec.source.repository;
+      const { ci, log, charged, token } = logged();
+      const prepare = () => Promise.all([ci.ensurePipeline(a), ci.ensureCredential(a, credential)]);
+
+      // The first deploy writes everything, each written resource read back once to learn its ETag.
+      await prepare();
+      assert.deepEqual(charged(), [
+        'GET /repos/{owner}/{repo}/actions/secrets 200',
+        'GET /repos/{owner}/{repo}/actions/secrets 200',
+        'GET /repos/{owner}/{repo}/actions/secrets/public-key 200',
+        'GET /repos/{owner}/{repo}/actions/variables/{name} 200',
+        'GET /repos/{owner}/{repo}/actions/variables/{name} 404',
+        `GET ${CONTENTS} 200`,
+        `GET ${CONTENTS} 404`,
+        'POST /repos/{owner}/{repo}/actions/variables 201',
+        'PUT /repos/{owner}/{repo}/actions/secrets/{secret_name} 201',
+        'PUT /repos/{owner}/{repo}/actions/secrets/{secret_name} 201',
+        `PUT ${CONTENTS} 201`,
+      ]);
+      await pollToCompletion(ci, a, await ci.trigger(a, 'default.steady.k1'));
+
+      // The second: file and credential checked with free 304s; only the dispatch counts before the polls.
+      const commits = github().records.commits[`${full}:${pipelinePath(a)}`];
+      const secretWrites = github().records.secretWrites[full];
+      log.length = 0;
+      const before = used(token);
+      await prepare();
+      assert.deepEqual(charged(), [], 'the checks of file, variable and secrets are all free');
+      assert.deepEqual(log.sort(), [
+        'GET /repos/{owner}/{repo}/actions/secrets 304',
+        'GET /repos/{owner}/{repo}/actions/variables/{name} 304',
+        `GET ${CONTENTS} 304`,
+      ]);
+      github().faults.keepQueued(true); // a run that waits long for a runner: polls of an unchanged run are free
+      const run = await ci.trigger(a, 'default.steady.k2');
+      assert.deepEqual(charged(), [`${DISPATCH} 200`]);
+      const queued = await ci.status(a, run); // awaitRun's first poll has no ETag yet
+      assert.equal(queued.status?.state, 'queued');
+      for (let i = 0; i < 10; i++) assert.deepEqual(await ci.status(a, run, queued.etag), { etag: queued.etag });
+      github().faults.keepQueued(false);
+      await pollToCompletion(ci, a, run, queued.etag);
+      const stateReads = charged().filter((l) => l.startsWith(`${RUN} `)).length;
+      // queued, then completed, and in progress when a poll happens to see it: one full read per state seen.
+      assert.ok(stateReads >= 2 && stateReads <= 3, `${stateReads} full reads of the run`);
+      assert.equal(charged().length, 1 + stateReads, 'nothing but the dispatch and the run states');
+      const perDeploy = used(token) - before;
+      assert.equal(perDeploy, 1 + stateReads);
+      assert.ok(perDeploy <= 4, `${perDeploy} rate-limited requests for a steady-state deploy (target ≤ 6)`);
+      assert.equal(github().records.commits[`${full}:${pipelinePath(a)}`], commits, 'no commit');
+      assert.equal(github().records.secretWrites[full], secretWrites, 'no secret written');
+
+      // A restarted worker holds no ETags: one full read per resource, still no write.
+      const cold = logged(token);
+      await Promise.all([cold.ci.ensurePipeline(a), cold.ci.ensureCredential(a, credential)]);
+      await cold.ci.trigger(a, 'default.steady.k3');
+      assert.deepEqual(cold.charged(), [
+        'GET /repos/{owner}/{repo}/actions/secrets 200',
+        'GET /repos/{owner}/{repo}/actions/variables/{name} 200',
+        `GET ${CONTENTS} 200`,
+        `${DISPATCH} 200`,
+      ]);
+      assert.equal(github().records.secretWrites[full], secretWrites);
     });
   });
 
@@ -360,11 +599,12 @@ describe('GitHub Actions backend against the emulator', () => {
       const wait = seconds(primary.nextRetryDelay);
       assert.ok(wait >= 100 && wait <= 121, `waits until the reset, ~120 s: ${wait}`);
       assert.doesNotMatch(primary.message, /p4ssw0rd/);
-      assert.equal(overLimit(), sentOverLimit + 1, 'only the request that found the limit, no retries into it');
+      // ensureCredential reads the variable and the secrets at once: both find the limit, neither retries into it.
+      assert.equal(overLimit(), sentOverLimit + 2, 'only the requests that found the limit, no retries into it');
 
       github().faults.exhaustRateLimit({ forMs: 1_500 });
       assert.equal((await ci.ensureCredential(a, credential)).changed, true, 'a limit resetting in 2 s is slept');
-      assert.equal(overLimit(), sentOverLimit + 2, 'the retry waited for the reset');
+      assert.equal(overLimit(), sentOverLimit + 4, 'the retries waited for the reset');
     });
 
     it('makes outages and connection resets retryable', async (t) => {
