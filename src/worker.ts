@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { createActivities } from './activities/index.ts';
+import { keepAlive } from './activities/keep-alive.ts';
 import { startWebhookReceiver } from './ci/github/webhook.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { startDevServer, type DevServer } from './local/temporal.ts';
@@ -68,6 +69,7 @@ export async function startWorker(config: Config, opts: StartWorkerOptions = {})
     taskQueue: config.temporal.taskQueue,
     ...workflowCode(config, opts.workflowBundle),
     activities: createActivities(config),
+    interceptors: { activity: [keepAlive] },
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     maxCachedWorkflows: config.worker.maxCachedWorkflows,
     shutdownGraceTime: '10 seconds',

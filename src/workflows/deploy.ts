@@ -50,9 +50,17 @@ import {
 // CI, the registry or the cluster delays a deploy instead of failing it.
 const PERMANENT = Object.values(FailureType);
 
+/**
+ * How soon an attempt whose worker died is retried elsewhere. Every activity heartbeats while it runs (the worker's
+ * keep-alive interceptor, or the activity itself), so this, not the start-to-close timeout, bounds what a worker
+ * crash or a restart costs a deploy.
+ */
+const LIVENESS = '15 seconds';
+
 /** Calls to GitHub/GitLab/registry APIs: quick requests, retried through outages for up to 12 hours. */
 const API_CALL: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: LIVENESS,
   scheduleToCloseTimeout: '12 hours',
   retry: {
     initialInterval: '2 seconds',
@@ -66,7 +74,7 @@ const API_CALL: ActivityOptions = {
 const ROLLOUT: ActivityOptions = {
   // Up to a 1 h progress deadline, then as long again for the rollback; heartbeats catch a dead worker sooner.
   startToCloseTimeout: '3 hours',
-  heartbeatTimeout: '30 seconds',
+  heartbeatTimeout: LIVENESS,
   scheduleToCloseTimeout: '6 hours',
   retry: {
     initialInterval: '2 seconds',
@@ -79,6 +87,7 @@ const ROLLOUT: ActivityOptions = {
 /** Cleanup (cancelling a CI run): bounded, so an outage cannot hold a finished deploy for hours. */
 const CLEANUP: ActivityOptions = {
   startToCloseTimeout: '1 minute',
+  heartbeatTimeout: LIVENESS,
   scheduleToCloseTimeout: '15 minutes',
   retry: {
     initialInterval: '2 seconds',
@@ -285,6 +294,7 @@ export async function deployWorkflow(
       activities(
         {
           startToCloseTimeout: '1 minute',
+          heartbeatTimeout: LIVENESS,
           scheduleToCloseTimeout: `${buildTimeoutMinutes} minutes`,
           retry: {
             initialInterval: `${POLL_INTERVAL_SECONDS} seconds`,

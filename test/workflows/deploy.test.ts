@@ -174,6 +174,12 @@ describe('deploy pipeline end to end', () => {
     const attempts = history.events
       ?.filter((e) => e.activityTaskStartedEventAttributes)
       .map((e) => e.activityTaskStartedEventAttributes!.attempt);
-    assert.deepEqual(attempts, [1], 'a permanent error is not retried');
+    // The pipeline file and the credential are checked concurrently, so both may have started: once each.
+    assert.ok(attempts && attempts.length >= 1, 'an activity ran');
+    assert.deepEqual(
+      attempts.filter((a) => a !== 1),
+      [],
+      'a permanent error is not retried',
+    );
   });
 });
