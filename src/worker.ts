@@ -73,6 +73,9 @@ export async function startWorker(config: Config, opts: StartWorkerOptions = {})
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     maxCachedWorkflows: config.worker.maxCachedWorkflows,
     shutdownGraceTime: '10 seconds',
+    // A workflow task waits this long for the worker that has the deploy cached before any worker may take it: short,
+    // so a killed worker's deploys move on in seconds (a cache miss only costs a replay of a small history).
+    stickyQueueScheduleToStartTimeout: '3 seconds',
   });
 
   // The webhook receiver signals the deploy whose CI run finished; polling covers any lost delivery.

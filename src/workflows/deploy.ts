@@ -55,7 +55,7 @@ const PERMANENT = Object.values(FailureType);
  * keep-alive interceptor, or the activity itself), so this, not the start-to-close timeout, bounds what a worker
  * crash or a restart costs a deploy.
  */
-const LIVENESS = '15 seconds';
+const LIVENESS = '10 seconds';
 
 /** Calls to GitHub/GitLab/registry APIs: quick requests, retried through outages for up to 12 hours. */
 const API_CALL: ActivityOptions = {

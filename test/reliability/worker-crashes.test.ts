@@ -1,0 +1,328 @@
+/**
+ * Worker crash matrix. The worker runs as its own process (what `npm run worker` runs) and is SIGKILLed at every
+ * point where a crash could make a deploy repeat a side effect or lose one:
+ *
+ * - before and after every GitHub request a deploy makes, found by a census deploy for a first deploy, a redeploy of
+ *   the same manifest and a redeploy whose pipeline changed. "Before": GitHub holds the request until the worker is
+ *   dead, then drops it unhandled. "After": GitHub has acted (commit written, run dispatched) and holds the answer
+ *   until the worker is dead;
+ * - at the phase boundaries, read from the workflow's history (an activity scheduled or completed, the webhook's
+ *   signal), and inside the rollout, read from the cluster (Deployment applied, history recorded);
+ * - while the CI run finishes, so its completion arrives with no worker running.
+ *
+ * A new worker starts after each kill, and each deploy must complete with exactly one pipeline commit (none when
+ * unchanged), exactly one CI run dispatched, and exactly one rollout of the right digest, counted from the GitHub
+ * emulator's and the cluster's own records.
+ *
+ * Points run in lanes side by side: each lane has its own worker process and task queue, so a kill in one lane hits
+ * only its own deploy (and its own Octokit write queue, which a held write would otherwise block for everyone). One
+ * more worker, never killed and serving no deploys, receives the CI's webhooks and signals whichever deploy they name.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pipelinePath } from '../../src/ci/github/pipeline-file.ts';
+import { startDeploy } from '../../src/client/index.ts';
+import type { RequestInfo } from '../../src/emulator/github/index.ts';
+import { readHistory } from '../../src/kube/history.ts';
+import { kubeClients } from '../../src/kube/rollout.ts';
+import type { Application } from '../../src/manifest/schema.ts';
+import type { DeployOutcome } from '../../src/workflows/api.ts';
+import { assertContract } from '../helpers/github-emulator.ts';
+import { createApplication, eventually, useStack } from '../helpers/stack.ts';
+import { startWorkerProcess, writeBundleFile, type WorkerProcess } from '../helpers/worker-process.ts';
+
+/** A first deploy of an app; a redeploy of the same manifest; a redeploy that changes the pipeline file. */
+type Scenario = 'first' | 'unchanged' | 'changed';
+const SCENARIOS: Scenario[] = ['first', 'unchanged', 'changed'];
+
+type GitHubPoint = {
+  kind: 'github';
+  scenario: Scenario;
+  request: string;
+  occurrence: number;
+  stage: 'before' | 'after';
+};
+type KillPoint =
+  | GitHubPoint
+  | { kind: 'history'; scenario: Scenario; event: `${'scheduled' | 'completed' | 'signaled'} ${string}` }
+  | { kind: 'cluster'; scenario: Scenario; when: 'applied' | 'recorded' }
+  | { kind: 'ci-finishes-while-down'; scenario: Scenario };
+
+/** The status poll of a CI run: how often it happens depends on timing (the webhook usually wins), so only the first. */
+const POLL = 'GET /repos/{owner}/{repo}/actions/runs/{run_id}';
+/** Lanes at once: each a worker process with one deploy in flight. */
+const LANES = 8;
+
+const PHASE_POINTS: KillPoint[] = [
+  { kind: 'history', scenario: 'first', event: 'completed ensureWorkflowFile' },
+  { kind: 'history', scenario: 'first', event: 'completed ensureRegistryCredential' },
+  { kind: 'history', scenario: 'first', event: 'scheduled triggerRun' },
+  { kind: 'history', scenario: 'first', event: 'completed triggerRun' },
+  { kind: 'history', scenario: 'first', event: 'signaled runCompleted' },
+  { kind: 'history', scenario: 'first', event: 'scheduled resolveImage' },
+  { kind: 'history', scenario: 'first', event: 'completed resolveImage' },
+  { kind: 'history', scenario: 'first', event: 'scheduled rolloutImage' },
+  { kind: 'history', scenario: 'unchanged', event: 'scheduled triggerRun' },
+  { kind: 'cluster', scenario: 'first', when: 'applied' },
+  { kind: 'cluster', scenario: 'first', when: 'recorded' },
+  { kind: 'cluster', scenario: 'changed', when: 'recorded' },
+  { kind: 'ci-finishes-while-down', scenario: 'first' },
+  { kind: 'ci-finishes-while-down', scenario: 'unchanged' },
+];
+
+function describePoint(p: KillPoint): string {
+  switch (p.kind) {
+    case 'github':
+      return `${p.scenario}: ${p.stage} ${p.request} #${p.occurrence}`;
+    case 'history':
+      return `${p.scenario}: history ${p.event}`;
+    case 'cluster':
+      return `${p.scenario}: cluster ${p.when}`;
+    default:
+      return `${p.scenario}: the CI run finishes while no worker runs`;
+  }
+}
+
+interface Deploy {
+  point: KillPoint;
+  app: Application;
+  repo: string;
+  /** The emulator's counts before this deploy started. */
+  before: { commits: number; dispatches: number; runs: number };
+  workflowId: string;
+  deployId: string;
+}
+
+describe('worker crash matrix', () => {
+  const stack = useStack({ worker: false });
+  after(() => assertContract(stack().github!));
+  const running = new Set<WorkerProcess>();
+  after(() => Promise.all([...running].map((w) => w.kill())));
+
+  it('completes every deploy with one commit, one CI run and one rollout, whatever line the worker died on', async () => {
+    const s = stack();
+    const gh = s.github!;
+    const k = kubeClients(s.env.KUBECONFIG);
+    const bundleFile = await writeBundleFile(s.dataDir);
+    let spawned = 0;
+    let kills = 0;
+
+    const spawnWorker = async (env: Record<string, string>) => {
+      const logFile = join(s.dataDir, `worker-${++spawned}.log`);
+      const w = await startWorkerProcess(env, { bundleFile, logFile, timeoutMs: 60_000 });
+      running.add(w);
+      return w;
+    };
+    const killWorker = async (w: WorkerProcess) => {
+      await w.kill();
+      running.delete(w);
+      kills++;
+    };
+    /** The webhook receiver's worker: its task queue gets no deploys, and it is never killed. */
+    await spawnWorker({ ...s.env, FLUI_TASK_QUEUE: 'flui-crash-webhooks' });
+    /** A lane's worker: its own task queue, no webhook receiver (the port is the receiver's). */
+    const laneEnv = (lane: number) => {
+      const env: Record<string, string> = { ...s.env, FLUI_TASK_QUEUE: `flui-crash-lane-${lane}` };
+      delete env.FLUI_WEBHOOK_PORT;
+      return env;
+    };
+
+    // ---- GitHub request hooks: a census of what a deploy asks, and requests held at armed kill points ----
+    let census: { repo: string; requests: string[] } | undefined;
+    const armed = new Map<string, { point: GitHubPoint; seen: number; reached: () => void; release: Promise<void> }>();
+    const onRequest = async (info: RequestInfo, stage: 'before' | 'after') => {
+      const request = `${info.method} ${info.operation}`;
+      if (stage === 'before' && census && info.repo === census.repo) census.requests.push(request);
+      const a = info.repo ? armed.get(info.repo) : undefined;
+      if (!a || a.point.stage !== stage || a.point.request !== request) return;
+      if (++a.seen !== a.point.occurrence) return;
+      a.reached();
+      await a.release; // the worker dies while GitHub holds this request
+      // "before": the request died with the worker, and GitHub never acted on it.
+      if (stage === 'before') throw new Error('the client went away before GitHub handled the request');
+    };
+    gh.hooks.before = (info) => onRequest(info, 'before');
+    gh.hooks.after = (info) => onRequest(info, 'after');
+
+    const deploy = (app: Application, taskQueue: string) => startDeploy(s.client, app, { taskQueue });
+    const result = async (workflowId: string) =>
+      (await s.client.workflow.getHandle(workflowId).result()) as DeployOutcome;
+
+    /** An app ready for the scenario: for the redeploys, deployed once already (without kills). */
+    const prepare = async (scenario: Scenario, taskQueue: string): Promise<Application> => {
+      const app = await createApplication(s, { deploy: { progressDeadlineSeconds: 60 } });
+      if (scenario === 'first') return app;
+      await result((await deploy(app, taskQueue)).workflowId);
+      return scenario === 'unchanged'
+        ? app
+        : { ...app, spec: { ...app.spec, source: { ...app.spec.source, buildArgs: { FLUI_CHANGE: '2' } } } };
+    };
+    const counts = (app: Application) => {
+      const repo = app.spec.source.repository;
+      return {
+        commits: gh.records.commits[`${repo}:${pipelinePath(app)}`] ?? 0,
+        dispatches: gh.records.dispatches[repo] ?? 0,
+        runs: gh.runs(repo).length,
+      };
+    };
+
+    /** What the emulator and the cluster recorded for this deploy: exactly one of each, and the right digest. */
+    const verify = async (d: Deploy) => {
+      const what = describePoint(d.point);
+      const outcome = await result(d.workflowId);
+      assert.equal(outcome.phase, 'succeeded', what);
+      const now = counts(d.app);
+      assert.equal(now.commits - d.before.commits, d.point.scenario === 'unchanged' ? 0 : 1, `${what}: commits`);
+      assert.equal(now.dispatches - d.before.dispatches, 1, `${what}: CI runs dispatched`);
+      const runs = gh.runs(d.repo).slice(d.before.runs);
+      assert.equal(runs.length, 1, `${what}: CI runs`);
+      assert.equal(runs[0]!.conclusion, 'success', what);
+      assert.equal(outcome.digest, runs[0]!.digest, `${what}: the digest the CI pushed`);
+      assert.equal(gh.secretValue(d.repo, 'FLUI_REGISTRY_PASSWORD'), s.env.REGISTRY_PASSWORD, `${what}: credential`);
+      const name = d.app.metadata.name;
+      const deployment = await k.apps.readNamespacedDeployment({ name, namespace: 'default' });
+      assert.equal(deployment.spec?.template.spec?.containers[0]?.image, outcome.image, `${what}: the running image`);
+      const sets = await k.apps.listNamespacedReplicaSet({
+        namespace: 'default',
+        labelSelector: `app.kubernetes.io/name=${name}`,
+      });
+      const rolled = sets.items.filter((rs) => rs.spec?.template?.spec?.containers[0]?.image === outcome.image);
+      assert.equal(rolled.length, 1, `${what}: ReplicaSets of the digest`);
+      const entries = (await readHistory(k, 'default', name)).filter((e) => e.deployId === d.deployId);
+      assert.deepEqual(
+        entries.map((e) => [e.digest, e.outcome]),
+        [[outcome.digest, 'succeeded']],
+        `${what}: the rollout recorded once`,
+      );
+    };
+
+    /** Resolves once the deploy is at a phase or rollout point, seen in its history or in the cluster. */
+    const reach = async (point: Exclude<KillPoint, GitHubPoint>, d: Deploy) => {
+      const name = d.app.metadata.name;
+      await eventually(
+        async () => {
+          if (point.kind === 'ci-finishes-while-down') return gh.runs(d.repo).length > d.before.runs || undefined;
+          if (point.kind === 'cluster' && point.when === 'recorded') {
+            const entries = await readHistory(k, 'default', name).catch(() => []);
+            return entries.some((e) => e.deployId === d.deployId) || undefined;
+          }
+          if (point.kind === 'cluster') {
+            const dep = await k.apps.readNamespacedDeployment({ name, namespace: 'default' }).catch(() => undefined);
+            return dep?.metadata?.annotations?.['flui.dev/deploy-id'] === d.deployId || undefined;
+          }
+          const [what, type] = point.event.split(' ') as [string, string];
+          const { events } = await s.client.workflow.getHandle(d.workflowId).fetchHistory();
+          const scheduled = new Map<string, string>();
+          for (const e of events ?? []) {
+            const a = e.activityTaskScheduledEventAttributes;
+            if (a) scheduled.set(String(e.eventId), a.activityType?.name ?? '');
+            if (what === 'scheduled' && a?.activityType?.name === type) return true;
+            const c = e.activityTaskCompletedEventAttributes;
+            if (what === 'completed' && c && scheduled.get(String(c.scheduledEventId)) === type) return true;
+            if (what === 'signaled' && e.workflowExecutionSignaledEventAttributes?.signalName === type) return true;
+          }
+          return undefined;
+        },
+        60_000,
+        describePoint(point),
+      );
+    };
+
+    /** One kill point: a deploy on the lane's worker, the kill at the point, a new worker, the checks. */
+    const runPoint = async (point: KillPoint, lane: number, worker: WorkerProcess): Promise<WorkerProcess> => {
+      const env = laneEnv(lane);
+      const app = await prepare(point.scenario, env.FLUI_TASK_QUEUE!);
+      const repo = app.spec.source.repository;
+      let release = () => undefined as void;
+      let reached: Promise<void> | undefined;
+      if (point.kind === 'github') {
+        const released = new Promise<void>((resolve) => (release = resolve));
+        reached = new Promise<void>((resolve) =>
+          armed.set(repo, { point, seen: 0, reached: resolve, release: released }),
+        );
+      }
+      const d: Deploy = { point, app, repo, before: counts(app), ...(await deploy(app, env.FLUI_TASK_QUEUE!)) };
+      try {
+        if (reached) {
+          const timeout = new AbortController();
+          const first = await Promise.race([
+            reached.then(() => 'reached'),
+            result(d.workflowId).then(
+              () => 'the deploy ended first',
+              () => 'the deploy ended first',
+            ),
+            sleep(60_000, 'still not after 60 s', { signal: timeout.signal }),
+          ]);
+          timeout.abort();
+          if (first !== 'reached') throw new Error(`never reached ${describePoint(point)}: ${first}`);
+        } else await reach(point as Exclude<KillPoint, GitHubPoint>, d);
+        await killWorker(worker);
+      } finally {
+        release();
+        armed.delete(repo);
+      }
+      if (point.kind === 'ci-finishes-while-down') {
+        const ciRun = gh.runs(repo)[d.before.runs]!;
+        await eventually(() => ciRun.conclusion || undefined, 60_000, `${describePoint(point)}: the run`);
+      }
+      const next = await spawnWorker(env);
+      await verify(d);
+      return next;
+    };
+
+    // ---- Census: the GitHub requests of each scenario, in order ----
+    const points: KillPoint[] = [];
+    const censusCounts: Partial<Record<Scenario, number>> = {};
+    const censusWorker = await spawnWorker(laneEnv(0));
+    for (const scenario of SCENARIOS) {
+      const app = await prepare(scenario, laneEnv(0).FLUI_TASK_QUEUE!);
+      census = { repo: app.spec.source.repository, requests: [] };
+      await result((await deploy(app, laneEnv(0).FLUI_TASK_QUEUE!)).workflowId);
+      const seen: Record<string, number> = {};
+      for (const request of census.requests) {
+        seen[request] = (seen[request] ?? 0) + 1;
+        if (request === POLL && seen[request] > 1) continue;
+        for (const stage of ['before', 'after'] as const) {
+          points.push({ kind: 'github', scenario, request, occurrence: seen[request], stage });
+        }
+      }
+      censusCounts[scenario] = census.requests.length;
+      census = undefined;
+    }
+    await censusWorker.stop();
+    running.delete(censusWorker);
+    const githubPoints = points.length;
+    points.push(...PHASE_POINTS);
+
+    // ---- The matrix: LANES workers, each taking the next point when its last one is done ----
+    const started = Date.now();
+    const queue = [...points];
+    const failures: string[] = [];
+    await Promise.all(
+      Array.from({ length: LANES }, async (_, lane) => {
+        let worker = await spawnWorker(laneEnv(lane));
+        for (let point = queue.shift(); point; point = queue.shift()) {
+          try {
+            worker = await runPoint(point, lane, worker);
+          } catch (err) {
+            const message = (err as Error).message;
+            failures.push(message.startsWith(describePoint(point)) ? message : `${describePoint(point)}: ${message}`);
+            if (!running.has(worker)) worker = await spawnWorker(laneEnv(lane));
+          }
+        }
+      }),
+    );
+
+    process.stdout.write(
+      `# worker crash matrix: ${points.length} kill points (${githubPoints} around GitHub requests, ` +
+        `${points.length - githubPoints} at phase boundaries, in the rollout and while CI finishes), ${kills} ` +
+        `worker kills in ${Math.round((Date.now() - started) / 1000)} s on ${LANES} lanes; GitHub requests per ` +
+        `deploy in the census: ${JSON.stringify(censusCounts)}\n`,
+    );
+    assert.deepEqual(failures, []);
+    assert.ok(points.length >= 50, `${points.length} kill points`);
+    assert.equal(kills, points.length, 'one kill per point');
+  });
+});
