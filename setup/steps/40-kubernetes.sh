@@ -5,7 +5,8 @@
 #   kwok, kwokctl                                                     sigs.k8s.io/kwok, go install
 # Versions come from the wrapper modules' go.mod (one place to change); a binary in $FLUI_BIN is rebuilt when its
 # stamp $FLUI_BIN/.NAME.version differs. A binary named by its environment variable (FLUI_KUBE_APISERVER, FLUI_ETCD,
-# FLUI_KWOKCTL, ...: the name upper-cased, '-' as '_'), or found on PATH when $FLUI_BIN has none, is used as is.
+# FLUI_KWOKCTL, ...: the name upper-cased, '-' as '_'), or found on PATH when $FLUI_BIN has none (kubectl excepted),
+# is used as is.
 # Cold on 2 shared cores (empty Go module and build caches): Kubernetes ~8 min, etcd 72 s, kwok 145 s; cached
 # afterwards (a warm run takes well under a second).
 source "$(dirname "$0")/../lib.sh"
@@ -19,7 +20,7 @@ KWOK_VERSION=v0.7.0
 
 # need VERSION NAME...: sets TO_BUILD to the names to build, in the order src/local/tools.ts looks binaries up: a
 # binary named by its environment variable is used as is; one in $FLUI_BIN is rebuilt unless stamped at VERSION;
-# otherwise one on PATH is used as is.
+# otherwise one on PATH is used as is (but never kubectl: see below).
 need() {
   local version=$1 name var path
   shift
@@ -31,7 +32,9 @@ need() {
       say "  $name: using ${!var} (\$$var)"
     elif [ -e "$FLUI_BIN/$name" ]; then
       [ -x "$FLUI_BIN/$name" ] && [ "$(cat "$FLUI_BIN/.$name.version" 2>/dev/null)" = "$version" ] || TO_BUILD+=("$name")
-    elif path=$(command -v "$name" 2>/dev/null); then
+    elif [ "$name" != kubectl ] && path=$(command -v "$name" 2>/dev/null); then
+      # Not kubectl: the one on PATH is often a cloud SDK's dispatcher of another version that writes under ~;
+      # the tests and the sandbox use one that matches the control plane.
       say "  $name: using $path (PATH; \$$var or $FLUI_BIN/$name takes precedence)"
     else
       TO_BUILD+=("$name")
