@@ -293,8 +293,9 @@ export async function deployWorkflow(
     const polled = poller.run(() =>
       activities(
         {
-          startToCloseTimeout: '1 minute',
-          heartbeatTimeout: LIVENESS,
+          // One status check per attempt, well inside this (GitHub requests time out after 30 s), so a poll that
+          // died with its worker is retried within a minute; no heartbeat timeout for so short an attempt.
+          startToCloseTimeout: '45 seconds',
           scheduleToCloseTimeout: `${buildTimeoutMinutes} minutes`,
           retry: {
             initialInterval: `${POLL_INTERVAL_SECONDS} seconds`,

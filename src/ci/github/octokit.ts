@@ -8,6 +8,7 @@ import { createAppAuth } from '@octokit/auth-app';
 import { retry } from '@octokit/plugin-retry';
 import { throttling } from '@octokit/plugin-throttling';
 import { Octokit } from '@octokit/rest';
+import Bottleneck from 'bottleneck';
 import type { Config } from '../../config.ts';
 import { FailureType } from '../../activities/types.ts';
 
@@ -18,6 +19,20 @@ export type GitHubClient = InstanceType<typeof FluiOctokit>;
 const MAX_INLINE_WAIT_SECONDS = 5;
 const MAX_INLINE_RETRIES = 2;
 const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * Writes start at least `intervalMs` apart, as GitHub asks: one pacing queue per interval for the whole process, so
+ * every client of the worker shares it (the throttling plugin's own write queue, with a settable interval).
+ */
+const writeQueues = new Map<number, Bottleneck.Group>();
+function writeQueue(intervalMs: number): Bottleneck.Group {
+  let group = writeQueues.get(intervalMs);
+  if (!group) {
+    group = new Bottleneck.Group({ id: `flui-write-${intervalMs}`, maxConcurrent: 1, minTime: intervalMs });
+    writeQueues.set(intervalMs, group);
+  }
+  return group;
+}
 
 export function createGitHubClient(github: Config['github']): GitHubClient {
   if (!github.auth) {
@@ -44,9 +59,14 @@ export function createGitHubClient(github: Config['github']): GitHubClient {
     baseUrl: github.apiUrl,
     userAgent: 'flui-build-pipeline',
     log: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
-    throttle: { onRateLimit: inlineRetry, onSecondaryRateLimit: inlineRetry },
-    // One quick in-process retry for a flaky 5xx; anything longer is Temporal's retry policy.
-    retry: { retries: 1, doNotRetry: [304, 400, 401, 403, 404, 409, 410, 422, 429, 451] },
+    throttle: {
+      onRateLimit: inlineRetry,
+      onSecondaryRateLimit: inlineRetry,
+      write: writeQueue(github.writeIntervalMs ?? 1000),
+    },
+    // One quick in-process retry for a flaky 5xx; anything longer is Temporal's retry policy. The plugin waits
+    // base × n² before its retry, where n grows over the client's life: a small base keeps the wait under seconds.
+    retry: { retries: 1, retryAfterBaseValue: 100, doNotRetry: [304, 400, 401, 403, 404, 409, 410, 422, 429, 451] },
     request: {
       fetch: (url: string, init: RequestInit) =>
         fetch(url, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }),
