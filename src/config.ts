@@ -49,6 +49,11 @@ const envSchema = z.object({
   GITHUB_APP_PRIVATE_KEY_FILE: optionalString,
   GITHUB_APP_INSTALLATION_ID: optionalString,
   GITHUB_WEBHOOK_SECRET: optionalString,
+  /**
+   * Least time between the starts of two writes (POST/PUT/PATCH/DELETE) to GitHub: GitHub asks for at least a second
+   * to stay clear of its secondary rate limits. A GitHub Enterprise Server without them may go lower (0: unpaced).
+   */
+  GITHUB_WRITE_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
   /** `commit` writes the pipeline file to the branch; `pull-request` proposes it. */
   FLUI_PIPELINE_UPDATE_MODE: z.enum(['commit', 'pull-request']).default('commit'),
 
@@ -61,7 +66,6 @@ const envSchema = z.object({
 
   FLUI_WEBHOOK_PORT: port.optional(),
   FLUI_WEBHOOK_HOST: z.string().default('127.0.0.1'),
-  FLUI_POLL_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(3600).optional(),
   FLUI_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(10000).default(200),
   FLUI_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100000).default(2000),
   FLUI_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
@@ -92,6 +96,7 @@ export interface Config {
     auth?: GitHubAuth;
     webhookSecret?: string;
     updateMode: 'commit' | 'pull-request';
+    writeIntervalMs: number;
   };
   registry: {
     username?: string;
@@ -100,8 +105,6 @@ export interface Config {
   };
   kubeconfig?: string;
   webhook?: { host: string; port: number };
-  /** Polling interval for CI runs; defaults depend on whether webhooks are configured. */
-  pollIntervalSeconds?: number;
   worker: {
     maxConcurrentActivities: number;
     maxCachedWorkflows: number;
@@ -165,6 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       auth,
       webhookSecret: e.GITHUB_WEBHOOK_SECRET,
       updateMode: e.FLUI_PIPELINE_UPDATE_MODE,
+      writeIntervalMs: e.GITHUB_WRITE_INTERVAL_MS,
     },
     registry: {
       username: e.REGISTRY_USERNAME,
@@ -175,7 +179,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     kubeconfig: e.KUBECONFIG,
     webhook: e.FLUI_WEBHOOK_PORT !== undefined ? { host: e.FLUI_WEBHOOK_HOST, port: e.FLUI_WEBHOOK_PORT } : undefined,
-    pollIntervalSeconds: e.FLUI_POLL_INTERVAL_SECONDS,
     worker: {
       maxConcurrentActivities: e.FLUI_MAX_CONCURRENT_ACTIVITIES,
       maxCachedWorkflows: e.FLUI_MAX_CACHED_WORKFLOWS,

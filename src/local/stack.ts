@@ -33,7 +33,7 @@ export interface StackOptions {
   /** Start the worker in this process (default true). Tests of crashes run it as a child process instead. */
   worker?: boolean;
   workflowBundle?: WorkflowBundleOption;
-  /** Worker settings on top of the stack's (e.g. FLUI_POLL_INTERVAL_SECONDS). */
+  /** Worker settings on top of the stack's (e.g. GITHUB_WRITE_INTERVAL_MS). */
   env?: Record<string, string>;
   /** Progress lines. */
   log?: (line: string) => void;

@@ -4,9 +4,12 @@
  * Octokit throws.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
+import { performance } from 'node:perf_hooks';
 import { ApplicationFailure } from '@temporalio/activity';
-import { authHint, githubFailure, retryAfterSeconds } from '../../../src/ci/github/octokit.ts';
+import { authHint, createGitHubClient, githubFailure, retryAfterSeconds } from '../../../src/ci/github/octokit.ts';
 import { loadConfig } from '../../../src/config.ts';
 
 function requestError(status: number, message: string, headers: Record<string, string> = {}, url = '') {
@@ -85,5 +88,70 @@ describe('githubFailure', () => {
     const app = loadConfig({ GITHUB_APP_ID: '1', GITHUB_APP_PRIVATE_KEY: 'k', GITHUB_APP_INSTALLATION_ID: '2' }).github;
     assert.match(authHint(app), /GITHUB_APP_ID/);
     assert.doesNotMatch(authHint(token) + authHint(app), /github_pat_x|\bk\b/);
+  });
+});
+
+describe('createGitHubClient write pacing', () => {
+  /** A loopback server that holds every request until three have arrived, and records when each arrived. */
+  async function recordingServer() {
+    const arrivals: number[] = [];
+    const held: (() => void)[] = [];
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const server = createServer((req, res) => {
+      arrivals.push(performance.now());
+      maxInFlight = Math.max(maxInFlight, ++inFlight);
+      req.resume();
+      held.push(() => {
+        inFlight--;
+        res.writeHead(204).end();
+      });
+      if (held.length === 3) for (const answer of held.splice(0)) answer();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    return {
+      url: `http://127.0.0.1:${port}`,
+      arrivals,
+      maxInFlight: () => maxInFlight,
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  }
+
+  async function writeThrice(writeIntervalMs: number) {
+    const server = await recordingServer();
+    try {
+      const github = { ...loadConfig({ GITHUB_TOKEN: 'github_pat_x' }).github, apiUrl: server.url, writeIntervalMs };
+      const octokit = createGitHubClient(github);
+      await Promise.all(
+        [1, 2, 3].map((n) =>
+          octokit.request('PATCH /repos/{owner}/{repo}/actions/variables/{name}', {
+            owner: 'acme',
+            repo: 'hello',
+            name: `V${n}`,
+          }),
+        ),
+      );
+      return {
+        gaps: server.arrivals.slice(1).map((t, i) => t - server.arrivals[i]!),
+        maxInFlight: server.maxInFlight(),
+      };
+    } finally {
+      await server.close();
+    }
+  }
+
+  it('starts writes GITHUB_WRITE_INTERVAL_MS apart, and unpaced when it is 0', async () => {
+    const paced = await writeThrice(300);
+    assert.equal(paced.gaps.length, 2);
+    for (const gap of paced.gaps) assert.ok(gap >= 250, `writes started ${Math.round(gap)} ms apart`);
+    // Unpaced, all three were on the wire at once (the server answered none before the third arrived).
+    assert.equal((await writeThrice(0)).maxInFlight, 3);
+  });
+
+  it('reads GITHUB_WRITE_INTERVAL_MS, one second by default', () => {
+    assert.equal(loadConfig({}).github.writeIntervalMs, 1000);
+    assert.equal(loadConfig({ GITHUB_WRITE_INTERVAL_MS: '0' }).github.writeIntervalMs, 0);
+    assert.throws(() => loadConfig({ GITHUB_WRITE_INTERVAL_MS: '-1' }), /GITHUB_WRITE_INTERVAL_MS/);
   });
 });
