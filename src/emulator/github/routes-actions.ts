@@ -238,6 +238,7 @@ export function registerActionsRoutes(env: Emulation): void {
         conclusion: null,
         createdAt: now(),
         updatedAt: now(),
+        createdAtMs: Date.now(),
         attempt: 1,
         inputs: values,
         log: [],
@@ -332,6 +333,7 @@ export function registerActionsRoutes(env: Emulation): void {
         updatedAt: now(),
         startedAt: undefined,
         completedAt: undefined,
+        completedAtMs: undefined,
         digest: undefined,
         image: undefined,
       });

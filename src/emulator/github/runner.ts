@@ -351,6 +351,7 @@ export class Runner {
     run.status = 'completed';
     run.conclusion = conclusion;
     run.completedAt = now();
+    run.completedAtMs = Date.now();
     run.updatedAt = run.completedAt;
     if (conclusion === 'cancelled') {
       for (const s of run.steps ?? []) {

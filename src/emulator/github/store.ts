@@ -57,6 +57,9 @@ export interface Run {
   digest?: string;
   /** The image the run pushed, `repo:tag`. */
   image?: string;
+  /** When it was created and completed, in ms since the epoch: GitHub's timestamps are whole seconds, too coarse to measure with. */
+  createdAtMs?: number;
+  completedAtMs?: number;
 }
 
 export interface PullRequest {
