@@ -15,7 +15,7 @@
  * emulator's and the cluster's own records.
  *
  * Points run in lanes side by side: each lane has its own worker process and task queue, so a kill in one lane hits
- * only its own deploy (and its own Octokit write queue, which a held write would otherwise block for everyone). One
+ * only its own deploy (and its own pacing of GitHub writes, so no lane waits on the writes of another). One
  * more worker, never killed and serving no deploys, receives the CI's webhooks and signals whichever deploy they name.
  */
 import assert from 'node:assert/strict';
