@@ -21,6 +21,7 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   upsertMemo,
   upsertSearchAttributes,
   type ActivityOptions,
@@ -38,6 +39,7 @@ import {
   retrySignal,
   runCompletedSignal,
   statusQuery,
+  type CiRunRef,
   type CiRunResult,
   type DeployOutcome,
   type DeployPhase,
@@ -57,9 +59,13 @@ const PERMANENT = Object.values(FailureType);
  */
 const LIVENESS = '10 seconds';
 
-/** Calls to GitHub/GitLab/registry APIs: quick requests, retried through outages for up to 12 hours. */
+/**
+ * Calls to GitHub/GitLab/registry APIs: quick requests, retried through outages for up to 12 hours. Start-to-close is
+ * generous because liveness is the heartbeat's job: under load an attempt may queue behind the worker's paced GitHub
+ * writes (one a second) for minutes, and timing it out would only queue its retry behind them again.
+ */
 const API_CALL: ActivityOptions = {
-  startToCloseTimeout: '2 minutes',
+  startToCloseTimeout: '15 minutes',
   heartbeatTimeout: LIVENESS,
   scheduleToCloseTimeout: '12 hours',
   retry: {
@@ -133,6 +139,8 @@ export async function deployWorkflow(
   let superseder: DeployRequest | undefined;
   let retryRequested = false;
   let webhookResult: CiRunResult | undefined;
+  /** The dispatch of the current CI run, while it may still be in flight. */
+  let dispatching: Promise<CiRunRef> | undefined;
 
   setHandler(statusQuery, () => status);
   setHandler(cancelSignal, (arg) => {
@@ -275,13 +283,16 @@ export async function deployWorkflow(
     setPhase('building');
     const runKey = ciRunKey(request.deployId, status.attempt);
     webhookResult = undefined;
-    const run = await activities(
-      API_CALL,
-      `Start the CI run "flui ${runKey}" on ${manifest.spec.source.branch}`,
-    ).triggerRun({
-      runKey,
-      app: manifest,
-    });
+    // The dispatch is not cancelled with the deploy: a run created after the cleanup looked for it would build and
+    // push on its own. A cancel stops waiting for it here, and the cleanup lets it land first (stopCiRun).
+    dispatching = CancellationScope.nonCancellable(() =>
+      activities(API_CALL, `Start the CI run "flui ${runKey}" on ${manifest.spec.source.branch}`).triggerRun({
+        runKey,
+        app: manifest,
+      }),
+    );
+    dispatching.catch(() => undefined); // observed below, or by the cleanup
+    const run = await Promise.race([dispatching, CancellationScope.current().cancelRequested]);
     status.ciRun = run;
     upsertSearchAttributes([{ key: FluiCiRun, value: run.htmlUrl }]);
     recordMemo();
@@ -353,7 +364,12 @@ export async function deployWorkflow(
   /** Cancel the CI run we started, if it may still be going. Idempotent on the CI side. */
   async function stopCiRun(): Promise<void> {
     if (request.kind !== 'Application' || status.phase !== 'building') return;
-    // Without a recorded run, a dispatch may still have happened (cancelled while triggerRun ran): look it up by key.
+    if (!status.ciRun && dispatching) {
+      // Cancelled while dispatching: let the dispatch land (within reason, it may be waiting out an outage).
+      const landed = await Promise.race([dispatching.catch(() => undefined), sleep('2 minutes')]);
+      if (landed) status.ciRun = landed;
+    }
+    // Without a recorded run, a dispatch may still have happened (an attempt in flight): look it up by key.
     const runKey = ciRunKey(request.deployId, status.attempt);
     try {
       await activities(CLEANUP, `Cancel CI run ${status.ciRun?.id ?? `"flui ${runKey}"`}`).cancelRun({

@@ -1,0 +1,144 @@
+/**
+ * Cancel at each phase, through Temporal (`flui cancel`, Web UI) and through the cancel signal: the deploy ends
+ * cancelled, nothing is rolled out after the cancel, and a CI run that was dispatched is cancelled on the CI. Each
+ * deploy is held in its phase by the real server it waits on: a GitHub request on hold (preparing), a run no runner
+ * picks up (building), a registry that is down (resolving), pods that never become ready (rolling out).
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { WorkflowFailedError } from '@temporalio/client';
+import { startDeploy, status } from '../../src/client/index.ts';
+import { readHistory } from '../../src/kube/history.ts';
+import { kubeClients } from '../../src/kube/rollout.ts';
+import { startRegistry, type LocalRegistry } from '../../src/local/registry.ts';
+import type { Application } from '../../src/manifest/schema.ts';
+import { cancelSignal, type DeployStatus } from '../../src/workflows/api.ts';
+import { assertContract } from '../helpers/github-emulator.ts';
+import { createApplication, eventually, useStack } from '../helpers/stack.ts';
+
+type How = 'temporal' | 'signal';
+
+describe('cancel at each phase', () => {
+  const stack = useStack();
+  after(() => assertContract(stack().github!));
+  /** The registry restarted by the resolving case (the stack stops the one it started). */
+  let restarted: LocalRegistry | undefined;
+  after(() => restarted?.stop());
+
+  /** Starts a deploy, waits until it is in `phase`, cancels it, and resolves once it has ended as cancelled. */
+  async function cancelIn(app: Application, phase: DeployStatus['phase'], how: How) {
+    const s = stack();
+    const { workflowId } = await startDeploy(s.client, app, { taskQueue: s.config.temporal.taskQueue });
+    const handle = s.client.workflow.getHandle(workflowId);
+    await eventually(
+      async () =>
+        (await status(s.client, 'default', app.metadata.name).catch(() => undefined))?.phase === phase || undefined,
+      60_000,
+      `phase ${phase}`,
+    );
+    if (how === 'temporal') await handle.cancel();
+    else await handle.signal(cancelSignal, { reason: `test: cancel while ${phase}` });
+    await assert.rejects(handle.result(), (err: unknown) => {
+      assert.ok(err instanceof WorkflowFailedError);
+      if (how === 'temporal') assert.equal(err.cause?.name, 'CancelledFailure');
+      else assert.match(String(err.cause?.message), /cancelled: test: cancel while/);
+      return true;
+    });
+    return handle;
+  }
+
+  async function assertNotRolledOut(app: Application) {
+    const k = kubeClients(stack().env.KUBECONFIG);
+    await assert.rejects(
+      k.apps.readNamespacedDeployment({ name: app.metadata.name, namespace: 'default' }),
+      (e: { code?: number }) => e.code === 404,
+    );
+  }
+
+  it('while preparing: no CI run is dispatched and nothing is rolled out', async () => {
+    const s = stack();
+    const gh = s.github!;
+    for (const how of ['temporal', 'signal'] as const) {
+      const app = await createApplication(s);
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      gh.hooks.before = async (info) => {
+        if (info.repo === app.spec.source.repository && info.operation.includes('/contents/')) await held;
+      };
+      try {
+        await cancelIn(app, 'preparing', how);
+      } finally {
+        release();
+        gh.hooks.before = undefined;
+      }
+      assert.equal(gh.records.dispatches[app.spec.source.repository] ?? 0, 0, how);
+      await assertNotRolledOut(app);
+    }
+  });
+
+  it('while building: the CI run is cancelled and nothing is rolled out', async () => {
+    const s = stack();
+    const gh = s.github!;
+    gh.faults.keepQueued(true);
+    try {
+      for (const how of ['temporal', 'signal'] as const) {
+        const app = await createApplication(s);
+        await cancelIn(app, 'building', how);
+        const runs = gh.runs(app.spec.source.repository);
+        assert.equal(runs.length, 1, how);
+        assert.equal(runs[0]!.conclusion, 'cancelled', how);
+        await assertNotRolledOut(app);
+      }
+    } finally {
+      gh.faults.keepQueued(false);
+    }
+  });
+
+  it('while resolving the image (registry down): nothing is rolled out, the finished CI run is left alone', async () => {
+    const s = stack();
+    const gh = s.github!;
+    for (const how of ['temporal', 'signal'] as const) {
+      const app = await createApplication(s);
+      // The build pushes, then the registry goes away before the worker asks it for the digest.
+      gh.hooks.after = async (info) => {
+        if (info.repo === app.spec.source.repository && info.operation.endsWith('/dispatches')) {
+          const run = await eventually(() => gh.runs(app.spec.source.repository)[0]?.digest, 30_000, 'the push');
+          if (run) await s.registry!.stop();
+        }
+      };
+      try {
+        await cancelIn(app, 'resolving', how);
+      } finally {
+        gh.hooks.after = undefined;
+      }
+      assert.equal(gh.runs(app.spec.source.repository)[0]!.conclusion, 'success', how);
+      await assertNotRolledOut(app);
+      // Back up on the same port and storage, for the next case and the next tests.
+      const { host, dataDir } = s.registry!;
+      restarted = await startRegistry({
+        port: Number(host.split(':')[1]),
+        dataDir,
+        auth: { username: s.env.REGISTRY_USERNAME!, password: s.env.REGISTRY_PASSWORD! },
+      });
+      s.registry = restarted;
+    }
+  });
+
+  it('while rolling out: the wait stops and the image is not recorded as a good one', async () => {
+    const s = stack();
+    for (const how of ['temporal', 'signal'] as const) {
+      // Pods of images under a "fail-" path never become ready (src/local/kwok-stages.yaml): the rollout waits.
+      const app = await createApplication(s, {
+        name: `fail-${how}-${Date.now().toString(36)}`,
+        deploy: { progressDeadlineSeconds: 600 },
+      });
+      await cancelIn(app, 'rolling-out', how);
+      const entries = await readHistory(kubeClients(s.env.KUBECONFIG), 'default', app.metadata.name);
+      assert.deepEqual(
+        entries.filter((e) => e.outcome === 'succeeded'),
+        [],
+        how,
+      );
+    }
+  });
+});
