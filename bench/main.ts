@@ -16,7 +16,6 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { Octokit } from '@octokit/rest';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { newDeployId, startDeploy } from '../src/client/index.ts';
@@ -34,7 +33,7 @@ import { deployWorkflowId, type DeployOutcome, type DeployRequest } from '../src
 import { workflowBundle } from '../test/helpers/temporal.ts';
 import { startWorkerProcess, writeBundleFile, type WorkerProcess } from '../test/helpers/worker-process.ts';
 
-Runtime.install({ logger: new DefaultLogger('ERROR') });
+// (test/helpers/temporal.ts installs the SDK's runtime with its logger at ERROR.)
 
 const DEPLOYS = Number(process.env.FLUI_BENCH_DEPLOYS ?? 10);
 const INFLIGHT = Number(process.env.FLUI_BENCH_INFLIGHT ?? 1000);
@@ -387,12 +386,14 @@ async function burstOfFlui(
   writeIntervalMs: number,
 ): Promise<number[]> {
   const gh = stack.github!;
-  const queue = `bench-burst-${writeIntervalMs}`;
-  const worker = await workers.start(queue, { GITHUB_WRITE_INTERVAL_MS: String(writeIntervalMs) });
   const apps: Application[] = [];
   for (let i = 0; i < n; i++) apps.push(await newApp(stack, { replicas: 0 }));
-  // Steady state first: set up every app with one deploy (unpaced writes would not change what is measured).
-  await Promise.all(apps.map((app) => deployAndWait(stack, app, queue)));
+  // Steady state first: every app deployed once, by an unpaced worker (how they were set up is not measured).
+  const setup = await workers.start('bench-setup', { GITHUB_WRITE_INTERVAL_MS: '0' });
+  await Promise.all(apps.map((app) => deployAndWait(stack, app, 'bench-setup')));
+  await workers.stop(setup);
+  const queue = `bench-burst-${writeIntervalMs}`;
+  const worker = await workers.start(queue, { GITHUB_WRITE_INTERVAL_MS: String(writeIntervalMs) });
   const dispatchedAt = new Map<string, number>();
   gh.hooks.after = (info) => {
     if (info.method === 'POST' && info.operation.endsWith('/dispatches') && info.repo) {
