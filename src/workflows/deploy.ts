@@ -53,9 +53,9 @@ import {
 const PERMANENT = Object.values(FailureType);
 
 /**
- * How soon an attempt whose worker died is retried elsewhere. Every activity heartbeats while it runs (the worker's
+ * How soon an attempt whose worker died is retried elsewhere. Activities heartbeat while they run (the worker's
  * keep-alive interceptor, or the activity itself), so this, not the start-to-close timeout, bounds what a worker
- * crash or a restart costs a deploy.
+ * crash or a restart costs a deploy. (The CI poll, one short request per attempt, goes without.)
  */
 const LIVENESS = '10 seconds';
 
@@ -283,6 +283,7 @@ export async function deployWorkflow(
     setPhase('building');
     const runKey = ciRunKey(request.deployId, status.attempt);
     webhookResult = undefined;
+    status.ciRun = undefined; // a retry's run is a new one: the failed attempt's must not be taken for it
     // The dispatch is not cancelled with the deploy: a run created after the cleanup looked for it would build and
     // push on its own. A cancel stops waiting for it here, and the cleanup lets it land first (stopCiRun).
     dispatching = CancellationScope.nonCancellable(() =>
