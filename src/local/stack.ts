@@ -30,6 +30,8 @@ export interface StackOptions {
   webhooks?: boolean;
   /** Simulated CI durations. */
   runner?: { queuedMs?: number; buildMs?: number };
+  /** The emulated GitHub's primary rate limit per token per hour (GitHub's: 5,000). */
+  githubRateLimit?: number;
   /** Start the worker in this process (default true). Tests of crashes run it as a child process instead. */
   worker?: boolean;
   workflowBundle?: WorkflowBundleOption;
@@ -135,6 +137,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
         webhook:
           webhookPort !== undefined ? { url: `http://127.0.0.1:${webhookPort}/`, secret: webhookSecret } : undefined,
         runner: opts.runner,
+        rateLimit: opts.githubRateLimit,
       });
       stops.push(() => github!.stop());
       env.GITHUB_API_URL = github.url;
