@@ -1,12 +1,12 @@
 /**
  * The Flui worker as its own process (`node --import tsx src/worker.ts`, exactly what `npm run worker` runs), so a
- * test can SIGKILL it the way an OOM kill or a lost machine would, and start the next one.
+ * test can SIGKILL it the way an OOM kill or a lost machine would, and start the next one. Started and stopped like
+ * every other local server (src/local/process.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startServerProcess } from '../../src/local/process.ts';
 import { workflowBundle } from './temporal.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -32,45 +32,22 @@ export async function startWorkerProcess(
   env: Record<string, string>,
   opts: { bundleFile: string; logFile: string; timeoutMs?: number },
 ): Promise<WorkerProcess> {
-  const log = createWriteStream(opts.logFile, { flags: 'a' });
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
+  const proc = await startServerProcess({
+    name: 'flui worker',
+    command: process.execPath,
+    args: ['--import', 'tsx', 'src/worker.ts'],
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env, FLUI_WORKFLOW_BUNDLE: opts.bundleFile },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    logFile: opts.logFile,
+    ready: async () => READY.test(await readFile(opts.logFile, 'utf8')),
+    timeoutMs: opts.timeoutMs,
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  exited.then(() => log.end()).catch(() => undefined);
-  child.stdout!.pipe(log, { end: false });
-  child.stderr!.pipe(log, { end: false });
-
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`worker not ready after ${opts.timeoutMs ?? 30_000} ms:\n${output.slice(-2000)}`));
-    }, opts.timeoutMs ?? 30_000);
-    child.stderr!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if (READY.test(output)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`worker exited during start-up (code ${code}, signal ${signal}):\n${output.slice(-2000)}`));
-    });
-  });
-
   return {
-    pid: child.pid!,
+    pid: proc.child.pid!,
     async kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await exited;
+      proc.child.kill('SIGKILL');
+      await proc.stop(); // waits for the exit
     },
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await exited;
-    },
+    stop: () => proc.stop(),
   };
 }
