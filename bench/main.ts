@@ -4,7 +4,8 @@
  * every 3 s like `gh run watch`, then poll the Deployment every second like `kubectl rollout status`). Prints numbers
  * and writes BENCHMARKS.md. Not a test: nothing here asserts.
  *
- *   npm run bench      (FLUI_BENCH_DEPLOYS, FLUI_BENCH_INFLIGHT, FLUI_BENCH_BURST tune the counts)
+ *   npm run bench      (FLUI_BENCH_DEPLOYS, FLUI_BENCH_INFLIGHT, FLUI_BENCH_BURST tune the counts;
+ *                       FLUI_BENCH_ONLY picks sections; FLUI_BENCH_WORKER_ENV adds to the workers' environment)
  *
  * The worker under test runs as its own process (`src/worker.ts`, as in production), so its memory and CPU are its
  * own; the emulator, the client and the naive scripts run here or in processes of their own.
@@ -50,6 +51,10 @@ const BUILD_MS = 2000;
 const QUEUED_MS = 200;
 /** How long the in-flight deploys wait on CI while the worker's CPU and the requests are counted. */
 const WAIT_WINDOW_MS = 60_000;
+/** Runners the held runs are released to (GitHub Team's 60 concurrent jobs; Enterprise has 500). */
+const RUNNERS = 60;
+/** Extra environment for every worker the bench starts (JSON), to measure other settings: `{"NODE_OPTIONS": ...}`. */
+const WORKER_ENV = JSON.parse(process.env.FLUI_BENCH_WORKER_ENV ?? '{}') as Record<string, string>;
 const lines: string[] = [];
 const say = (line = '') => {
   lines.push(line);
@@ -112,7 +117,7 @@ class Workers {
   async start(taskQueue: string, env: Record<string, string> = {}): Promise<WorkerProcess> {
     this.#bundleFile ??= await writeBundleFile(this.stack.dataDir);
     const w = await startWorkerProcess(
-      { ...this.stack.env, FLUI_TASK_QUEUE: taskQueue, FLUI_LOG_LEVEL: 'WARN', ...env },
+      { ...this.stack.env, FLUI_TASK_QUEUE: taskQueue, FLUI_LOG_LEVEL: 'WARN', ...env, ...WORKER_ENV },
       { bundleFile: this.#bundleFile, logFile: join(this.stack.dataDir, `bench-worker-${++this.#count}.log`) },
     );
     this.running.add(w);
@@ -301,19 +306,71 @@ interface InFlight {
   dispatchedAllMs: number;
   /** Rate-limited GitHub requests from the first start to the last dispatch. */
   setupRateLimited: number;
-  worker: { rssMb: number; peakMb: number; cpuSecondsWaiting: number };
+  worker: {
+    idleMb: number;
+    rssMb: number;
+    peakMb: Record<Phase, number>;
+    cpuSecondsWaiting: number;
+    cpuSecondsTotal: number;
+  };
   rateLimitedPerMinute: number;
   requestsPerMinute: number;
-  completed: number;
+  /** How the deploys ended: `succeeded`, or the failure's type. */
+  outcomes: Record<string, number>;
+  finishedAllMs: number;
   naive: { rssMb: number; cpuSeconds: number; requestsPerMinute: number; refusedPerMinute: number };
 }
 
-/** Many deploys waiting on CI at once on one worker process: its memory and CPU, and that every one completes. */
+type Phase = 'starting' | 'waiting' | 'finishing';
+
+/** The worker's RSS read every second, its highest reading kept per phase of the run. */
+function sampleRss(pid: number) {
+  const peak: Record<Phase, number> = { starting: 0, waiting: 0, finishing: 0 };
+  let phase: Phase = 'starting';
+  const read = () => {
+    try {
+      peak[phase] = Math.max(peak[phase], procStats(pid).rssMb);
+    } catch {
+      // the process has exited
+    }
+  };
+  const timer = setInterval(read, 1000);
+  return {
+    peak,
+    enter(next: Phase) {
+      read();
+      phase = next;
+    },
+    stop() {
+      read();
+      clearInterval(timer);
+    },
+  };
+}
+
+/** `succeeded`, or why a deploy failed: the failure type of its cause. */
+function outcomeOf(r: PromiseSettledResult<unknown>): string {
+  if (r.status === 'fulfilled') return 'succeeded';
+  let err = r.reason as { cause?: unknown; type?: string; name?: string } | undefined;
+  while (err?.cause) err = err.cause as typeof err;
+  return err?.type ?? err?.name ?? 'unknown';
+}
+
+/**
+ * Many deploys waiting on CI at once on one worker process: its memory and CPU, and that every one completes. The
+ * runs are held queued until every deploy is waiting, then released to a pool of `RUNNERS` runners (a plan's
+ * concurrent-job limit), so the builds' pushes and the rollouts come as they would, not all in the same second.
+ */
 async function inFlight(stack: LocalStack, workers: Workers, n: number): Promise<InFlight> {
   const gh = stack.github!;
   // The emulator has no secondary rate limits to respect: writes unpaced, so 1,000 first deploys set up in minutes
   // (on github.com, GitHub's one write a second per token would stretch their set-up to over an hour).
   const worker = await workers.start('bench-inflight', { GITHUB_WRITE_INTERVAL_MS: '0' });
+  await sleep(3000);
+  const idleMb = procStats(worker.pid).rssMb; // connected and polling, no deploy yet
+  progress(`in flight: the idle worker's RSS is ${idleMb.toFixed(0)} MB`);
+  const rss = sampleRss(worker.pid);
+  const cpuAtStart = procStats(worker.pid).cpuSeconds;
   gh.faults.keepQueued(true);
   const apps: Application[] = [];
   for (let i = 0; i < n; i++) apps.push(await newApp(stack, { replicas: 0, deploy: { queueTimeoutMinutes: 120 } }));
@@ -329,12 +386,16 @@ async function inFlight(stack: LocalStack, workers: Workers, n: number): Promise
   for (;;) {
     const dispatched = apps.filter((a) => gh.runs(a.spec.source.repository).length > 0).length;
     if (dispatched === n) break;
-    progress(`in flight: ${dispatched}/${n} dispatched after ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    progress(
+      `in flight: ${dispatched}/${n} dispatched after ${((performance.now() - t0) / 1000).toFixed(0)} s, ` +
+        `worker RSS ${procStats(worker.pid).rssMb.toFixed(0)} MB`,
+    );
     await sleep(5000);
   }
   const dispatchedAllMs = performance.now() - t0;
   const setupRateLimited = rateLimitedTotal(stack) - rateLimitedAtStart;
   await sleep(15_000); // let the first poll of every run pass
+  rss.enter('waiting');
   progress(`in flight: all ${n} waiting on CI; measuring for ${WAIT_WINDOW_MS / 1000} s`);
 
   const before = { worker: procStats(worker.pid), rateLimited: rateLimitedTotal(stack), requests: gh.records.requests };
@@ -366,21 +427,49 @@ async function inFlight(stack: LocalStack, workers: Workers, n: number): Promise
   // Its counts cover the start-up too: per minute over the whole time it ran.
   const naiveMinutes = (WAIT_WINDOW_MS + 5000) / 60_000;
 
+  rss.enter('finishing');
+  gh.faults.runnerCapacity(RUNNERS);
   gh.faults.keepQueued(false);
-  progress(`in flight: runs released; waiting for ${n} deploys to finish`);
-  const results = await Promise.allSettled(started.map((id) => stack.client.workflow.getHandle(id).result()));
+  const released = performance.now();
+  let settled = 0;
+  const results = started.map((id) => {
+    const result = stack.client.workflow.getHandle(id).result();
+    void result.finally(() => settled++).catch(() => undefined);
+    return result;
+  });
+  const ticker = setInterval(
+    () =>
+      progress(
+        `in flight: ${settled}/${n} deploys finished ${((performance.now() - released) / 1000).toFixed(0)} s after ` +
+          `the runs were released to ${RUNNERS} runners, worker RSS ${procStats(worker.pid).rssMb.toFixed(0)} MB`,
+      ),
+    10_000,
+  );
+  const outcomes: Record<string, number> = {};
+  try {
+    for (const r of await Promise.allSettled(results)) outcomes[outcomeOf(r)] = (outcomes[outcomeOf(r)] ?? 0) + 1;
+  } finally {
+    clearInterval(ticker);
+  }
+  const finishedAllMs = performance.now() - released;
+  const cpuSecondsTotal = procStats(worker.pid).cpuSeconds - cpuAtStart;
+  rss.stop();
+  gh.faults.reset();
   await workers.stop(worker);
   return {
     dispatchedAllMs,
     setupRateLimited,
     worker: {
+      idleMb,
       rssMb: after.worker.rssMb,
-      peakMb: after.worker.peakMb,
+      peakMb: rss.peak,
       cpuSecondsWaiting: after.worker.cpuSeconds - before.worker.cpuSeconds,
+      cpuSecondsTotal,
     },
     rateLimitedPerMinute: (after.rateLimited - before.rateLimited) / minutes,
     requestsPerMinute: (after.requests - before.requests) / minutes,
-    completed: results.filter((r) => r.status === 'fulfilled').length,
+    outcomes,
+    finishedAllMs,
     naive: {
       rssMb: naiveAfter.rssMb,
       cpuSeconds: naiveAfter.cpuSeconds - naiveBefore.cpuSeconds,
@@ -560,27 +649,41 @@ async function main() {
       say(`## ${INFLIGHT} deploys in flight waiting on CI, one worker process`);
       say();
       say(
-        '| approach | RSS of the waiting process (peak) | CPU over 60 s of waiting | GitHub requests a minute (rate-limited) | completed |',
+        '| approach | RSS while waiting (peak) | CPU over 60 s of waiting | GitHub requests a minute (rate-limited) |',
       );
-      say('| --- | --- | --- | --- | --- |');
+      say('| --- | --- | --- | --- |');
       say(
-        `| Flui worker | ${fl.worker.rssMb.toFixed(0)} MB (${fl.worker.peakMb.toFixed(0)} MB) | ${fl.worker.cpuSecondsWaiting.toFixed(1)} s | ` +
-          `${fl.requestsPerMinute.toFixed(0)} (${fl.rateLimitedPerMinute.toFixed(0)}) | ${fl.completed}/${INFLIGHT} |`,
+        `| Flui worker | ${fl.worker.rssMb.toFixed(0)} MB (${fl.worker.peakMb.waiting.toFixed(0)} MB) | ` +
+          `${fl.worker.cpuSecondsWaiting.toFixed(1)} s | ${fl.requestsPerMinute.toFixed(0)} (${fl.rateLimitedPerMinute.toFixed(0)}) |`,
       );
       say(
         `| naive watchers, one process | ${fl.naive.rssMb.toFixed(0)} MB | ${fl.naive.cpuSeconds.toFixed(1)} s | ` +
-          `${fl.naive.requestsPerMinute.toFixed(0)} (all; ${fl.naive.refusedPerMinute.toFixed(0)} refused) | — |`,
+          `${fl.naive.requestsPerMinute.toFixed(0)} (all; ${fl.naive.refusedPerMinute.toFixed(0)} refused) |`,
       );
+      say();
+      const outcomes = Object.entries(fl.outcomes)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', ');
+      const lost = INFLIGHT - Object.values(fl.outcomes).reduce((a, b) => a + b, 0);
+      say('| phase | worker RSS, peak |');
+      say('| --- | --- |');
+      say(`| idle: connected, no deploy | ${fl.worker.idleMb.toFixed(0)} MB |`);
+      say(`| starting: ${INFLIGHT} first deploys set up and dispatched | ${fl.worker.peakMb.starting.toFixed(0)} MB |`);
+      say(`| waiting on CI (above) | ${fl.worker.peakMb.waiting.toFixed(0)} MB |`);
+      say(`| finishing: builds, pushes and rollouts | ${fl.worker.peakMb.finishing.toFixed(0)} MB |`);
       say();
       say(
         `All ${INFLIGHT} first deploys were dispatched ${(fl.dispatchedAllMs / 1000).toFixed(0)} s after the first ` +
           `start (writes unpaced), with ${fl.setupRateLimited} rate-limited GitHub requests: against github.com, one ` +
           "token's 5,000 an hour would spread such a set-up over hours (the emulated limit here is " +
-          `${BENCH_RATE_LIMIT.toLocaleString('en')}). Flui polls each waiting run every 10 s with conditional ` +
-          "requests, which GitHub answers 304 without charging the rate limit; each of the naive watchers' " +
-          "unconditional polls costs one of the token's 5,000 an hour on github.com, which at their rate last " +
-          `${Math.round((5000 / fl.naive.requestsPerMinute) * 60)} s. ` +
-          `Target ≤ 512 MB RSS at 1,000 in flight: ${INFLIGHT >= 1000 && fl.worker.peakMb <= 512 ? 'met' : INFLIGHT < 1000 ? 'not measured at 1,000' : '**missed**'}.`,
+          `${BENCH_RATE_LIMIT.toLocaleString('en')}). Once released to ${RUNNERS} runners, the runs built and the ` +
+          `deploys finished in ${(fl.finishedAllMs / 1000).toFixed(0)} s: ${outcomes}; ${lost} lost. The worker used ` +
+          `${fl.worker.cpuSecondsTotal.toFixed(0)} s of CPU over the whole section. Flui polls each waiting run ` +
+          'every 10 s with conditional requests, which GitHub answers 304 without charging the rate limit; each of ' +
+          "the naive watchers' unconditional polls costs one of the token's 5,000 an hour on github.com, which at " +
+          `their rate last ${Math.round((5000 / fl.naive.requestsPerMinute) * 60)} s. ` +
+          `Target ≤ 512 MB RSS at 1,000 in flight: ${INFLIGHT >= 1000 && fl.worker.peakMb.waiting <= 512 ? 'met' : INFLIGHT < 1000 ? 'not measured at 1,000' : '**missed**'}.`,
       );
     }
   } finally {

@@ -67,7 +67,12 @@ const envSchema = z.object({
   FLUI_WEBHOOK_PORT: port.optional(),
   FLUI_WEBHOOK_HOST: z.string().default('127.0.0.1'),
   FLUI_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(10000).default(200),
-  FLUI_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100000).default(2000),
+  /**
+   * Deploys kept in the worker's memory between workflow tasks. A deploy waiting on CI needs none (its polls are
+   * activity retries), so a small cache costs only a replay of a short history when the run finishes; a cache as
+   * large as the deploys in flight costs memory for nothing (BENCHMARKS.md).
+   */
+  FLUI_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100000).default(250),
   FLUI_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   FLUI_DEBUG: booleanFlag,
   /** Prebundled workflow code (`npm run bundle`), for a worker that starts in well under a second. */

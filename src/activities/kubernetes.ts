@@ -25,7 +25,14 @@ import {
   type RolloutState,
   type RolloutTarget,
 } from '../kube/rollout.ts';
-import { FailureType, type DeployActivities, type RolloutImageInput, type RolloutImageResult } from './types.ts';
+import {
+  FailureType,
+  type AbortRolloutInput,
+  type AbortRolloutResult,
+  type DeployActivities,
+  type RolloutImageInput,
+  type RolloutImageResult,
+} from './types.ts';
 
 /** Past the manifest's progress deadline, how long the controller gets to say so before we stop waiting. */
 const VERDICT_GRACE_SECONDS = 120;
@@ -170,8 +177,69 @@ async function targetOf(
   };
 }
 
-export function createKubernetesActivities(deps: { kubeconfig?: string }): Pick<DeployActivities, 'rolloutImage'> {
+export function createKubernetesActivities(deps: {
+  kubeconfig?: string;
+}): Pick<DeployActivities, 'rolloutImage' | 'abortRollout'> {
   return {
+    /**
+     * A deploy cancelled during its rollout leaves the cluster as it was before: the last good image back (with its
+     * recorded spec, as after a failed rollout), or, for the app's first rollout, no app at all. Only a Deployment
+     * that carries this deploy's id is touched, so a newer deploy's rollout is never undone.
+     */
+    async abortRollout({ deployId, namespace, app }: AbortRolloutInput): Promise<AbortRolloutResult> {
+      const ctx = activityContext();
+      let doing = `reading ${namespace}/${app}`;
+      let server: string | undefined;
+      try {
+        const k = kubeClients(deps.kubeconfig);
+        server = k.kc.getCurrentCluster()?.server;
+        const deployment = await readDeployment(k, namespace, app);
+        if (deployment?.metadata?.annotations?.[ANNOTATION.deployId] !== deployId) return { action: 'none' };
+        const history = await readHistory(k, namespace, app);
+        // A rollout that finished just before the cancel reached it is recorded as good: no longer, it was undone.
+        const own = history.find((e) => e.deployId === deployId);
+        if (own?.outcome === 'succeeded') {
+          await recordHistory(k, namespace, app, { ...own, outcome: 'failed', reason: 'Cancelled: undone by cancel' });
+        }
+        const lastGood = history.find((e) => e.outcome === 'succeeded' && e.deployId !== deployId);
+        // Revision 1 (or none yet): the Deployment never had another pod template, so this deploy created it.
+        const revision = Number(deployment.metadata.annotations['deployment.kubernetes.io/revision'] ?? 1);
+        if (!lastGood && revision > 1) return { action: 'kept' }; // an earlier template, but none known good
+        if (!lastGood) {
+          // The Service first: the Deployment is the key, and a retry that found it gone would leave the Service.
+          doing = `removing ${namespace}/${app}, whose first rollout was cancelled`;
+          for (const remove of [
+            () => k.core.deleteNamespacedService({ name: app, namespace }),
+            () => k.apps.deleteNamespacedDeployment({ name: app, namespace, propagationPolicy: 'Background' }),
+          ]) {
+            await remove().catch((err: unknown) => {
+              if (statusOf(err) !== 404) throw err;
+            });
+          }
+          return { action: 'removed' };
+        }
+        doing = `putting ${lastGood.image} back on ${namespace}/${app}`;
+        await applyTarget(k, {
+          namespace,
+          app,
+          workload: lastGood.workload,
+          image: lastGood.image,
+          deployId: lastGood.deployId,
+          commit: lastGood.commit,
+        });
+        const back = await waitForRollout(k, namespace, app, {
+          timeoutSeconds: lastGood.workload.deploy.progressDeadlineSeconds + VERDICT_GRACE_SECONDS,
+          signal: ctx?.cancellationSignal,
+          onPoll: (s: RolloutState) =>
+            ctx?.heartbeat({ phase: 'abort', image: lastGood.image, status: s.done ? 'rolled out' : s.message }),
+        });
+        return { action: 'restored', digest: lastGood.digest, healthy: back.done };
+      } catch (err) {
+        if (ctx?.cancellationSignal.aborted) throw err;
+        throw kubeFailure(err, doing, server);
+      }
+    },
+
     async rolloutImage(input: RolloutImageInput): Promise<RolloutImageResult> {
       const ctx = activityContext();
       let doing = 'reading the cluster';

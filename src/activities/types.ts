@@ -103,6 +103,23 @@ export interface RolloutImageResult {
   unchanged: boolean;
 }
 
+export interface AbortRolloutInput {
+  deployId: string;
+  namespace: string;
+  app: string;
+}
+export interface AbortRolloutResult {
+  /**
+   * `none`: the Deployment does not carry this deploy (nothing of it was applied, or it is already undone);
+   * `restored`: the last good image is back; `removed`: a first rollout, so the app is removed as it never ran;
+   * `kept`: no image of the app is known good and the Deployment existed before this deploy, so it is left as it is.
+   */
+  action: 'none' | 'restored' | 'removed' | 'kept';
+  /** For `restored`: the digest put back, and whether it became healthy within its progress deadline. */
+  digest?: string;
+  healthy?: boolean;
+}
+
 export interface DeployActivities {
   /** Idempotency key: the rendered file content (blob SHA) on the branch. */
   ensureWorkflowFile(input: EnsureWorkflowFileInput): Promise<EnsureWorkflowFileResult>;
@@ -118,6 +135,8 @@ export interface DeployActivities {
   resolveImage(input: ResolveImageInput): Promise<ResolveImageResult>;
   /** Idempotency key: the digest (server-side apply of the same object is a no-op). */
   rolloutImage(input: RolloutImageInput): Promise<RolloutImageResult>;
+  /** Idempotency key: the deploy id on the Deployment; once undone, the Deployment names another deploy (or is gone). */
+  abortRollout(input: AbortRolloutInput): Promise<AbortRolloutResult>;
 }
 
 export type { CiRunRef, CiRunResult };

@@ -218,6 +218,9 @@ export function formatStatus(s: DeployStatus): string {
   if (s.ciRun) lines.push(`CI run:   ${s.ciRun.htmlUrl}`);
   if (s.image) lines.push(`image:    ${s.image}`);
   if (s.rolledBackTo) lines.push(`rolled back to: ${s.rolledBackTo}`);
+  if (s.rolloutUndone === 'removed') lines.push('undone:   the cancelled first rollout; the app was removed');
+  if (s.rolloutUndone === 'kept')
+    lines.push('undone:   nothing: no earlier image is known good, the Deployment is as left');
   if (s.error) lines.push(`error:    ${s.error}`);
   if (s.queued.length) lines.push(`queued:   ${s.queued.join(', ')}`);
   if (s.supersededBy) lines.push(`superseded by: ${s.supersededBy}`);

@@ -176,6 +176,11 @@ export async function startKwokCluster(opts: KwokOptions = {}): Promise<KwokClus
         apiVersion: 'config.kwok.x-k8s.io/v1alpha1',
         kind: 'KwokctlConfiguration',
         options: { bindAddress: '127.0.0.1', ...ports },
+        // The API server's default Service range is a /24: 254 Services, one per app, so a bench of 1,000 apps
+        // would fail with "failed to allocate a serviceIP: range is full". A /16 holds 65,534.
+        componentsPatches: [
+          { name: 'kube-apiserver', extraArgs: [{ key: 'service-cluster-ip-range', value: '10.96.0.0/16' }] },
+        ],
       }),
     );
 

@@ -101,8 +101,10 @@ export interface DeployStatus {
   ciRun?: CiRunRef;
   image?: string;
   digest?: string;
-  /** Digest the cluster was returned to after a failed rollout. */
+  /** Digest the cluster was returned to after a failed or cancelled rollout. */
   rolledBackTo?: string;
+  /** What a cancel during the rollout did to the cluster (see the abortRollout activity). */
+  rolloutUndone?: 'none' | 'restored' | 'removed' | 'kept';
   attempt: number;
   timings: PhaseTiming[];
   /** Deploy ids waiting behind this one (policy `queue`). */

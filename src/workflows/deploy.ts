@@ -10,6 +10,7 @@
  * newer request supersedes it (cancels the CI run, continues as new with the newer request) or queues behind it.
  */
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
@@ -81,6 +82,9 @@ const ROLLOUT: ActivityOptions = {
   // Up to a 1 h progress deadline, then as long again for the rollback; heartbeats catch a dead worker sooner.
   startToCloseTimeout: '3 hours',
   heartbeatTimeout: LIVENESS,
+  // A cancelled rollout is undone only once its attempt has stopped (within a heartbeat or two, or when the
+  // heartbeat timeout finds its worker dead), so it cannot record the restored image as its own.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   scheduleToCloseTimeout: '6 hours',
   retry: {
     initialInterval: '2 seconds',
@@ -184,7 +188,11 @@ export async function deployWorkflow(
       break;
     } catch (err) {
       if (superseder || cancelReason !== undefined || isCancellation(err)) {
-        await CancellationScope.nonCancellable(() => stopCiRun());
+        await CancellationScope.nonCancellable(async () => {
+          await stopCiRun();
+          // A newer deploy rolls out next anyway; a plain cancel puts the cluster back as it was.
+          if (!superseder) await abortRollout();
+        });
         outcome = 'cancelled';
         break;
       }
@@ -231,9 +239,17 @@ export async function deployWorkflow(
   }
   if (outcome === 'cancelled') {
     // Cancelled through Temporal (Web UI, `flui cancel`): end as Cancelled. Through the signal: a failure that says so.
-    if (CancellationScope.current().consideredCancelled) throw new CancelledFailure(cancelReason ?? 'cancelled');
+    const undone =
+      status.rolloutUndone === 'restored'
+        ? `; its rollout was undone, ${status.rolledBackTo} restored`
+        : status.rolloutUndone === 'removed'
+          ? '; its first rollout was undone, the app removed'
+          : '';
+    if (CancellationScope.current().consideredCancelled) {
+      throw new CancelledFailure(`${cancelReason ?? 'cancelled'}${undone}`);
+    }
     throw ApplicationFailure.nonRetryable(
-      `deploy ${request.deployId} cancelled: ${cancelReason}`,
+      `deploy ${request.deployId} cancelled: ${cancelReason}${undone}`,
       'DeployCancelled',
       status,
     );
@@ -360,6 +376,23 @@ export async function deployWorkflow(
     status.image = result.image;
     status.digest = result.digest;
     recordMemo();
+  }
+
+  /** Undo a rollout that a cancel interrupted: the last good image back, or no app if it was the first rollout. */
+  async function abortRollout(): Promise<void> {
+    if (status.phase !== 'rolling-out') return;
+    try {
+      const undone = await activities(ROLLOUT, `Undo the cancelled rollout of ${namespace}/${app}`).abortRollout({
+        deployId: request.deployId,
+        namespace,
+        app,
+      });
+      status.rolloutUndone = undone.action;
+      if (undone.action === 'restored') status.rolledBackTo = undone.digest;
+    } catch (err) {
+      status.error = describeFailure(err);
+      log.error('could not undo the cancelled rollout', { error: status.error });
+    }
   }
 
   /** Cancel the CI run we started, if it may still be going. Idempotent on the CI side. */

@@ -243,6 +243,29 @@ describe('GitHub emulator: the runner builds and pushes real images', () => {
     }
   });
 
+  it('runs no more at once than its runner capacity; the rest wait queued', async () => {
+    const { full, dispatch, completed } = await repo();
+    github().faults.runnerCapacity(1);
+    try {
+      const ids = [await dispatch('cap-1'), await dispatch('cap-2'), await dispatch('cap-3')];
+      let most = 0;
+      const sampler = setInterval(() => {
+        const running = github()
+          .runs(full)
+          .filter((r) => ids.includes(r.id) && r.status === 'in_progress').length;
+        most = Math.max(most, running);
+      }, 5);
+      try {
+        for (const id of ids) assert.equal((await completed(id)).conclusion, 'success');
+      } finally {
+        clearInterval(sampler);
+      }
+      assert.equal(most, 1, 'one run in progress at a time');
+    } finally {
+      github().faults.reset();
+    }
+  });
+
   it('loses or duplicates webhook deliveries on demand', async () => {
     const { dispatch, completed } = await repo();
     github().faults.webhooks({ drop: 1 });

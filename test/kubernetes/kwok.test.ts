@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -122,6 +122,34 @@ describe('kwok clusters', () => {
       assert.deepEqual(Object.keys(bad.status.containerStatuses[0]?.state ?? {}), ['waiting']);
     } finally {
       await c.stop();
+    }
+  });
+
+  it('has room for a Service per app beyond the API server default of 254 (the bench runs 1,000 apps)', async () => {
+    const c = await startKwokCluster({ nodes: 1 });
+    const dir = await mkdtemp(join(tmpdir(), 'flui-kwok-svc-'));
+    try {
+      const items = Array.from({ length: 300 }, (_, i) => ({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: `app-${i}` },
+        spec: { selector: { app: `app-${i}` }, ports: [{ port: 80 }] },
+      }));
+      const file = join(dir, 'services.json');
+      await writeFile(file, JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
+      await c.kubectl('create', '-f', file);
+      const ips = (await c.kubectl('get', 'services', '-l', '!component', '-o', 'jsonpath={.items[*].spec.clusterIP}'))
+        .trim()
+        .split(' ')
+        .filter((ip) => ip !== '10.96.0.1');
+      assert.equal(ips.length, 300);
+      assert.ok(
+        ips.every((ip) => ip.startsWith('10.96.')),
+        ips.join(' '),
+      );
+    } finally {
+      await c.stop();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

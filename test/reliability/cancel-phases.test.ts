@@ -9,10 +9,10 @@ import { after, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { startDeploy, status } from '../../src/client/index.ts';
 import { readHistory } from '../../src/kube/history.ts';
-import { kubeClients } from '../../src/kube/rollout.ts';
+import { ANNOTATION, kubeClients, rolloutState } from '../../src/kube/rollout.ts';
 import { startRegistry, type LocalRegistry } from '../../src/local/registry.ts';
 import type { Application } from '../../src/manifest/schema.ts';
-import { cancelSignal, type DeployStatus } from '../../src/workflows/api.ts';
+import { cancelSignal, statusQuery, type DeployOutcome, type DeployStatus } from '../../src/workflows/api.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
 import { createApplication, eventually, useStack } from '../helpers/stack.ts';
 
@@ -124,20 +124,62 @@ describe('cancel at each phase', () => {
     }
   });
 
-  it('while rolling out: the wait stops and the image is not recorded as a good one', async () => {
+  it('while rolling out a first deploy: the rollout is undone, the app removed, nothing recorded as good', async () => {
     const s = stack();
+    const k = kubeClients(s.env.KUBECONFIG);
     for (const how of ['temporal', 'signal'] as const) {
       // Pods of images under a "fail-" path never become ready (src/local/kwok-stages.yaml): the rollout waits.
       const app = await createApplication(s, {
         name: `fail-${how}-${Date.now().toString(36)}`,
         deploy: { progressDeadlineSeconds: 600 },
       });
-      await cancelIn(app, 'rolling-out', how);
-      const entries = await readHistory(kubeClients(s.env.KUBECONFIG), 'default', app.metadata.name);
+      const handle = await cancelIn(app, 'rolling-out', how);
+      await assertNotRolledOut(app);
+      await assert.rejects(
+        k.core.readNamespacedService({ name: app.metadata.name, namespace: 'default' }),
+        (e: { code?: number }) => e.code === 404,
+      );
+      const entries = await readHistory(k, 'default', app.metadata.name);
       assert.deepEqual(
         entries.filter((e) => e.outcome === 'succeeded'),
         [],
         how,
+      );
+      assert.equal((await handle.query(statusQuery)).rolloutUndone, 'removed', how);
+    }
+  });
+
+  it('while rolling out a new image: the last good image is back, as before the deploy', async () => {
+    const s = stack();
+    const k = kubeClients(s.env.KUBECONFIG);
+    for (const how of ['temporal', 'signal'] as const) {
+      const good = await createApplication(s, { name: `undo-${how}-${Date.now().toString(36)}` });
+      const first = await startDeploy(s.client, good, { taskQueue: s.config.temporal.taskQueue });
+      const done = (await s.client.workflow.getHandle(first.workflowId).result()) as DeployOutcome;
+      const before = await k.apps.readNamespacedDeployment({ name: good.metadata.name, namespace: 'default' });
+      // The same app, now built into a repository whose pods never become ready: its rollout waits until cancelled.
+      const broken: Application = {
+        ...good,
+        spec: {
+          ...good.spec,
+          image: { ...good.spec.image, repository: `${s.registryHost}/acme/fail-${good.metadata.name}` },
+          deploy: { ...good.spec.deploy, progressDeadlineSeconds: 600 },
+        },
+      };
+      const handle = await cancelIn(broken, 'rolling-out', how);
+      const after = await k.apps.readNamespacedDeployment({ name: good.metadata.name, namespace: 'default' });
+      assert.equal(after.spec!.template.spec!.containers[0]!.image, done.image, how);
+      assert.deepEqual(after.spec!.template.spec, before.spec!.template.spec, `${how}: the whole pod spec is back`);
+      assert.equal(after.metadata!.annotations![ANNOTATION.deployId], done.deployId, how);
+      assert.ok(rolloutState(after).done, `${how}: the restored image is healthy`);
+      const st = await handle.query(statusQuery);
+      assert.equal(st.rolloutUndone, 'restored', how);
+      assert.equal(st.rolledBackTo, done.digest, how);
+      const entries = await readHistory(k, 'default', good.metadata.name);
+      assert.deepEqual(
+        entries.filter((e) => e.outcome === 'succeeded').map((e) => e.deployId),
+        [done.deployId],
+        `${how}: only the first deploy is recorded as good`,
       );
     }
   });

@@ -15,6 +15,7 @@
  *   POST /_emulator/faults/exhaust-rate-limit     {forMs, token?, status?}
  *   POST /_emulator/faults/secondary-limit        {count, retryAfterSeconds, status?}
  *   POST /_emulator/faults/keep-queued            {on}
+ *   POST /_emulator/faults/runner-capacity        {count}
  *   POST /_emulator/faults/fail-builds            {count}
  *   POST /_emulator/faults/webhooks               {drop?, duplicate?}
  *   POST /_emulator/faults/reset
@@ -181,6 +182,9 @@ export async function handleControl(
       case 'POST /faults/keep-queued':
         if (typeof body.on !== 'boolean') throw new BadRequest('"on" must be true or false');
         f.keepQueued(body.on);
+        return json(200, { ok: true });
+      case 'POST /faults/runner-capacity':
+        f.runnerCapacity(num(body.count, 'count'));
         return json(200, { ok: true });
       case 'POST /faults/fail-builds':
         f.failBuilds(num(body.count, 'count'));

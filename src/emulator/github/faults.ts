@@ -20,6 +20,8 @@ export interface Faults {
   secondaryLimit(opts: { count: number; retryAfterSeconds: number; status?: 403 | 429 }): void;
   /** Runs stay queued (no runner picks them up) while on; they start as soon as it is off. */
   keepQueued(on: boolean): void;
+  /** At most `count` runs in progress at once, like a plan's concurrent-job limit (unlimited by default). */
+  runnerCapacity(count: number): void;
   /** The next `count` builds fail in their build step. */
   failBuilds(count: number): void;
   /** The next `drop` webhook deliveries are lost; the next `duplicate` ones are delivered twice. */

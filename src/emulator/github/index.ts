@@ -466,6 +466,7 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
       },
       secondaryLimit: ({ count, retryAfterSeconds, status }) => fault.setSecondary(count, retryAfterSeconds, status),
       keepQueued: (on) => void (runner.faults.keepQueued = on),
+      runnerCapacity: (count) => void (runner.faults.maxInProgress = Math.max(1, count)),
       failBuilds: (count) => void (runner.faults.failBuilds = Math.max(0, count)),
       webhooks: ({ drop, duplicate }) => fault.setWebhooks(drop, duplicate),
       corruptNextResponse: (operation, mutate, method) => fault.corrupt(operation, mutate, method),
@@ -473,6 +474,7 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
         fault.reset();
         limits.clearFaults();
         runner.faults.keepQueued = false;
+        runner.faults.maxInProgress = Infinity;
         runner.faults.failBuilds = 0;
       },
     },

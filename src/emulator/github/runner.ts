@@ -30,6 +30,8 @@ export interface RunnerOptions {
 export interface RunnerFaults {
   /** Runs stay queued while this is set. */
   keepQueued: boolean;
+  /** At most this many runs in progress at once (a plan's concurrent-job limit); the rest wait queued. */
+  maxInProgress: number;
   /** The next N builds fail in their build step. */
   failBuilds: number;
 }
@@ -165,7 +167,9 @@ const line = (text: string) => `${new Date().toISOString().replace('Z', '0000Z')
 export class Runner {
   readonly #store: Store;
   readonly #opts: RunnerOptions;
-  readonly faults: RunnerFaults = { keepQueued: false, failBuilds: 0 };
+  readonly faults: RunnerFaults = { keepQueued: false, maxInProgress: Infinity, failBuilds: 0 };
+  /** Runs between start and completion (counted against `faults.maxInProgress`). */
+  readonly #inProgress = new Set<number>();
   /** Per run: its pending timers and the abort of its build. */
   readonly #active = new Map<number, { timers: NodeJS.Timeout[]; abort: AbortController }>();
   #stopped = false;
@@ -187,10 +191,11 @@ export class Runner {
     const current = () => run.attempt === attempt && run.status !== 'completed' && !this.#stopped;
     const start = () => {
       if (!current() || run.status !== 'queued') return;
-      if (this.faults.keepQueued) {
+      if (this.faults.keepQueued || this.#inProgress.size >= this.faults.maxInProgress) {
         active.timers.push(setTimeout(start, 50));
         return;
       }
+      this.#inProgress.add(run.id);
       run.status = 'in_progress';
       run.startedAt = now();
       run.updatedAt = run.startedAt;
@@ -368,6 +373,7 @@ export class Runner {
   }
 
   #release(id: number): void {
+    this.#inProgress.delete(id);
     const active = this.#active.get(id);
     if (!active) return;
     for (const t of active.timers) clearTimeout(t);
