@@ -1,8 +1,9 @@
 /**
- * The Flui worker as its own process (`node --import tsx src/worker.ts`, exactly what `npm run worker` runs), so a
- * test can SIGKILL it the way an OOM kill or a lost machine would, and start the next one. Started and stopped like
- * every other local server (src/local/process.ts).
+ * The Flui worker as its own process, launched exactly as `npm run worker` does (the command line is read from
+ * package.json, V8 heap flags included), so a test can SIGKILL it the way an OOM kill or a lost machine would, and
+ * start the next one. Started and stopped like every other local server (src/local/process.ts).
  */
+import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +12,17 @@ import { workflowBundle } from './temporal.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const READY = /Flui worker polling task queue/;
+
+/** `npm run worker`'s arguments after `node`, with its shell defaults (`${VAR:-default}`) filled in from `env`. */
+export function workerArgs(env: Record<string, string | undefined>): string[] {
+  const script = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { worker: string } })
+    .scripts.worker;
+  const [node, ...args] = script
+    .replace(/\$\{(\w+):-([^}]*)\}/g, (_, name: string, fallback: string) => env[name] || fallback)
+    .split(/\s+/);
+  if (node !== 'node') throw new Error(`package.json's worker script should start with node: ${script}`);
+  return args;
+}
 
 export interface WorkerProcess {
   readonly pid: number;
@@ -35,7 +47,7 @@ export async function startWorkerProcess(
   const proc = await startServerProcess({
     name: 'flui worker',
     command: process.execPath,
-    args: ['--import', 'tsx', 'src/worker.ts'],
+    args: workerArgs(env),
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env, FLUI_WORKFLOW_BUNDLE: opts.bundleFile },
     logFile: opts.logFile,

@@ -19,6 +19,7 @@
  * more worker, never killed and serving no deploys, receives the CI's webhooks and signals whichever deploy they name.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -114,6 +115,14 @@ describe('worker crash matrix', () => {
       const logFile = join(s.dataDir, `worker-${++spawned}.log`);
       const w = await startWorkerProcess(env, { bundleFile, logFile, timeoutMs: 60_000 });
       running.add(w);
+      if (spawned === 1) {
+        // Launched as in production (`npm run worker`): with the heap limits BENCHMARKS.md measured.
+        const argv = readFileSync(`/proc/${w.pid}/cmdline`, 'utf8').split('\0');
+        assert.ok(
+          argv.includes('--max-old-space-size=256') && argv.includes('--max-semi-space-size=2'),
+          argv.join(' '),
+        );
+      }
       return w;
     };
     const killWorker = async (w: WorkerProcess) => {
