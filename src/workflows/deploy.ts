@@ -19,6 +19,7 @@ import {
   continueAsNew,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -190,8 +191,9 @@ export async function deployWorkflow(
       if (superseder || cancelReason !== undefined || isCancellation(err)) {
         await CancellationScope.nonCancellable(async () => {
           await stopCiRun();
-          // A newer deploy rolls out next anyway; a plain cancel puts the cluster back as it was.
-          if (!superseder) await abortRollout();
+          // A newer deploy rolls out next anyway; a plain cancel puts the cluster back as it was. (A patch: deploys
+          // cancelled mid-rollout by an older worker replay without the undo.)
+          if (!superseder && patched('undo-cancelled-rollout')) await abortRollout();
         });
         outcome = 'cancelled';
         break;
