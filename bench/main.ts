@@ -448,7 +448,10 @@ async function inFlight(stack: LocalStack, workers: Workers, n: number): Promise
   );
   const outcomes: Record<string, number> = {};
   try {
-    for (const r of await Promise.allSettled(results)) outcomes[outcomeOf(r)] = (outcomes[outcomeOf(r)] ?? 0) + 1;
+    for (const r of await Promise.allSettled(results)) {
+      const kind = outcomeOf(r);
+      outcomes[kind] = (outcomes[kind] ?? 0) + 1;
+    }
   } finally {
     clearInterval(ticker);
   }

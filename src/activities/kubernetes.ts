@@ -177,6 +177,54 @@ async function targetOf(
   };
 }
 
+/** The latest image recorded as good, other than this deploy's own. */
+function lastGoodExcept(history: HistoryEntry[], deployId: string): HistoryEntry | undefined {
+  return history.find((e) => e.outcome === 'succeeded' && e.deployId !== deployId);
+}
+
+/** Waits for the controller's verdict on the app's Deployment, heartbeating progress while it waits. */
+function waitWithProgress(
+  k: KubeClients,
+  namespace: string,
+  app: string,
+  progress: { phase: 'rollout' | 'rollback' | 'abort'; image: string; deadlineSeconds: number },
+  ctx: Context | undefined,
+): Promise<RolloutState> {
+  return waitForRollout(k, namespace, app, {
+    timeoutSeconds: progress.deadlineSeconds + VERDICT_GRACE_SECONDS,
+    signal: ctx?.cancellationSignal,
+    // Progress only: names, counts and the controller's words, never a value from the spec.
+    onPoll: (s: RolloutState) =>
+      ctx?.heartbeat({
+        phase: progress.phase,
+        image: progress.image,
+        revision: s.revision,
+        status: s.done ? 'rolled out' : s.message,
+      }),
+  });
+}
+
+/** Puts a recorded image back with its exact recorded spec (`kubectl rollout undo`) and waits for the verdict. */
+async function restoreEntry(
+  k: KubeClients,
+  namespace: string,
+  app: string,
+  entry: HistoryEntry,
+  phase: 'rollback' | 'abort',
+  ctx: Context | undefined,
+): Promise<RolloutState> {
+  await applyTarget(k, {
+    namespace,
+    app,
+    workload: entry.workload,
+    image: entry.image,
+    deployId: entry.deployId,
+    commit: entry.commit,
+  });
+  const deadlineSeconds = entry.workload.deploy.progressDeadlineSeconds;
+  return waitWithProgress(k, namespace, app, { phase, image: entry.image, deadlineSeconds }, ctx);
+}
+
 export function createKubernetesActivities(deps: {
   kubeconfig?: string;
 }): Pick<DeployActivities, 'rolloutImage' | 'abortRollout'> {
@@ -201,7 +249,7 @@ export function createKubernetesActivities(deps: {
         if (own?.outcome === 'succeeded') {
           await recordHistory(k, namespace, app, { ...own, outcome: 'failed', reason: 'Cancelled: undone by cancel' });
         }
-        const lastGood = history.find((e) => e.outcome === 'succeeded' && e.deployId !== deployId);
+        const lastGood = lastGoodExcept(history, deployId);
         // Revision 1 (or none yet): the Deployment never had another pod template, so this deploy created it.
         const revision = Number(deployment.metadata.annotations['deployment.kubernetes.io/revision'] ?? 1);
         if (!lastGood && revision > 1) return { action: 'kept' }; // an earlier template, but none known good
@@ -219,20 +267,7 @@ export function createKubernetesActivities(deps: {
           return { action: 'removed' };
         }
         doing = `putting ${lastGood.image} back on ${namespace}/${app}`;
-        await applyTarget(k, {
-          namespace,
-          app,
-          workload: lastGood.workload,
-          image: lastGood.image,
-          deployId: lastGood.deployId,
-          commit: lastGood.commit,
-        });
-        const back = await waitForRollout(k, namespace, app, {
-          timeoutSeconds: lastGood.workload.deploy.progressDeadlineSeconds + VERDICT_GRACE_SECONDS,
-          signal: ctx?.cancellationSignal,
-          onPoll: (s: RolloutState) =>
-            ctx?.heartbeat({ phase: 'abort', image: lastGood.image, status: s.done ? 'rolled out' : s.message }),
-        });
+        const back = await restoreEntry(k, namespace, app, lastGood, 'abort', ctx);
         return { action: 'restored', digest: lastGood.digest, healthy: back.done };
       } catch (err) {
         if (ctx?.cancellationSignal.aborted) throw err;
@@ -249,14 +284,6 @@ export function createKubernetesActivities(deps: {
         server = k.kc.getCurrentCluster()?.server;
         const { target: t, restoredFrom } = await targetOf(k, input);
         const digest = digestOf(t.image);
-        const wait = (phase: 'rollout' | 'rollback', image: string, timeoutSeconds: number) =>
-          waitForRollout(k, t.namespace, t.app, {
-            timeoutSeconds: timeoutSeconds + VERDICT_GRACE_SECONDS,
-            signal: ctx?.cancellationSignal,
-            // Progress only: names, counts and the controller's words, never a value from the spec.
-            onPoll: (s: RolloutState) =>
-              ctx?.heartbeat({ phase, image, revision: s.revision, status: s.done ? 'rolled out' : s.message }),
-          });
 
         // A retry of a deploy whose rollout already failed: do not start the broken image again.
         const prior = (await readHistory(k, t.namespace, t.app)).find((e) => e.deployId === t.deployId);
@@ -275,7 +302,14 @@ export function createKubernetesActivities(deps: {
           unchanged =
             before?.metadata?.generation === applied.metadata?.generation ||
             JSON.stringify(before?.spec) === JSON.stringify(applied.spec);
-          state = await wait('rollout', t.image, t.workload.deploy.progressDeadlineSeconds);
+          const deadlineSeconds = t.workload.deploy.progressDeadlineSeconds;
+          state = await waitWithProgress(
+            k,
+            t.namespace,
+            t.app,
+            { phase: 'rollout', image: t.image, deadlineSeconds },
+            ctx,
+          );
         }
 
         const entry: HistoryEntry = {
@@ -297,21 +331,12 @@ export function createKubernetesActivities(deps: {
         // Failed: back to the last image that ran well, with its exact recorded spec (kubectl rollout undo).
         const reason = prior?.reason ?? `${state.reason}: ${state.message}`;
         if (!prior) await recordHistory(k, t.namespace, t.app, { ...entry, reason });
-        const lastGood = (await readHistory(k, t.namespace, t.app)).find(
-          (e) => e.outcome === 'succeeded' && e.deployId !== t.deployId,
-        );
+        const lastGood = lastGoodExcept(await readHistory(k, t.namespace, t.app), t.deployId);
         let restored: string;
         let restoredDigest: string | null = null;
         if (lastGood) {
           doing = `rolling ${t.namespace}/${t.app} back to ${lastGood.image}`;
-          await applyTarget(k, {
-            ...t,
-            workload: lastGood.workload,
-            image: lastGood.image,
-            deployId: lastGood.deployId,
-            commit: lastGood.commit,
-          });
-          const back = await wait('rollback', lastGood.image, lastGood.workload.deploy.progressDeadlineSeconds);
+          const back = await restoreEntry(k, t.namespace, t.app, lastGood, 'rollback', ctx);
           if (back.done) restoredDigest = lastGood.digest;
           restored = back.done
             ? `restored ${lastGood.digest} (deploy ${lastGood.deployId})`
