@@ -15,8 +15,31 @@ const forbiddenInWorkflows = [
   '@temporalio/activity',
 ];
 
+// What ships (src/) never reaches into what tests and demos it: the emulators (packages/), the dev stack and sandbox
+// (dev/), tests, benchmarks, or a package that is only a dev dependency.
+const harness = {
+  patterns: [
+    {
+      group: ['**/dev/**', '**/packages/**', '**/test/**', '**/bench/**', '@flui/*'],
+      message: 'Product code (src/) must not import the harness (emulators, dev stack, tests).',
+    },
+    {
+      group: [
+        '@temporalio/testing',
+        '@temporalio/proto',
+        'tsx',
+        'tsx/*',
+        'fast-check',
+        'playwright-core',
+        'tar-stream',
+      ],
+      message: 'A dev dependency is not installed where Flui runs: declare it in dependencies, or keep it out of src/.',
+    },
+  ],
+};
+
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.flui/**', 'test-results/**', 'examples/*/repo/**'] },
+  { ignores: ['**/node_modules/**', 'dist/**', '.flui/**', 'test-results/**', 'examples/*/repo/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -25,6 +48,11 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
+  },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/workflows/**/*.ts'],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', harness] },
   },
   {
     files: ['src/workflows/**/*.ts'],
@@ -37,6 +65,7 @@ export default tseslint.config(
             message: 'Workflow code must stay deterministic: do this in an activity.',
             allowTypeImports: true,
           })),
+          patterns: harness.patterns,
         },
       ],
     },

@@ -79,13 +79,18 @@ const envSchema = z.object({
   FLUI_WORKFLOW_BUNDLE: optionalString,
 });
 
+/** Where the worker and the CLI look for Temporal when TEMPORAL_ADDRESS is unset (the Temporal CLI's default too). */
+export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
+
 export type GitHubAuth =
   { kind: 'token'; token: string } | { kind: 'app'; appId: string; privateKey: string; installationId: string };
 
 export interface Config {
   temporal: {
-    /** Undefined: the worker launches its own dev server. */
-    address?: string;
+    /** Temporal frontend; 127.0.0.1:7233 when TEMPORAL_ADDRESS is unset, for the worker and the CLI alike. */
+    address: string;
+    /** TEMPORAL_ADDRESS was unset: errors say the address is only the default. */
+    addressIsDefault: boolean;
     namespace: string;
     uiPort: number;
     /** Web UI base URL when set explicitly (TEMPORAL_UI_URL). */
@@ -157,7 +162,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   return {
     temporal: {
-      address: e.TEMPORAL_ADDRESS,
+      address: e.TEMPORAL_ADDRESS ?? DEFAULT_TEMPORAL_ADDRESS,
+      addressIsDefault: e.TEMPORAL_ADDRESS === undefined,
       namespace: e.TEMPORAL_NAMESPACE,
       uiPort: e.TEMPORAL_UI_PORT,
       uiUrl: e.TEMPORAL_UI_URL?.replace(/\/+$/, ''),

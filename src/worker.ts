@@ -3,12 +3,12 @@
  *
  *   node --import tsx src/worker.ts        (npm run worker)
  *
- * Configuration comes from environment variables (src/config.ts). Without TEMPORAL_ADDRESS it launches its own
- * Temporal dev server on 127.0.0.1:7233 with the Web UI on :8233, keeping state under ~/.local/share/flui.
+ * Configuration comes from environment variables (src/config.ts). Without TEMPORAL_ADDRESS it connects to
+ * 127.0.0.1:7233, as the CLI and the Temporal CLI do, and stops with a clear error when nothing answers there: it never
+ * launches a throw-away server of its own (the sandbox does that, `npm run dev:worker` too, and both say so).
  * SIGINT/SIGTERM (handled by the SDK's runtime) drain in-flight activity attempts and stop cleanly; deploys continue
  * on the next worker.
  */
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, Worker, type WorkflowBundleOption } from '@temporalio/worker';
@@ -16,7 +16,6 @@ import { createActivities } from './activities/index.ts';
 import { keepAlive } from './activities/keep-alive.ts';
 import { startWebhookReceiver } from './ci/github/webhook.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
-import { startDevServer, type DevServer } from './local/temporal.ts';
 import { parseDeployId, runCompletedSignal } from './workflows/api.ts';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
@@ -26,7 +25,6 @@ export interface RunningWorker {
   /** Where the worker connected. */
   address: string;
   namespace: string;
-  uiUrl?: string;
   webhookUrl?: string;
   /** Resolves when the worker has stopped (after shutdown or a fatal error). */
   done: Promise<void>;
@@ -40,29 +38,22 @@ export interface StartWorkerOptions {
   log?: (line: string) => void;
 }
 
-/** Connects (launching a dev server if none is configured), starts the worker and the webhook receiver. */
+/** Connects to Temporal, starts the worker and the webhook receiver. */
 export async function startWorker(config: Config, opts: StartWorkerOptions = {}): Promise<RunningWorker> {
   const say = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  let devServer: DevServer | undefined;
-  let address = config.temporal.address;
-  let uiUrl: string | undefined;
-  if (address === undefined) {
-    say('No TEMPORAL_ADDRESS: starting a local Temporal dev server (state in ' + config.dataDir + ')');
-    devServer = await startDevServer({
-      port: 7233,
-      uiPort: config.temporal.uiPort,
-      namespace: config.temporal.namespace,
-      dbFile: join(config.dataDir, 'temporal.db'),
-      logDir: config.dataDir,
-    });
-    address = devServer.address;
-    uiUrl = devServer.uiUrl;
-  }
-
+  const address = config.temporal.address;
   const tls = config.temporal.tls
     ? { clientCertPair: { crt: Buffer.from(config.temporal.tls.cert), key: Buffer.from(config.temporal.tls.key) } }
     : undefined;
-  const connection = await NativeConnection.connect({ address, tls, apiKey: config.temporal.apiKey });
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect({ address, tls, apiKey: config.temporal.apiKey });
+  } catch (err) {
+    throw new ConfigError(
+      `cannot reach Temporal at ${address}${config.temporal.addressIsDefault ? ' (the default: TEMPORAL_ADDRESS is not set)' : ''}: ` +
+        `${(err as Error).message}. Set TEMPORAL_ADDRESS to your Temporal frontend, or run \`npm run dev:worker\` for a local dev server.`,
+    );
+  }
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
@@ -111,17 +102,14 @@ export async function startWorker(config: Config, opts: StartWorkerOptions = {})
   const done = worker.run().finally(async () => {
     await stopWebhook?.();
     await connection.close().catch(() => undefined);
-    await devServer?.stop();
   });
   say(
-    `Flui worker polling task queue "${config.temporal.taskQueue}" on ${address} (namespace ${config.temporal.namespace})` +
-      (uiUrl ? `\nTemporal Web UI: ${uiUrl}` : ''),
+    `Flui worker polling task queue "${config.temporal.taskQueue}" on ${address} (namespace ${config.temporal.namespace})`,
   );
   return {
     worker,
     address,
     namespace: config.temporal.namespace,
-    uiUrl,
     webhookUrl,
     done,
     async shutdown() {
@@ -150,7 +138,14 @@ async function main(): Promise<void> {
     throw err;
   }
   Runtime.install({ logger: new DefaultLogger(config.worker.logLevel as 'INFO') });
-  const running = await startWorker(config);
+  let running: RunningWorker;
+  try {
+    running = await startWorker(config);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`flui worker: ${err.message}\n`);
+    process.exit(4);
+  }
   await running.done;
   process.stderr.write('Flui worker stopped.\n');
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real Kubernetes control plane from Go modules, for kwok clusters (src/local/kwok.ts):
+# A real Kubernetes control plane from Go modules, for kwok clusters (dev/kwok.ts):
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl  k8s.io/kubernetes through setup/kubernetes
 #   etcd                                                              go.etcd.io/etcd/server/v3 through setup/etcd
 #   kwok, kwokctl                                                     sigs.k8s.io/kwok, go install
@@ -18,7 +18,7 @@ ETCD_VERSION=$(module_version etcd go.etcd.io/etcd/server/v3)
 KWOK_VERSION=v0.7.0
 [ -n "$KUBE_VERSION" ] && [ -n "$ETCD_VERSION" ] || fail "cannot read the versions from setup/{kubernetes,etcd}/go.mod"
 
-# need VERSION NAME...: sets TO_BUILD to the names to build, in the order src/local/tools.ts looks binaries up: a
+# need VERSION NAME...: sets TO_BUILD to the names to build, in the order dev/tools.ts looks binaries up: a
 # binary named by its environment variable is used as is; one in $FLUI_BIN is rebuilt unless stamped at VERSION;
 # otherwise one on PATH is used as is (but never kubectl: see below).
 need() {

@@ -84,7 +84,7 @@ function checkApp(namespace: string, app: string): void {
 export type ClientSource = Client | Pick<Config, 'temporal'>;
 
 export async function connect(config: Pick<Config, 'temporal'>): Promise<Client> {
-  const address = config.temporal.address ?? '127.0.0.1:7233';
+  const { address } = config.temporal;
   try {
     const connection = await Connection.connect({
       address,
@@ -146,9 +146,9 @@ async function withClient<T>(source: ClientSource, fn: (client: Client) => Promi
  * Base address of Temporal Web UI for this configuration: TEMPORAL_UI_URL when set, the dev server's UI for a local
  * Temporal, Temporal Cloud's UI for a Cloud namespace; otherwise unknown.
  */
-export function webUiBase(temporal: Config['temporal']): string | undefined {
+export function webUiBase(temporal: Pick<Config['temporal'], 'address' | 'uiPort' | 'uiUrl'>): string | undefined {
   if (temporal.uiUrl) return temporal.uiUrl;
-  const host = (temporal.address ?? '127.0.0.1:7233').replace(/:[0-9]+$/, '');
+  const host = temporal.address.replace(/:[0-9]+$/, '');
   if (['127.0.0.1', 'localhost', '[::1]'].includes(host)) return `http://${host}:${temporal.uiPort}`;
   if (host.endsWith('.tmprl.cloud')) return 'https://cloud.temporal.io';
   return undefined;

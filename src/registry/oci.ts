@@ -1,6 +1,6 @@
 /**
- * A small client of the OCI distribution API: resolve a tag to its manifest digest (what Flui deploys), check a
- * login, and push a small image (what the GitHub emulator's runner and the sandbox do), monolithically or in chunks.
+ * A small client of the OCI distribution API: resolve a tag to its manifest digest (what Flui deploys). The push side
+ * (what the emulated CI and the sandbox do) lives with the emulator, on top of {@link RegistrySession}.
  *
  * Auth: Basic credentials, and the Bearer token flow (a 401 with `WWW-Authenticate: Bearer realm=...,service=...,
  * scope=...` is answered by asking the realm for a token with the Basic credentials, then retrying). Plain HTTP for
@@ -10,9 +10,7 @@
  * {@link RegistryNotFoundError} for a missing manifest ("not found"), and `retryable` set for 5xx, 429, timeouts and
  * connection errors. No Temporal here: activities map these to failures.
  */
-import { createHash } from 'node:crypto';
-import { gzipSync } from 'node:zlib';
-import { parseImageReference, type ImageReference } from './reference.ts';
+import { parseImageReference } from './reference.ts';
 
 export interface RegistryCredentials {
   username: string;
@@ -86,11 +84,10 @@ function baseUrl(host: string, opts: RegistryOptions): string {
   return `${insecure ? 'http' : 'https'}://${host}`;
 }
 
-const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 const basic = (c: RegistryCredentials) => `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
 
 /** One conversation with a registry: remembers the Bearer token the last challenge earned. */
-class Session {
+export class RegistrySession {
   readonly host: string;
   readonly base: string;
   readonly #repository: string | undefined;
@@ -207,7 +204,7 @@ class Session {
   }
 }
 
-async function expectStatus(res: Response, ok: number[], what: string, host: string): Promise<Response> {
+export async function expectStatus(res: Response, ok: number[], what: string, host: string): Promise<Response> {
   if (ok.includes(res.status)) return res;
   const text = await res.text().catch(() => '');
   const detail = /"message":"([^"]+)"/.exec(text)?.[1] ?? text.slice(0, 200);
@@ -226,7 +223,7 @@ export async function headManifest(
   opts: RegistryOptions = {},
 ): Promise<{ digest: string; mediaType: string }> {
   const ref = parseImageReference(image);
-  const session = new Session(ref.host, ref.repository, opts);
+  const session = new RegistrySession(ref.host, ref.repository, opts);
   const what = `manifest ${ref.repository}:${ref.tag ?? ref.digest}`;
   const res = await session.fetch(
     `/v2/${ref.repository}/manifests/${ref.digest ?? ref.tag ?? 'latest'}`,
@@ -242,160 +239,4 @@ export async function headManifest(
     });
   }
   return { digest, mediaType: res.headers.get('content-type') ?? '' };
-}
-
-/** What `docker login` checks: GET /v2/ with the credentials (Basic or the token flow). Throws when refused. */
-export async function checkLogin(registry: string, opts: RegistryOptions = {}): Promise<void> {
-  const session = new Session(registry, undefined, opts);
-  const res = await session.fetch('/v2/', { method: 'GET' }, 'login');
-  await res.body?.cancel();
-  if (res.status !== 200) await expectStatus(res, [200], 'GET /v2/', registry);
-}
-
-async function pushBlob(
-  session: Session,
-  ref: ImageReference,
-  data: Buffer,
-  chunkSize: number | undefined,
-): Promise<string> {
-  const digest = sha256(data);
-  const exists = await session.fetch(`/v2/${ref.repository}/blobs/${digest}`, { method: 'HEAD' }, `blob ${digest}`);
-  await exists.body?.cancel();
-  if (exists.status === 200) return digest;
-  const start = await expectStatus(
-    await session.fetch(`/v2/${ref.repository}/blobs/uploads/`, { method: 'POST' }, 'blob upload'),
-    [202],
-    'blob upload start',
-    ref.host,
-  );
-  await start.body?.cancel();
-  // Each answer names where the upload continues; the Location may be absolute or relative to the registry.
-  let location = new URL(start.headers.get('location') ?? '', session.base);
-  if (chunkSize && chunkSize > 0) {
-    for (let offset = 0; offset < data.length; offset += chunkSize) {
-      const chunk = data.subarray(offset, Math.min(data.length, offset + chunkSize));
-      const res = await expectStatus(
-        await session.fetch(
-          location.toString(),
-          {
-            method: 'PATCH',
-            headers: {
-              'content-type': 'application/octet-stream',
-              'content-range': `${offset}-${offset + chunk.length - 1}`,
-              'content-length': String(chunk.length),
-            },
-            body: chunk,
-          },
-          'blob chunk',
-        ),
-        [202],
-        `blob chunk at ${offset}`,
-        ref.host,
-      );
-      await res.body?.cancel();
-      location = new URL(res.headers.get('location') ?? location.toString(), session.base);
-    }
-  }
-  location.searchParams.set('digest', digest);
-  const chunked = Boolean(chunkSize && chunkSize > 0);
-  const done = await expectStatus(
-    await session.fetch(
-      location.toString(),
-      chunked
-        ? { method: 'PUT', headers: { 'content-length': '0' } }
-        : { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: data },
-      'blob upload',
-    ),
-    [201],
-    'blob upload',
-    ref.host,
-  );
-  await done.body?.cancel();
-  return digest;
-}
-
-/** A tar of `files` (regular files, mode 0644, fixed mtime so the same files give the same layer). */
-export function tar(files: Record<string, string | Buffer>): Buffer {
-  const blocks: Buffer[] = [];
-  for (const [name, content] of Object.entries(files).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const body = Buffer.isBuffer(content) ? content : Buffer.from(content);
-    const header = Buffer.alloc(512);
-    const bytes = Buffer.from(name);
-    if (bytes.length > 100) {
-      // ustar: the last `/` that leaves at most 100 bytes of name and 155 of prefix.
-      const cut = bytes.lastIndexOf(0x2f, 155);
-      if (cut <= 0 || bytes.length - cut - 1 > 100) throw new Error(`path too long for a tar layer: ${name}`);
-      bytes.subarray(cut + 1).copy(header, 0);
-      bytes.subarray(0, cut).copy(header, 345);
-    } else {
-      bytes.copy(header, 0);
-    }
-    header.write('0000644\0', 100);
-    header.write('0000000\0', 108);
-    header.write('0000000\0', 116);
-    header.write(`${body.length.toString(8).padStart(11, '0')}\0`, 124);
-    header.write('00000000000\0', 136);
-    header.write('        ', 148);
-    header.write('0', 156);
-    header.write('ustar\0', 257);
-    header.write('00', 263);
-    let sum = 0;
-    for (const byte of header) sum += byte;
-    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-    blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
-
-export interface PushOptions extends RegistryOptions {
-  files: Record<string, string | Buffer>;
-  labels?: Record<string, string>;
-  /** Upload blobs in PATCH chunks of this many bytes (default: one monolithic PUT). */
-  chunkSize?: number;
-}
-
-/**
- * Pushes a one-layer image made of `files` as `image` (a tag): the layer (tar+gzip), an OCI config and an OCI
- * manifest. Returns the manifest digest the registry reports.
- */
-export async function pushImage(image: string, opts: PushOptions): Promise<{ digest: string; size: number }> {
-  const ref = parseImageReference(image);
-  const session = new Session(ref.host, ref.repository, opts);
-  const archive = tar(opts.files);
-  const layer = gzipSync(archive, { level: 6 });
-  const diffId = sha256(archive);
-  const config = Buffer.from(
-    JSON.stringify({
-      architecture: 'amd64',
-      os: 'linux',
-      config: { Labels: opts.labels ?? {} },
-      rootfs: { type: 'layers', diff_ids: [diffId] },
-    }),
-  );
-  const configDigest = await pushBlob(session, ref, config, opts.chunkSize);
-  const layerDigest = await pushBlob(session, ref, layer, opts.chunkSize);
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: layer.length }],
-    }),
-  );
-  const res = await expectStatus(
-    await session.fetch(
-      `/v2/${ref.repository}/manifests/${ref.tag ?? 'latest'}`,
-      { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest },
-      `manifest ${ref.repository}:${ref.tag}`,
-    ),
-    [201],
-    'manifest upload',
-    ref.host,
-  );
-  await res.body?.cancel();
-  return {
-    digest: res.headers.get('docker-content-digest') ?? sha256(manifest),
-    size: layer.length + config.length + manifest.length,
-  };
 }

@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { EXIT, main } from '../../src/client/cli.ts';
-import { freePort } from '../../src/local/process.ts';
+import { freePort } from '../../dev/process.ts';
 
 const RUNS = Number(process.env.FLUI_FUZZ_RUNS ?? 1000);
 

@@ -21,7 +21,7 @@ import {
   table,
 } from '../../src/client/cli.ts';
 import { EXIT, type Build, type StartedDeploy } from '../../src/client/index.ts';
-import { freePort, makeTempDir } from '../../src/local/process.ts';
+import { freePort, makeTempDir } from '../../dev/process.ts';
 import { deployWorkflowId, FluiApp, type DeployStatus } from '../../src/workflows/api.ts';
 import { eventually } from '../helpers/stack.ts';
 import { useTemporal } from '../helpers/temporal.ts';

@@ -117,7 +117,7 @@ describe('client library', () => {
     const ids = Array.from({ length: 50 }, () => newDeployId('default', 'web'));
     assert.equal(new Set(ids).size, 50);
     for (const id of ids) assert.match(id, /^default\.web\.[a-z0-9]{14}$/);
-    const base = { namespace: 'default', uiPort: 8233, connectTimeoutMs: 1000, taskQueue: 'q' };
+    const base = { address: '127.0.0.1:7233', uiPort: 8233 };
     assert.equal(webUiBase({ ...base }), 'http://127.0.0.1:8233');
     assert.equal(webUiBase({ ...base, address: 'localhost:7000' }), 'http://localhost:8233');
     assert.equal(webUiBase({ ...base, address: 'acme.a1b2c.tmprl.cloud:7233' }), 'https://cloud.temporal.io');

@@ -1,16 +1,12 @@
 /**
- * The GitHub emulator for a suite (src/emulator/github), with its contract check on: a test during which the
+ * The GitHub emulator for a suite (packages/github-emulator), with its contract check on: a test during which the
  * emulator sent anything GitHub's OpenAPI description does not allow fails (an `afterEach` hook), and the counts of
  * what was checked are printed when the suite ends.
  */
 import assert from 'node:assert/strict';
 import { appendFileSync } from 'node:fs';
 import { after, afterEach } from 'node:test';
-import {
-  startGitHubEmulator,
-  type GitHubEmulator,
-  type GitHubEmulatorOptions,
-} from '../../src/emulator/github/index.ts';
+import { startGitHubEmulator, type GitHubEmulator, type GitHubEmulatorOptions } from '@flui/github-emulator';
 import { useServer } from './suite.ts';
 
 /** Short simulated durations, so runs complete in well under a second. */

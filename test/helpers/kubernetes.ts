@@ -1,9 +1,9 @@
 /**
- * A real Kubernetes control plane (kwok, fake nodes) per suite: see src/local/kwok.ts. When a test of the suite
+ * A real Kubernetes control plane (kwok, fake nodes) per suite: see dev/kwok.ts. When a test of the suite
  * fails, the control plane's logs are copied to a temp dir (the cluster's own go with it) and the path is printed.
  */
 import { after, afterEach, before } from 'node:test';
-import { startKwokCluster, type KwokCluster, type KwokOptions } from '../../src/local/kwok.ts';
+import { startKwokCluster, type KwokCluster, type KwokOptions } from '../../dev/kwok.ts';
 
 export function useCluster(opts: KwokOptions = {}): () => KwokCluster {
   let cluster: KwokCluster | undefined;

@@ -1,5 +1,5 @@
-/** The real OCI registry (Debian's docker-registry) for tests: see src/local/registry.ts. */
-import { startRegistry, type LocalRegistry, type RegistryOptions } from '../../src/local/registry.ts';
+/** The real OCI registry (Debian's docker-registry) for tests: see dev/registry.ts. */
+import { startRegistry, type LocalRegistry, type RegistryOptions } from '../../dev/registry.ts';
 import { useServer } from './suite.ts';
 
 export const REGISTRY_USER = 'flui-ci';

@@ -1,11 +1,11 @@
 /**
- * The whole pipeline for end-to-end tests (src/local/stack.ts): real Temporal, registry, kwok cluster, the GitHub
+ * The whole pipeline for end-to-end tests (dev/stack.ts): real Temporal, registry, kwok cluster, the GitHub
  * emulator and the worker. Plus helpers to make apps the emulator knows.
  */
 import { randomBytes } from 'node:crypto';
 import type { Application, CatalogApp } from '../../src/manifest/schema.ts';
 import { validateManifest } from '../../src/manifest/parse.ts';
-import { startLocalStack, type LocalStack, type StackOptions } from '../../src/local/stack.ts';
+import { startLocalStack, type LocalStack, type StackOptions } from '../../dev/stack.ts';
 import { useServer } from './suite.ts';
 import { workflowBundle } from './temporal.ts';
 import { pollUntil } from './eventually.ts';

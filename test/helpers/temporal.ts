@@ -1,6 +1,6 @@
 /**
  * Real Temporal servers for tests: the dev server (`temporal server start-dev`, Flui's search attributes
- * registered) and the time-skipping test server (Java, from Maven Central). See src/local/temporal.ts.
+ * registered) and the time-skipping test server (Java, from Maven Central). See dev/temporal.ts.
  */
 import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -12,13 +12,8 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
-import {
-  registerSearchAttributes,
-  startDevServer,
-  type DevServer,
-  type DevServerOptions,
-} from '../../src/local/temporal.ts';
-import { findTool } from '../../src/local/tools.ts';
+import { registerSearchAttributes, startDevServer, type DevServer, type DevServerOptions } from '../../dev/temporal.ts';
+import { findTool } from '../../dev/tools.ts';
 import { useServer } from './suite.ts';
 
 // Keep test output readable: the SDK's own logs only when something is wrong.

@@ -5,7 +5,7 @@
  * retries with it. The registry verifies the token's signature against the service's certificate (made here with
  * openssl) and its `access` claims.
  *
- * Only tests need this (the sandbox's registry uses htpasswd: src/local/registry.ts), so it lives here.
+ * Only tests need this (the sandbox's registry uses htpasswd: dev/registry.ts), so it lives here.
  */
 import { execFile } from 'node:child_process';
 import { createSign, randomUUID, X509Certificate } from 'node:crypto';
@@ -14,8 +14,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, httpAnswers, makeTempDir, startServerProcess } from '../../src/local/process.ts';
-import { findTool } from '../../src/local/tools.ts';
+import { freePort, httpAnswers, makeTempDir, startServerProcess } from '../../dev/process.ts';
+import { findTool } from '../../dev/tools.ts';
 import { useServer } from './suite.ts';
 
 const run = promisify(execFile);

@@ -1,13 +1,13 @@
 /**
  * The Flui worker as its own process, launched exactly as `npm run worker` does (the command line is read from
  * package.json, V8 heap flags included), so a test can SIGKILL it the way an OOM kill or a lost machine would, and
- * start the next one. Started and stopped like every other local server (src/local/process.ts).
+ * start the next one. Started and stopped like every other local server (dev/process.ts).
  */
 import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServerProcess } from '../../src/local/process.ts';
+import { startServerProcess } from '../../dev/process.ts';
 import { workflowBundle } from './temporal.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -1,5 +1,5 @@
 /**
- * The kwok cluster launcher itself (src/local/kwok.ts): two clusters at once, the marked image that never becomes
+ * The kwok cluster launcher itself (dev/kwok.ts): two clusters at once, the marked image that never becomes
  * Ready, no leftovers after stop or after a killed owner, and clear errors for missing binaries.
  */
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { removeOrphanedClusters, startKwokCluster, type KwokCluster } from '../../src/local/kwok.ts';
+import { removeOrphanedClusters, startKwokCluster, type KwokCluster } from '../../dev/kwok.ts';
 
 /** Pids of the control plane processes kwokctl started (it records them per component). */
 function controlPlanePids(c: KwokCluster): number[] {
@@ -157,7 +157,7 @@ describe('kwok clusters', () => {
     // A child process starts a cluster and is killed with SIGKILL: its control plane keeps running (kwokctl
     // daemonizes it) until the next start, or removeOrphanedClusters, finds the owner gone.
     const script = `
-      import { startKwokCluster } from ${JSON.stringify(new URL('../../src/local/kwok.ts', import.meta.url).href)};
+      import { startKwokCluster } from ${JSON.stringify(new URL('../../dev/kwok.ts', import.meta.url).href)};
       const c = await startKwokCluster({ nodes: 1 });
       console.log(JSON.stringify({ name: c.name, workDir: c.workDir }));
       setInterval(() => {}, 1000);

@@ -16,7 +16,7 @@ import type { RolloutImageInput } from '../../src/activities/types.ts';
 import { rollback } from '../../src/client/index.ts';
 import { listImages } from '../../src/kube/history.ts';
 import { applyTarget, kubeClients, type KubeClients } from '../../src/kube/rollout.ts';
-import { freePort } from '../../src/local/process.ts';
+import { freePort } from '../../dev/process.ts';
 import { validateManifest } from '../../src/manifest/parse.ts';
 import type { CatalogApp } from '../../src/manifest/schema.ts';
 import type { DeployOutcome, DeployRequest } from '../../src/workflows/api.ts';

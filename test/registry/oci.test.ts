@@ -7,11 +7,10 @@ import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
 import { createRegistryActivities } from '../../src/activities/registry.ts';
-import { freePort } from '../../src/local/process.ts';
+import { freePort } from '../../dev/process.ts';
+import { checkLogin, pushImage } from '@flui/github-emulator/registry-push';
 import {
-  checkLogin,
   headManifest,
-  pushImage,
   RegistryError,
   RegistryNotFoundError,
   RegistryUnauthorizedError,

@@ -10,7 +10,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { startDeploy, status } from '../../src/client/index.ts';
 import { readHistory } from '../../src/kube/history.ts';
 import { ANNOTATION, kubeClients, rolloutState } from '../../src/kube/rollout.ts';
-import { startRegistry, type LocalRegistry } from '../../src/local/registry.ts';
+import { startRegistry, type LocalRegistry } from '../../dev/registry.ts';
 import type { Application } from '../../src/manifest/schema.ts';
 import { cancelSignal, statusQuery, type DeployOutcome, type DeployStatus } from '../../src/workflows/api.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
@@ -128,7 +128,7 @@ describe('cancel at each phase', () => {
     const s = stack();
     const k = kubeClients(s.env.KUBECONFIG);
     for (const how of ['temporal', 'signal'] as const) {
-      // Pods of images under a "fail-" path never become ready (src/local/kwok-stages.yaml): the rollout waits.
+      // Pods of images under a "fail-" path never become ready (dev/kwok-stages.yaml): the rollout waits.
       const app = await createApplication(s, {
         name: `fail-${how}-${Date.now().toString(36)}`,
         deploy: { progressDeadlineSeconds: 600 },

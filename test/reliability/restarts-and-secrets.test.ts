@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { startDeploy, status } from '../../src/client/index.ts';
-import { startDevServer, type DevServer } from '../../src/local/temporal.ts';
+import { startDevServer, type DevServer } from '../../dev/temporal.ts';
 import type { DeployOutcome } from '../../src/workflows/api.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
 import { scanForSecrets } from '../helpers/secrets.ts';

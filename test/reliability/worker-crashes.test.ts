@@ -25,7 +25,7 @@ import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pipelinePath } from '../../src/ci/github/pipeline-file.ts';
 import { startDeploy } from '../../src/client/index.ts';
-import type { RequestInfo } from '../../src/emulator/github/index.ts';
+import type { RequestInfo } from '@flui/github-emulator';
 import { readHistory } from '../../src/kube/history.ts';
 import { kubeClients } from '../../src/kube/rollout.ts';
 import type { Application } from '../../src/manifest/schema.ts';

@@ -8,8 +8,8 @@ import { mkdir } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import { startDeploy } from '../../src/client/index.ts';
-import { lookupTool } from '../../src/local/tools.ts';
-import { pushImage } from '../../src/registry/oci.ts';
+import { lookupTool } from '../../dev/tools.ts';
+import { pushImage } from '@flui/github-emulator/registry-push';
 import { catalogApp, createApplication, useStack } from '../helpers/stack.ts';
 
 describe('Temporal Web UI', () => {

@@ -9,7 +9,7 @@ import { follow, startDeploy, status } from '../../src/client/index.ts';
 import { listImages } from '../../src/kube/history.ts';
 import { kubeClients } from '../../src/kube/rollout.ts';
 import { pipelinePath } from '../../src/ci/github/pipeline-file.ts';
-import { pushImage } from '../../src/registry/oci.ts';
+import { pushImage } from '@flui/github-emulator/registry-push';
 import { retrySignal, type DeployOutcome, type DeployStatus } from '../../src/workflows/api.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
 import { catalogApp, createApplication, eventually, useStack } from '../helpers/stack.ts';

@@ -15,8 +15,8 @@ import {
   REGISTRY_USERNAME_SECRET,
   renderPipelineFile,
 } from '../../../src/ci/github/pipeline-file.ts';
-import { buildPlan, readWorkflow } from '../../../src/emulator/github/runner.ts';
-import { findTool } from '../../../src/local/tools.ts';
+import { buildPlan, readWorkflow } from '@flui/github-emulator/runner';
+import { findTool } from '../../../dev/tools.ts';
 import { validateManifest } from '../../../src/manifest/parse.ts';
 import type { Application } from '../../../src/manifest/schema.ts';
 

@@ -11,7 +11,7 @@ import {
   type WebhookReceiver,
 } from '../../../src/ci/github/webhook.ts';
 import { loadConfig } from '../../../src/config.ts';
-import { startGitHubEmulator } from '../../../src/emulator/github/index.ts';
+import { startGitHubEmulator } from '@flui/github-emulator';
 import { validateManifest } from '../../../src/manifest/parse.ts';
 import type { Application } from '../../../src/manifest/schema.ts';
 import { assertContract } from '../../helpers/github-emulator.ts';

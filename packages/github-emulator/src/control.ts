@@ -28,7 +28,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Emulation } from './context.ts';
 import { DOCS } from './http.ts';
-import type { GitHubEmulator } from './index.ts';
+import type { GitHubEmulator } from './api.ts';
 import { zipStored } from './zip.ts';
 
 class BadRequest extends Error {
@@ -110,7 +110,7 @@ export async function handleControl(
       case 'GET /':
         return json(200, {
           url: emulator.url,
-          docs: 'see src/emulator/github/control.ts',
+          docs: 'see packages/github-emulator/src/control.ts',
           repos: Object.values(env.store.state.repos).map((r) => `${r.owner}/${r.name}`),
         });
       case 'POST /repos': {

@@ -10,12 +10,12 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startDeploy, follow } from '../client/index.ts';
-import { loadManifest } from '../manifest/parse.ts';
-import type { Manifest } from '../manifest/schema.ts';
-import { pushImage } from '../registry/oci.ts';
-import { startLocalStack, type LocalStack } from '../local/stack.ts';
-import { TERMINAL_PHASES } from '../workflows/api.ts';
+import { startDeploy, follow } from '../src/client/index.ts';
+import { loadManifest } from '../src/manifest/parse.ts';
+import type { Manifest } from '../src/manifest/schema.ts';
+import { pushImage } from '@flui/github-emulator/registry-push';
+import { startLocalStack, type LocalStack } from './stack.ts';
+import { TERMINAL_PHASES } from '../src/workflows/api.ts';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

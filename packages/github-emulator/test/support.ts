@@ -1,8 +1,8 @@
 /** Shared by the emulator's tests: Octokit as production builds it, sealing secrets, a Flui-like workflow file. */
 import { Octokit } from '@octokit/rest';
 import sodium from 'libsodium-wrappers';
-import type { GitHubEmulator } from '../../src/emulator/github/index.ts';
-import { pollUntil } from '../helpers/eventually.ts';
+import type { GitHubEmulator } from '../src/index.ts';
+import { pollUntil } from '../../../test/helpers/eventually.ts';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { useGitHubEmulator } from '../helpers/github-emulator.ts';
+import { useGitHubEmulator } from '../../../test/helpers/github-emulator.ts';
 import { errorOf, eventually, octokitFor } from './support.ts';
 
 describe('GitHub emulator: faults', () => {

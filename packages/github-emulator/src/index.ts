@@ -26,7 +26,7 @@
  * restarted emulator has every run and secret it confirmed, and resumes unfinished runs.
  *
  * Control: tests use this object; people and other processes use HTTP under `/_emulator/` (control.ts), and
- * `node --import tsx src/emulator/github/main.ts` starts one from a shell.
+ * `node --import tsx packages/github-emulator/src/main.ts` starts one from a shell.
  */
 import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -37,15 +37,15 @@ import { canSee, lacksPermission, RateLimits, verifyAppJwt } from './auth.ts';
 import { LogLinks, type Emulation } from './context.ts';
 import { ContractChecker } from './contract.ts';
 import { handleControl, handleHtml } from './control.ts';
-import { FaultState, type Faults } from './faults.ts';
+import { FaultState } from './faults.ts';
 import { DOCS, error, Router, type Ctx, type Reply, type Route } from './http.ts';
-import { bump, createRecords, type Records } from './records.ts';
+import { bump, createRecords } from './records.ts';
 import { registerActionsRoutes } from './routes-actions.ts';
 import { registerAppRoutes } from './routes-apps.ts';
 import { registerRepoRoutes } from './routes-repos.ts';
 import { Runner } from './runner.ts';
 import { workflowRun } from './shapes.ts';
-import { Store, type Permissions, type PullRequest, type Run } from './store.ts';
+import { Store } from './store.ts';
 import { Webhooks } from './webhooks.ts';
 
 export type { Faults } from './faults.ts';
@@ -53,77 +53,9 @@ export type { Records } from './records.ts';
 export type { Permissions, PullRequest, Run, RunStep } from './store.ts';
 export { signature as webhookSignature } from './webhooks.ts';
 
-/** A run as the emulator keeps it, plus the `html_url` the API reports for it. */
-export type EmulatedRun = Run & { readonly htmlUrl: string };
+import type { EmulatedRun, GitHubEmulator, GitHubEmulatorOptions, RequestInfo } from './api.ts';
 
-export interface GitHubEmulatorOptions {
-  /** Default 127.0.0.1. */
-  host?: string;
-  /** Default 0: a free port. */
-  port?: number;
-  /** Persist state here (survives a restart: repositories, tokens, apps, secrets, runs). */
-  dataDir?: string;
-  /** Registries the runner speaks plain HTTP to (default 127.0.0.1 and localhost). */
-  registry?: { insecureHosts?: string[] };
-  /** Where `workflow_run` webhooks go, and the secret they are signed with. */
-  webhook?: { url: string; secret: string };
-  /** Simulated durations: time in the queue, and the least time a build takes. */
-  runner?: { queuedMs?: number; buildMs?: number };
-  /** Validate every response against GitHub's OpenAPI description (default true). */
-  contract?: boolean;
-  /** Primary rate limit per token per hour (GitHub: 5000 for tokens and most installations). */
-  rateLimit?: number;
-}
-
-export interface RequestInfo {
-  method: string;
-  /** OpenAPI path template of the operation, e.g. `/repos/{owner}/{repo}/actions/runs/{run_id}`. */
-  operation: string;
-  repo?: string;
-  status?: number;
-}
-
-export interface GitHubEmulator {
-  /** Octokit's `baseUrl`, e.g. `http://127.0.0.1:PORT`. */
-  url: string;
-  /** Creates a repository (idempotent: an existing one is left as it is) with one initial commit of `files`. */
-  createRepo(spec: {
-    owner: string;
-    name: string;
-    defaultBranch?: string;
-    files?: Record<string, string | Buffer>;
-  }): Promise<{ fullName: string }>;
-  /**
-   * Commits files to a branch as a person would (moves the branch; a new one starts from the default branch;
-   * `null` deletes a file). Returns the commit's sha.
-   */
-  push(fullName: string, branch: string, files: Record<string, string | Buffer | null>, message?: string): string;
-  /** A protected branch takes changes only through merged pull requests (the contents API gets a 409). */
-  protectBranch(fullName: string, branch: string, on?: boolean): void;
-  /** A file's content at a branch or commit (default: the default branch). */
-  file(fullName: string, path: string, ref?: string): string | undefined;
-  /** The repository's runs, oldest first: the live records (they change as the runs proceed). */
-  runs(fullName: string): EmulatedRun[];
-  pulls(fullName: string): PullRequest[];
-  secretNames(fullName: string): string[];
-  /** A secret's plain value, opened with the repository's private key (what a run would see). */
-  secretValue(fullName: string, name: string): string | undefined;
-  /** A fine-grained token, optionally limited to repositories (`owner/name`) and permissions (absent: write). */
-  createToken(spec?: { repos?: string[]; permissions?: Permissions; expiresInMs?: number }): string;
-  /** A GitHub App with one installation (optionally limited to repositories and permissions). */
-  createApp(spec?: { repos?: string[]; permissions?: Permissions }): {
-    appId: string;
-    privateKey: string;
-    installationId: number;
-  };
-  faults: Faults;
-  records: Records;
-  /** Contract check results: operations and responses checked, violations found. */
-  contract: ContractChecker;
-  /** Called before a request's handler runs and after it changed state, before the response is sent. */
-  hooks: { before?: (info: RequestInfo) => void | Promise<void>; after?: (info: RequestInfo) => void | Promise<void> };
-  stop(): Promise<void>;
-}
+export type { EmulatedRun, GitHubEmulator, GitHubEmulatorOptions, RequestInfo } from './api.ts';
 
 /** Larger request bodies get a 413, as from GitHub's front end. */
 const MAX_BODY = 50 * 1024 * 1024;

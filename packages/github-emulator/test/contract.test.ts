@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
-import { ContractChecker } from '../../src/emulator/github/contract.ts';
-import { useGitHubEmulator } from '../helpers/github-emulator.ts';
+import { ContractChecker } from '../src/contract.ts';
+import { useGitHubEmulator } from '../../../test/helpers/github-emulator.ts';
 import { octokitFor } from './support.ts';
 
 describe("GitHub emulator: the contract check against GitHub's OpenAPI description", () => {
@@ -39,7 +39,13 @@ describe("GitHub emulator: the contract check against GitHub's OpenAPI descripti
   it('fails the test during which the emulator broke the contract, and only that one', async () => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', '--test', '--test-reporter=tap', 'test/emulator/fixtures/contract-violation.ts'],
+      [
+        '--import',
+        'tsx',
+        '--test',
+        '--test-reporter=tap',
+        'packages/github-emulator/test/fixtures/contract-violation.ts',
+      ],
       // Without the parent runner's context, the child reports and exits like a test run of its own.
       {
         stdio: ['ignore', 'pipe', 'pipe'],

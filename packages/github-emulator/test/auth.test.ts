@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { createAppAuth } from '@octokit/auth-app';
 import { Octokit } from '@octokit/rest';
-import { useGitHubEmulator } from '../helpers/github-emulator.ts';
+import { useGitHubEmulator } from '../../../test/helpers/github-emulator.ts';
 import { errorOf, octokitFor, statusOf } from './support.ts';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };

@@ -3,8 +3,8 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
-import * as activities from '../fixtures/activities.ts';
-import { useTemporal, useTimeSkipping, workflowBundle } from '../helpers/temporal.ts';
+import * as activities from '../../test/fixtures/activities.ts';
+import { useTemporal, useTimeSkipping, workflowBundle } from '../../test/helpers/temporal.ts';
 
 describe('Temporal dev server', () => {
   const temporal = useTemporal();

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
-import { useGitHubEmulator } from '../helpers/github-emulator.ts';
+import { useGitHubEmulator } from '../../../test/helpers/github-emulator.ts';
 import { eventually, fluiWorkflow, octokitFor, statusOf } from './support.ts';
 
 describe('GitHub emulator: control API', () => {
@@ -127,7 +127,7 @@ describe('GitHub emulator: control API', () => {
 
 describe('GitHub emulator: command line', () => {
   const cli = (args: string[]) =>
-    spawn(process.execPath, ['--import', 'tsx', 'src/emulator/github/main.ts', ...args], {
+    spawn(process.execPath, ['--import', 'tsx', 'packages/github-emulator/src/main.ts', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
 

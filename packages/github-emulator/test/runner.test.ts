@@ -12,9 +12,9 @@ import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
 import { extract } from 'tar-stream';
-import { headManifest, MANIFEST_TYPES } from '../../src/registry/oci.ts';
-import { useGitHubEmulator } from '../helpers/github-emulator.ts';
-import { REGISTRY_PASSWORD, REGISTRY_USER, useRegistry } from '../helpers/registry.ts';
+import { headManifest, MANIFEST_TYPES } from '../../../src/registry/oci.ts';
+import { useGitHubEmulator } from '../../../test/helpers/github-emulator.ts';
+import { REGISTRY_PASSWORD, REGISTRY_USER, useRegistry } from '../../../test/helpers/registry.ts';
 import { eventually, fluiWorkflow, octokitFor, statusOf, storeCredential } from './support.ts';
 
 const credential = { username: REGISTRY_USER, password: REGISTRY_PASSWORD };

@@ -17,8 +17,8 @@
  */
 import sodium from 'libsodium-wrappers';
 import { parse } from 'yaml';
-import { checkLogin, pushImage } from '../../registry/oci.ts';
-import { parseImageReference } from '../../registry/reference.ts';
+import { parseImageReference } from '../../../src/registry/reference.ts';
+import { checkLogin, pushImage } from './registry-push.ts';
 import { now, type Conclusion, type Repo, type Run, type RunStep, type Store } from './store.ts';
 
 export interface RunnerOptions {

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createAppAuth } from '@octokit/auth-app';
 import { Octokit } from '@octokit/rest';
-import { startGitHubEmulator, type GitHubEmulator } from '../../src/emulator/github/index.ts';
-import { makeTempDir } from '../../src/local/process.ts';
-import { assertContract } from '../helpers/github-emulator.ts';
+import { startGitHubEmulator, type GitHubEmulator } from '../src/index.ts';
+import { makeTempDir } from '../../../dev/process.ts';
+import { assertContract } from '../../../test/helpers/github-emulator.ts';
 import { eventually, fluiWorkflow, octokitFor, storeCredential } from './support.ts';
 
 describe('GitHub emulator: durability across restarts', () => {

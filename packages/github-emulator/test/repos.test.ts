@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { useGitHubEmulator } from '../helpers/github-emulator.ts';
+import { useGitHubEmulator } from '../../../test/helpers/github-emulator.ts';
 import { errorOf, octokitFor, statusOf } from './support.ts';
 
 const gitBlobSha = (text: string) =>

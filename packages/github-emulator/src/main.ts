@@ -1,7 +1,7 @@
 /**
  * Starts the GitHub emulator from a shell and prints its URL and a token:
  *
- *   node --import tsx src/emulator/github/main.ts [--port 8787] [--data-dir .flui/github] [--repo acme/web] ...
+ *   node --import tsx packages/github-emulator/src/main.ts [--port 8787] [--data-dir .flui/github] [--repo acme/web] ...
  *
  * Then drive it with Octokit (`baseUrl`), gh (`GH_HOST` does not take a port: use the API directly), curl, or the
  * control API under /_emulator/ (see control.ts). Ctrl-C stops it.
@@ -9,7 +9,7 @@
 import { parseArgs } from 'node:util';
 import { startGitHubEmulator } from './index.ts';
 
-const USAGE = `Usage: node --import tsx src/emulator/github/main.ts [options]
+const USAGE = `Usage: node --import tsx packages/github-emulator/src/main.ts [options]
 
 Options:
   --host HOST              listen address (default 127.0.0.1)

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sodium from 'libsodium-wrappers';
-import { useGitHubEmulator } from '../helpers/github-emulator.ts';
+import { useGitHubEmulator } from '../../../test/helpers/github-emulator.ts';
 import { errorOf, eventually, fluiWorkflow, octokitFor, seal, statusOf } from './support.ts';
 
 const NOWHERE = '127.0.0.1:1';
