@@ -51,7 +51,6 @@ import { Webhooks } from './webhooks.ts';
 export type { Faults } from './faults.ts';
 export type { Records } from './records.ts';
 export type { Permissions, PullRequest, Run, RunStep } from './store.ts';
-export { signature as webhookSignature } from './webhooks.ts';
 
 import type { EmulatedRun, GitHubEmulator, GitHubEmulatorOptions, RequestInfo } from './api.ts';
 
