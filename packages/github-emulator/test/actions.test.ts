@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sodium from 'libsodium-wrappers';
+import { unzipSync } from 'fflate';
 import { useGitHubEmulator } from '../../../test/helpers/github-emulator.ts';
 import { errorOf, eventually, fluiWorkflow, octokitFor, seal, statusOf } from './support.ts';
 
@@ -307,6 +308,12 @@ describe('GitHub emulator: Actions secrets, variables, workflows and runs', () =
     for (const text of ['0_build.txt', 'build/4_Log in to the registry.txt', 'Username and password required']) {
       assert.ok(zip.includes(Buffer.from(text)), `the archive holds ${text}`);
     }
+    const entries = unzipSync(zip);
+    assert.ok(Object.keys(entries).includes('0_build.txt'), 'an archive a zip reader can open');
+    assert.match(
+      Buffer.from(entries['build/4_Log in to the registry.txt']!).toString(),
+      /Username and password required/,
+    );
     assert.equal(await statusOf(gh.rest.actions.reRunWorkflowFailedJobs({ owner, repo: name, run_id: 1 })), 404);
   });
 });
