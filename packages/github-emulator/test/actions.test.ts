@@ -182,6 +182,11 @@ describe('GitHub emulator: Actions secrets, variables, workflows and runs', () =
       /No ref found for: no-such-branch/,
     );
     assert.equal((await to('missing.yml', { deploy_id: 'a' })).status, 404);
+    assert.equal(
+      (await to('flui.yml', 'not an object' as never)).message,
+      'Invalid request.\n\nFor \'properties/inputs\', "not an object" is not an object.',
+    );
+    assert.equal((await to('flui.yml', { deploy_id: 'a' }, '')).message, 'Invalid request.\n\n"ref" wasn\'t supplied.');
     const ok = await gh.rest.actions.createWorkflowDispatch({
       owner: 'acme',
       repo: name,
