@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { useGitHubEmulator } from '../../../test/helpers/github-emulator.ts';
 import { eventually, fluiWorkflow, octokitFor, statusOf } from './support.ts';
 
@@ -147,7 +148,7 @@ describe('GitHub emulator: control API', () => {
 
 describe('GitHub emulator: command line', () => {
   const cli = (args: string[]) =>
-    spawn(process.execPath, ['--import', 'tsx', 'packages/github-emulator/src/main.ts', ...args], {
+    spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../src/main.ts', import.meta.url)), ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
 
