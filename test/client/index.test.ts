@@ -20,7 +20,7 @@ import {
 import { loadConfig } from '../../src/config.ts';
 import { ManifestError } from '../../src/manifest/parse.ts';
 import type { Manifest } from '../../src/manifest/schema.ts';
-import { deployWorkflowId } from '../../src/workflows/api.ts';
+import { deployWorkflowId } from '../../src/workflows/contract.ts';
 import { useTemporal } from '../helpers/temporal.ts';
 
 const valid = {
