@@ -401,7 +401,8 @@ export async function status(
 
 /**
  * Stops the app's deploy in flight: its CI run is cancelled and nothing is rolled out. With a reason, through the
- * `cancel` signal (the deploy fails with that reason); without, through Temporal cancellation (it ends Cancelled).
+ * `cancel` signal (its run ends Failed, carrying the reason); without, through Temporal cancellation (its run ends
+ * Cancelled). Either way the deploy reads back as `cancelled`, with who cancelled it and why.
  */
 export async function cancel(
   source: ClientSource,
