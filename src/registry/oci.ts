@@ -6,10 +6,11 @@
  * scope=...` is answered by asking the realm for a token with the Basic credentials, then retrying). Plain HTTP for
  * hosts in `insecureHosts` (default 127.0.0.1 and localhost, any port), HTTPS otherwise.
  *
- * Errors are {@link RegistryError}s: {@link RegistryUnauthorizedError} for 401/403 ("unauthorized"),
- * {@link RegistryNotFoundError} for a missing manifest ("not found"), and `retryable` set for 5xx, 429, timeouts and
- * connection errors. No Temporal here: activities map these to failures.
+ * Errors are {@link RegistryError}s, Flui's service errors (src/errors.ts): {@link RegistryUnauthorizedError} for
+ * 401/403 (kind `unauthorized`), {@link RegistryNotFoundError} for a missing manifest (`not-found`), `unavailable`
+ * (retryable) for 5xx, timeouts and connection errors. No Temporal here: activities map these to failures.
  */
+import { kindOfStatus, ServiceError, type ServiceErrorKind } from '../errors.ts';
 import { parseImageReference } from './reference.ts';
 
 export interface RegistryCredentials {
@@ -27,38 +28,29 @@ export interface RegistryOptions {
   signal?: AbortSignal;
 }
 
-export type RegistryErrorReason = 'unauthorized' | 'not-found' | 'unavailable' | 'invalid' | 'aborted';
-
-export class RegistryError extends Error {
-  readonly status: number | undefined;
-  readonly reason: RegistryErrorReason;
-  /** 5xx, 429, timeouts and connection errors: worth retrying. */
-  readonly retryable: boolean;
+/** A registry call that failed; its kind follows the HTTP status (none: unreachable, hence `unavailable`). */
+export class RegistryError extends ServiceError {
+  /** The caller aborted the call (a cancelled build): nothing the registry did, and not worth retrying. */
+  readonly aborted: boolean;
   constructor(
     message: string,
     status: number | undefined,
-    options?: { cause?: unknown; reason?: RegistryErrorReason },
+    options?: { cause?: unknown; kind?: ServiceErrorKind; aborted?: boolean },
   ) {
-    super(message, options);
+    super({ service: 'Registry', kind: options?.kind ?? kindOfStatus(status), message, status, cause: options?.cause });
     this.name = 'RegistryError';
-    this.status = status;
-    this.reason =
-      options?.reason ??
-      (status === 401 || status === 403
-        ? 'unauthorized'
-        : status === 404
-          ? 'not-found'
-          : status === undefined || status === 429 || status >= 500
-            ? 'unavailable'
-            : 'invalid');
-    this.retryable = this.reason === 'unavailable';
+    this.aborted = options?.aborted ?? false;
+  }
+
+  override get retryable(): boolean {
+    return !this.aborted && super.retryable;
   }
 }
 
 /** The registry refused the credentials (or anonymous access): 401 or 403. Not retryable. */
 export class RegistryUnauthorizedError extends RegistryError {
   constructor(message: string, status: 401 | 403) {
-    super(message, status, { reason: 'unauthorized' });
+    super(message, status, { kind: 'unauthorized' });
     this.name = 'RegistryUnauthorizedError';
   }
 }
@@ -66,7 +58,7 @@ export class RegistryUnauthorizedError extends RegistryError {
 /** The manifest (tag or digest) does not exist. Not retryable. */
 export class RegistryNotFoundError extends RegistryError {
   constructor(message: string) {
-    super(message, 404, { reason: 'not-found' });
+    super(message, 404, { kind: 'not-found' });
     this.name = 'RegistryNotFoundError';
   }
 }
@@ -111,7 +103,7 @@ export class RegistrySession {
     if (this.#opts.signal?.aborted) {
       return new RegistryError(`${what} on registry ${this.host} was aborted`, undefined, {
         cause: err,
-        reason: 'aborted',
+        aborted: true,
       });
     }
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
@@ -167,9 +159,7 @@ export class RegistrySession {
   async #token(challenge: string): Promise<string> {
     const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
     if (!params.realm) {
-      throw new RegistryError(`registry ${this.host} sent an unusable challenge: ${challenge}`, 401, {
-        reason: 'unauthorized',
-      });
+      throw new RegistryError(`registry ${this.host} sent an unusable challenge: ${challenge}`, 401);
     }
     const url = new URL(params.realm);
     if (params.service) url.searchParams.set('service', params.service);
@@ -197,7 +187,7 @@ export class RegistrySession {
     const token = body.token ?? body.access_token;
     if (!token) {
       throw new RegistryError(`registry token service ${url.origin} returned no token`, res.status, {
-        reason: 'invalid',
+        kind: 'invalid',
       });
     }
     return token;
@@ -235,7 +225,7 @@ export async function headManifest(
   const digest = res.headers.get('docker-content-digest');
   if (!digest) {
     throw new RegistryError(`registry ${ref.host} did not report a digest for ${image}`, res.status, {
-      reason: 'invalid',
+      kind: 'invalid',
     });
   }
   return { digest, mediaType: res.headers.get('content-type') ?? '' };

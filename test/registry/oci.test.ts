@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
-import { createRegistryActivities } from '../../src/activities/registry.ts';
+import { withActivityFailures } from '../../src/activities/failures.ts';
+import { createRegistryActivities as createUnwrapped } from '../../src/activities/registry.ts';
 import { freePort } from '../../dev/process.ts';
 import { checkLogin, pushImage } from '@flui/github-emulator/registry-push';
 import {
@@ -17,6 +18,10 @@ import {
 } from '../../src/registry/oci.ts';
 import { REGISTRY_PASSWORD, REGISTRY_USER, useRegistry } from '../helpers/registry.ts';
 import { useTokenRegistry } from '../helpers/token-registry.ts';
+
+/** The registry activity as the worker registers it: what it throws reaches Temporal through the one translation. */
+const createRegistryActivities = (config: Parameters<typeof createUnwrapped>[0]) =>
+  withActivityFailures(createUnwrapped(config));
 
 const credentials = { username: REGISTRY_USER, password: REGISTRY_PASSWORD };
 const wrong = { ...credentials, password: 'wrong' };
@@ -100,7 +105,7 @@ describe('OCI client and resolveImage against docker-registry (Basic auth)', () 
     await assert.rejects(pushImage(image, { credentials: wrong, files: { a: 'b' } }), (err: unknown) => {
       assert.ok(err instanceof RegistryUnauthorizedError);
       assert.equal(err.status, 401);
-      assert.equal(err.reason, 'unauthorized');
+      assert.equal(err.kind, 'unauthorized');
       assert.equal(err.retryable, false);
       assert.match(err.message, /refused the credentials \(401 unauthorized\)/);
       assert.ok(!err.message.includes('wrong'), 'the password is never in the message');
@@ -108,7 +113,7 @@ describe('OCI client and resolveImage against docker-registry (Basic auth)', () 
     });
     await assert.rejects(headManifest(`${registry().host}/acme/hello:nope`, { credentials }), (err: unknown) => {
       assert.ok(err instanceof RegistryNotFoundError);
-      assert.equal(err.reason, 'not-found');
+      assert.equal(err.kind, 'not-found');
       assert.match(err.message, /not found/);
       return true;
     });
@@ -134,7 +139,7 @@ describe('OCI client and resolveImage against docker-registry (Basic auth)', () 
     abort.abort();
     await assert.rejects(
       pushImage(`${registry().host}/acme/aborted:x`, { credentials, files: { a: 'a' }, signal: abort.signal }),
-      (err: unknown) => err instanceof RegistryError && err.reason === 'aborted' && !err.retryable,
+      (err: unknown) => err instanceof RegistryError && err.aborted && !err.retryable,
     );
   });
 
@@ -142,7 +147,7 @@ describe('OCI client and resolveImage against docker-registry (Basic auth)', () 
     const closed = `127.0.0.1:${await freePort()}`;
     await assert.rejects(headManifest(`${closed}/acme/hello:x`), (err: unknown) => {
       assert.ok(err instanceof RegistryError);
-      assert.equal(err.reason, 'unavailable');
+      assert.equal(err.kind, 'unavailable');
       assert.equal(err.retryable, true);
       assert.match(err.message, /unreachable.*ECONNREFUSED/);
       return true;
