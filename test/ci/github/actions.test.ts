@@ -188,7 +188,9 @@ describe('GitHub Actions backend against the emulator', () => {
       const token = github().createToken();
       const ci = backend(token, { FLUI_PIPELINE_UPDATE_MODE: 'pull-request' });
       // The deploy's activity: the backend proposes, the activity stops the deploy until the proposal is merged.
-      const { ensureWorkflowFile } = withActivityFailures(createCiActivities(ci, { registry: { insecureHosts: [] } }));
+      const { ensureWorkflowFile } = withActivityFailures(
+        createCiActivities(ci, { registry: { auths: {}, insecureHosts: [] } }),
+      );
       const proposal = `flui/pipeline-default.${a.metadata.name}-${gitBlobSha(renderPipelineFile(a)).slice(0, 7)}`;
       const servesPulls = (
         await fetch(`${github().url}/repos/${full}/pulls`, { headers: { authorization: `token ${token}` } })
