@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { parseRegistryAuths, type RegistryAuths } from './registry/auths.ts';
 
 const optionalString = z
   .string()
@@ -109,6 +110,8 @@ export interface Config {
     writeIntervalMs: number;
   };
   registry: {
+    /** Credentials by registry host, each sent to its own host only (src/registry/auths.ts). */
+    auths: RegistryAuths;
     username?: string;
     password?: string;
     insecureHosts: string[];
@@ -156,8 +159,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } else if (e.GITHUB_TOKEN !== undefined) {
     auth = { kind: 'token', token: e.GITHUB_TOKEN };
   }
-  if ((e.REGISTRY_USERNAME === undefined) !== (e.REGISTRY_PASSWORD === undefined)) {
-    throw new ConfigError('invalid configuration:\n  REGISTRY_USERNAME and REGISTRY_PASSWORD must be set together');
+  const registryAuths = parseRegistryAuths(env);
+  if (registryAuths.problems.length > 0) {
+    throw new ConfigError(`invalid configuration:\n${registryAuths.problems.map((p) => `  ${p}`).join('\n')}`);
   }
 
   return {
@@ -182,6 +186,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       writeIntervalMs: e.GITHUB_WRITE_INTERVAL_MS,
     },
     registry: {
+      auths: registryAuths.auths,
       username: e.REGISTRY_USERNAME,
       password: e.REGISTRY_PASSWORD,
       insecureHosts: e.REGISTRY_INSECURE_HOSTS.split(',')

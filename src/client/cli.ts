@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { loadManifest, ManifestError } from '../manifest/parse.ts';
-import { TERMINAL_PHASES, type DeployStatus } from '../workflows/api.ts';
+import { describeCancellation, TERMINAL_PHASES, type DeployStatus } from '../workflows/contract.ts';
 import * as flui from './index.ts';
 import { EXIT, FluiError, type AppStatus, type Build, type ImageListing, type StartedDeploy } from './index.ts';
 
@@ -214,6 +214,7 @@ export function formatStatus(s: DeployStatus): string {
     `deploy:   ${s.deployId} (${s.kind}${s.attempt > 1 ? `, attempt ${s.attempt}` : ''})`,
     `phase:    ${s.phase}${s.failedPhase && s.phase !== 'succeeded' ? ` (failed while ${s.failedPhase})` : ''}`,
   ];
+  if (s.cancelled) lines.push(`cancelled ${describeCancellation(s.cancelled)}`);
   if (s.commit) lines.push(`commit:   ${s.commit}`);
   if (s.ciRun) lines.push(`CI run:   ${s.ciRun.htmlUrl}`);
   if (s.image) lines.push(`image:    ${s.image}`);
@@ -239,7 +240,7 @@ export function formatBuilds(builds: Build[]): string {
     ...builds.map((b) => [
       b.deployId,
       b.kind,
-      b.phase,
+      b.cancelled ? `${b.phase} ${describeCancellation(b.cancelled)}` : b.phase,
       shortSha(b.commit),
       shortDigest(b.digest),
       when(b.startedAt),
