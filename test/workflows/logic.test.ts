@@ -10,11 +10,12 @@ import { Client, WorkflowFailedError, type WorkflowHandle } from '@temporalio/cl
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { FailureType } from '../../src/activities/types.ts';
 import { rollback, startDeploy, type StartedDeploy } from '../../src/client/index.ts';
 import type { DeployPolicy, Manifest } from '../../src/manifest/schema.ts';
 import {
   cancelSignal,
+  FailureType,
+  readDeployMemo,
   retrySignal,
   runCompletedSignal,
   statusQuery,
@@ -22,7 +23,7 @@ import {
   type DeployOutcome,
   type DeployPhase,
   type DeployStatus,
-} from '../../src/workflows/api.ts';
+} from '../../src/workflows/contract.ts';
 import type { deployWorkflow } from '../../src/workflows/deploy.ts';
 import {
   commitOf,
@@ -118,8 +119,8 @@ describe('deploy workflow logic (stub activities, time-skipping server)', () => 
       const s = await statusOf(handle);
       return s.phase === phase ? s : undefined;
     }, `phase ${phase}`);
-  const memoOf = async (handle: DeployHandle) =>
-    (await handle.describe()).memo?.deploy as Partial<DeployStatus> | undefined;
+  /** What `flui status` and `flui builds` read once the run ended: its memo, through the contract's reader. */
+  const memoOf = async (handle: DeployHandle) => readDeployMemo((await handle.describe()).memo);
   /** The workflow asked for the cancellation of its (first) call of activity `name`: read from its history. */
   async function cancelRequested(handle: DeployHandle, name: ActivityName): Promise<boolean> {
     const events = (await handle.fetchHistory()).events ?? [];
@@ -215,11 +216,12 @@ describe('deploy workflow logic (stub activities, time-skipping server)', () => 
         assert.deepEqual(stubs.names().slice(2), ['triggerRun', 'awaitRun', 'resolveImage', 'rolloutImage']);
         assert.equal(stubs.inputs('triggerRun')[0]?.runKey, deployId);
         assert.equal(stubs.inputs('awaitRun')[0]?.run.id, '1');
-        const commit = commitOf(deployId);
+        const commit = commitOf('1');
         const image = `${app.spec.image.repository}:${commit}`;
         assert.equal(stubs.inputs('resolveImage')[0]?.image, image);
         const digest = `sha256:${sha256(image)}`;
-        assert.equal(stubs.inputs('rolloutImage')[0]?.image, `${app.spec.image.repository}@${digest}`);
+        const rolledOut = stubs.inputs('rolloutImage')[0];
+        assert.equal(rolledOut && 'image' in rolledOut && rolledOut.image, `${app.spec.image.repository}@${digest}`);
 
         assert.equal(outcome.deployId, deployId);
         assert.equal(outcome.phase, 'succeeded');
@@ -273,7 +275,7 @@ describe('deploy workflow logic (stub activities, time-skipping server)', () => 
         const outcome = (await h.client.workflow.getHandle(started.workflowId).result()) as DeployOutcome;
         assert.deepEqual(stubs.names(), ['rolloutImage']);
         const input = stubs.inputs('rolloutImage')[0]!;
-        assert.equal(input.image, '', 'a rollback names no image: the activity picks the digest');
+        assert.ok(!('image' in input), 'a rollback names no image: the activity picks the digest');
         assert.equal(input.request.kind === 'Rollback' && input.request.digest, digest);
         assert.equal(outcome.digest, digest);
         assert.equal(outcome.deployId, started.deployId);
@@ -297,7 +299,7 @@ describe('deploy workflow logic (stub activities, time-skipping server)', () => 
         assert.equal(outcome.phase, 'succeeded');
         const firstRun = await first.handle.describe();
         assert.equal(firstRun.status.name, 'CONTINUED_AS_NEW');
-        assert.equal((firstRun.memo?.deploy as DeployStatus).phase, 'superseded');
+        assert.equal(readDeployMemo(firstRun.memo)?.phase, 'superseded');
 
         assert.deepEqual(
           stubs.inputs('triggerRun').map((i) => i.runKey),
@@ -381,7 +383,7 @@ describe('deploy workflow logic (stub activities, time-skipping server)', () => 
     it('a failed phase waits for a retry, then runs again from that phase with the next attempt', async () => {
       const stubs = new StubActivities().fail('resolveImage', 'image not found', { type: FailureType.NotFound });
       await withWorker(stubs, async (h) => {
-        const { deployId, handle } = await h.deploy(stubApplication(appName(), { retryWindowMinutes: 60 }));
+        const { handle } = await h.deploy(stubApplication(appName(), { retryWindowMinutes: 60 }));
         const waiting = await phaseReached(handle, 'awaiting-retry');
         assert.equal(waiting.failedPhase, 'resolving');
         assert.equal(waiting.error, 'image not found');
@@ -391,7 +393,7 @@ describe('deploy workflow logic (stub activities, time-skipping server)', () => 
         await handle.signal(retrySignal);
         const outcome = (await handle.result()) as DeployOutcome;
         assert.equal(outcome.phase, 'succeeded');
-        assert.equal(outcome.commit, commitOf(deployId), 'the build of the first attempt is kept');
+        assert.equal(outcome.commit, commitOf('1'), 'the build of the first attempt is kept');
         assert.deepEqual(stubs.names().slice(2), [
           'triggerRun',
           'awaitRun',
@@ -401,17 +403,17 @@ describe('deploy workflow logic (stub activities, time-skipping server)', () => 
         ]);
         const memo = await memoOf(handle);
         assert.equal(memo?.attempt, 2);
-        assert.equal(memo?.error, null);
+        assert.equal(memo?.error, undefined, 'the retry cleared the error');
       });
     });
 
     it('a retried build is a new CI run keyed <deployId>/2; a run that failed on its own is not cancelled', async () => {
       const stubs = new StubActivities();
       let polls = 0;
-      stubs.answer('awaitRun', ({ run, runKey }) => ({
+      stubs.answer('awaitRun', ({ run }) => ({
         conclusion: ++polls === 1 ? 'failure' : 'success',
         htmlUrl: run.htmlUrl,
-        headSha: commitOf(runKey),
+        headSha: commitOf(run.id),
       }));
       await withWorker(stubs, async (h) => {
         const { deployId, handle } = await h.deploy(stubApplication(appName(), { retryWindowMinutes: 60 }));
@@ -428,7 +430,7 @@ describe('deploy workflow logic (stub activities, time-skipping server)', () => 
         );
         assert.equal(stubs.inputs('awaitRun')[1]?.run.id, '2', 'the retry waits for its own run');
         assert.equal(outcome.ciRun?.id, '2');
-        assert.equal(outcome.commit, commitOf(`${deployId}/2`));
+        assert.equal(outcome.commit, commitOf('2'));
         assert.equal(stubs.inputs('ensureWorkflowFile').length, 1, 'preparing is not repeated');
       });
     });
@@ -709,7 +711,7 @@ describe('deploy workflow logic (stub activities, time-skipping server)', () => 
         await signalTaken(handle, runCompletedSignal.name);
         polling.release();
         const outcome = (await handle.result()) as DeployOutcome;
-        assert.equal(outcome.commit, commitOf(deployId), 'the poll decided');
+        assert.equal(outcome.commit, commitOf('1'), 'the poll decided');
         assert.equal(stubs.calls.find((c) => c.name === 'awaitRun')?.outcome, 'returned');
       });
     });
@@ -725,7 +727,7 @@ describe('deploy workflow logic (stub activities, time-skipping server)', () => 
         rolling.release();
         const outcome = (await handle.result()) as DeployOutcome;
         assert.equal(outcome.phase, 'succeeded');
-        assert.equal(outcome.commit, commitOf(deployId));
+        assert.equal(outcome.commit, commitOf('1'));
         assert.equal(outcome.ciRun?.htmlUrl, 'https://ci.test/runs/1');
       });
     });

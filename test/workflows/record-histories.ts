@@ -24,10 +24,15 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import { format, resolveConfig } from 'prettier';
-import { FailureType } from '../../src/activities/types.ts';
 import { rollback, startDeploy } from '../../src/client/index.ts';
 import type { DeployPolicy, Manifest } from '../../src/manifest/schema.ts';
-import { cancelSignal, retrySignal, runCompletedSignal, statusQuery } from '../../src/workflows/api.ts';
+import {
+  cancelSignal,
+  FailureType,
+  retrySignal,
+  runCompletedSignal,
+  statusQuery,
+} from '../../src/workflows/contract.ts';
 import {
   STUB_WORKER_OPTIONS,
   StubActivities,
@@ -38,7 +43,6 @@ import {
 import { pollUntil } from '../helpers/eventually.ts';
 import { HISTORIES_DIR, historyToText, type History } from './history-files.ts';
 import { bundleSrc, srcAt } from './workflow-code.ts';
-import { startTestTemporal } from '../helpers/temporal.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -311,6 +315,8 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   const prettier = { ...(await resolveConfig(join(HISTORIES_DIR, 'x.json'))), parser: 'json' };
+  // Imported here: the helper installs the SDK's runtime, which the replay test (importing SCENARIOS) sets up itself.
+  const { startTestTemporal } = await import('../helpers/temporal.ts');
   const temporal = await startTestTemporal();
   try {
     for (const scenario of todo) {

@@ -7,11 +7,23 @@
  */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { Worker, type ReplayResult, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  Runtime,
+  Worker,
+  type ReplayResult,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { recordedHistories } from './history-files.ts';
 import { SCENARIOS } from './record-histories.ts';
 import { bundleSrc, workingTreeSrc, type SourceFiles } from './workflow-code.ts';
+
+// The replays meant to fail would each log their nondeterminism at WARN: keep the output to real problems.
+Runtime.install({
+  logger: new DefaultLogger('ERROR'),
+  telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } },
+});
 
 type Recorded = Awaited<ReturnType<typeof recordedHistories>>;
 
