@@ -15,7 +15,8 @@ function configError(env: NodeJS.ProcessEnv): string {
 describe('worker configuration', () => {
   it('has local defaults for everything', () => {
     const config = loadConfig({});
-    assert.equal(config.temporal.address, undefined);
+    assert.equal(config.temporal.address, '127.0.0.1:7233');
+    assert.equal(config.temporal.addressIsDefault, true);
     assert.equal(config.temporal.namespace, 'default');
     assert.equal(config.temporal.taskQueue, 'flui-deploy');
     assert.equal(config.github.apiUrl, 'https://api.github.com');
