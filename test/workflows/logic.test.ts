@@ -174,7 +174,9 @@ describe('deploy workflow logic (stub activities, time-skipping server)', () => 
       return true;
     });
     assert.equal((await handle.describe()).status.name, 'CANCELLED');
-    assert.equal((await memoOf(handle))?.phase, 'cancelled');
+    const memo = await memoOf(handle);
+    assert.equal(memo?.phase, 'cancelled');
+    assert.deepEqual(memo?.cancelled, { by: 'temporal' });
   }
 
   /** The deploy failed for good: a DeployFailed failure carrying its final status. */
@@ -609,6 +611,7 @@ describe('deploy workflow logic (stub activities, time-skipping server)', () => 
           await handle.signal(cancelSignal, { reason: 'wrong branch' });
           const final = await cancelledBySignal(handle, new RegExp(`^deploy ${deployId} cancelled: wrong branch`));
           assert.equal(final.phase, 'cancelled');
+          assert.deepEqual(final.cancelled, { by: 'signal', reason: 'wrong branch' });
           assert.equal(final.timings.at(-1)?.phase, p.phase);
           assert.ok(await cancelRequested(handle, p.hold), `${p.hold} was cancelled`);
           p.check(stubs, deployId);
