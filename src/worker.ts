@@ -9,6 +9,7 @@
  * SIGINT/SIGTERM (handled by the SDK's runtime) drain in-flight activity attempts and stop cleanly; deploys continue
  * on the next worker.
  */
+import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, Worker, type WorkflowBundleOption } from '@temporalio/worker';
@@ -18,7 +19,8 @@ import { startWebhookReceiver } from './ci/github/webhook.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { parseDeployId, runCompletedSignal } from './workflows/api.ts';
 
-export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
+/** The workflow code beside this module: its sources under tsx, its compiled JavaScript in the build (dist/). */
+export const WORKFLOWS_PATH = fileURLToPath(new URL(`./workflows/index${extname(import.meta.url)}`, import.meta.url));
 
 export interface RunningWorker {
   worker: Worker;
@@ -41,13 +43,10 @@ export interface StartWorkerOptions {
 /** Connects to Temporal, starts the worker and the webhook receiver. */
 export async function startWorker(config: Config, opts: StartWorkerOptions = {}): Promise<RunningWorker> {
   const say = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const address = config.temporal.address;
-  const tls = config.temporal.tls
-    ? { clientCertPair: { crt: Buffer.from(config.temporal.tls.cert), key: Buffer.from(config.temporal.tls.key) } }
-    : undefined;
+  const { address, tls, apiKey, metadata } = config.temporal;
   let connection: NativeConnection;
   try {
-    connection = await NativeConnection.connect({ address, tls, apiKey: config.temporal.apiKey });
+    connection = await NativeConnection.connect({ address, tls, apiKey, metadata });
   } catch (err) {
     throw new ConfigError(
       `cannot reach Temporal at ${address}${config.temporal.addressIsDefault ? ' (the default: TEMPORAL_ADDRESS is not set)' : ''}: ` +
@@ -74,7 +73,7 @@ export async function startWorker(config: Config, opts: StartWorkerOptions = {})
   let stopWebhook: (() => Promise<void>) | undefined;
   if (config.webhook && config.github.webhookSecret) {
     const client = new Client({
-      connection: await Connection.connect({ address, tls, apiKey: config.temporal.apiKey }),
+      connection: await Connection.connect({ address, tls, apiKey, metadata }),
       namespace: config.temporal.namespace,
     });
     const receiver = await startWebhookReceiver({
