@@ -18,7 +18,7 @@ import { startLocalStack, type LocalStack } from './stack.ts';
 import { TERMINAL_PHASES } from '../src/workflows/api.ts';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DATA_DIR = process.env.FLUI_SANDBOX_DIR ?? join(homedir(), '.local', 'share', 'flui', 'sandbox');
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const say = (line: string) => process.stdout.write(`${line}\n`);

@@ -41,10 +41,13 @@ export async function writeBundleFile(dir: string): Promise<string> {
   return file;
 }
 
-/** Starts a worker with `env` (a stack's worker environment) and resolves once it polls its task queue. */
+/**
+ * Starts a worker with `env` (a stack's worker environment) and resolves once it polls its task queue. With
+ * `bundleFile: null` it bundles its workflow code at start, as `npm run worker` does without FLUI_WORKFLOW_BUNDLE.
+ */
 export async function startWorkerProcess(
   env: Record<string, string>,
-  opts: { bundleFile: string; logFile: string; timeoutMs?: number },
+  opts: { bundleFile: string | null; logFile: string; timeoutMs?: number },
 ): Promise<WorkerProcess> {
   await ensureBuilt();
   const proc = await startServerProcess({
@@ -52,7 +55,12 @@ export async function startWorkerProcess(
     command: process.execPath,
     args: workerArgs(env),
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env, FLUI_WORKFLOW_BUNDLE: opts.bundleFile },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      ...env,
+      ...(opts.bundleFile ? { FLUI_WORKFLOW_BUNDLE: opts.bundleFile } : {}),
+    },
     logFile: opts.logFile,
     ready: async () => READY.test(await readFile(opts.logFile, 'utf8')),
     timeoutMs: opts.timeoutMs,
