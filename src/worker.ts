@@ -1,7 +1,7 @@
 /**
  * The Flui worker: runs deploy workflows and their activities, and the CI webhook receiver beside them.
  *
- *   node --import tsx src/worker.ts        (npm run worker)
+ *   node dist/worker.js                    (npm run worker; `npm run build` compiles it)
  *
  * Configuration comes from environment variables (src/config.ts). Without TEMPORAL_ADDRESS it connects to
  * 127.0.0.1:7233, as the CLI and the Temporal CLI do, and stops with a clear error when nothing answers there: it never
