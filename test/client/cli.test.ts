@@ -10,19 +10,14 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import {
-  commandHelp,
-  exitCodeOf,
-  formatBuilds,
-  formatStatus,
-  HELP,
-  main,
-  Progress,
-  table,
-} from '../../src/client/cli.ts';
-import { EXIT, type Build, type StartedDeploy } from '../../src/client/index.ts';
+import type { Build, StartedDeploy } from '../../src/client/index.ts';
+import { EXIT, exitCodeOf } from '../../src/cli/exit.ts';
+import { commandHelp, HELP } from '../../src/cli/help.ts';
+import { main } from '../../src/cli/main.ts';
+import { formatBuilds, formatStatus, table } from '../../src/cli/output.ts';
+import { Progress } from '../../src/cli/progress.ts';
 import { freePort, makeTempDir } from '../../dev/process.ts';
-import { deployWorkflowId, FluiApp, type DeployStatus } from '../../src/workflows/api.ts';
+import { deployWorkflowId, FluiApp, type DeployStatus } from '../../src/workflows/contract.ts';
 import { eventually } from '../helpers/stack.ts';
 import { useTemporal } from '../helpers/temporal.ts';
 import { events, flui, json, startFlui } from './flui.ts';
@@ -37,7 +32,7 @@ function capture(isTTY = false) {
   };
 }
 
-const COMMANDS = ['deploy', 'status', 'cancel', 'retry', 'builds', 'logs', 'images', 'rollback'];
+const COMMANDS = ['deploy', 'status', 'cancel', 'retry', 'builds', 'logs', 'images', 'rollback'] as const;
 
 function sampleStatus(over: Partial<DeployStatus> = {}): DeployStatus {
   return {
@@ -107,7 +102,7 @@ describe('flui without a server', () => {
   it('exits 4 naming the variable when the configuration is invalid', async () => {
     const c = capture();
     assert.equal(await main(['status', 'web'], c.io, { TEMPORAL_ADDRESS: 'no-port' }), EXIT.unavailable);
-    assert.match(c.err(), /TEMPORAL_ADDRESS: must be host:port/);
+    assert.match(c.err(), /TEMPORAL_ADDRESS must be host:port, e\.g\. 127\.0\.0\.1:7233, not "no-port"/);
   });
 
   it('exits 4 and says how to start Temporal when it cannot be reached', async () => {
@@ -345,6 +340,19 @@ ${extra}`,
 
     const human = await flui(['status', 'web'], env, log);
     assert.match(human.stdout, /^app: {6}default\/web\ndeploy: {3}default\.web\.\S+ \(Application\)\nphase: {4}queued/);
+  });
+
+  it('status reads only the client configuration: a bad worker-only variable does not break it', async () => {
+    const workerOnly = {
+      GITHUB_APP_ID: '1',
+      GITHUB_APP_PRIVATE_KEY_FILE: '/nonexistent/key.pem',
+      FLUI_MAX_CACHED_WORKFLOWS: 'abc',
+      REGISTRY_USERNAME: 'only-half',
+    };
+    const run = await flui(['status', 'web', '--json'], { ...env, ...workerOnly }, log);
+    assert.equal(run.code, EXIT.ok, run.transcript);
+    assert.equal(json<DeployStatus>(run).phase, 'queued');
+    assert.doesNotMatch(run.stderr, /configuration|GITHUB|FLUI_MAX/);
   });
 
   it('builds lists the waiting deploy from visibility', async () => {
