@@ -39,6 +39,14 @@ export interface RequestInfo {
   operation: string;
   repo?: string;
   status?: number;
+  /** The token the request carried and what it grants (an emulator's view: tests check what a client sent). */
+  credential?: {
+    token: string;
+    kind: 'fine-grained' | 'installation';
+    installationId?: number;
+    repos?: string[];
+    permissions?: Permissions;
+  };
 }
 
 export interface GitHubEmulator {
@@ -73,7 +81,13 @@ export interface GitHubEmulator {
    * of its account and to permissions), or one installation on every account limited by `repos` and `permissions`.
    * `installationId` is the first installation's.
    */
-  createApp(spec?: { repos?: string[]; permissions?: Permissions; installations?: InstallationSpec[] }): {
+  createApp(spec?: {
+    repos?: string[];
+    permissions?: Permissions;
+    installations?: InstallationSpec[];
+    /** How long its installation tokens live (GitHub: an hour), for tests of renewal. */
+    tokenExpiresInMs?: number;
+  }): {
     appId: string;
     privateKey: string;
     installationId: number;
@@ -81,6 +95,8 @@ export interface GitHubEmulator {
   };
   /** Installs an existing app on one more account. */
   addInstallation(appId: string, spec: InstallationSpec): { installationId: number };
+  /** Uninstalls: the installation is gone, and its tokens with it. */
+  removeInstallation(appId: string, installationId: number): void;
   faults: Faults;
   records: Records;
   /** Contract check results: operations and responses checked, violations found. */

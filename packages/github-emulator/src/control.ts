@@ -9,9 +9,11 @@
  *   GET  /_emulator/repos/{owner}/{name}/runs                                               → 200 [run]
  *   GET  /_emulator/repos/{owner}/{name}/pulls                                              → 200 [pull]
  *   POST /_emulator/tokens                        {repos?, permissions?, expiresInMs?}      → 201 {token}
- *   POST /_emulator/apps                          {repos?, permissions?, installations?: [{account, repos?, permissions?}]}
+ *   POST /_emulator/apps                          {repos?, permissions?, tokenExpiresInMs?,
+ *                                                  installations?: [{account, repos?, permissions?}]}
  *                                                 → 201 {appId, privateKey, installationId, installations: [{id, account}]}
  *   POST /_emulator/apps/{appId}/installations    {account, repos?, permissions?}           → 201 {installationId}
+ *   DELETE /_emulator/apps/{appId}/installations/{id}                                       → 200 (uninstalled)
  *   POST /_emulator/faults/outage                 {mode?, forMs?, requests?}
  *   POST /_emulator/faults/latency                {ms}
  *   POST /_emulator/faults/exhaust-rate-limit     {forMs, token?, installationId?, status?}
@@ -70,6 +72,7 @@ const bodies = {
   token: z.object({ repos: names.optional(), permissions: permissions.optional(), expiresInMs: count.optional() }),
   installation,
   app: z.object({
+    tokenExpiresInMs: count.optional(),
     repos: names.optional(),
     permissions: permissions.optional(),
     installations: z.array(installation, says('must be a list of {account, repos?, permissions?}')).optional(),
@@ -139,8 +142,9 @@ export async function handleControl(
     }
 
     const repo = /^\/_emulator\/repos\/([^/]+)\/([^/]+)\/(commits|protection|runs|pulls)$/.exec(path);
-    const app = /^\/_emulator\/apps\/([^/]+)\/installations$/.exec(path);
-    const key = `${method} ${repo ? `repos/*/${repo[3]}` : app ? 'apps/*/installations' : path.slice('/_emulator'.length) || '/'}`;
+    const app = /^\/_emulator\/apps\/([^/]+)\/installations(?:\/([0-9]+))?$/.exec(path);
+    const appPath = app && (app[2] ? 'apps/*/installations/*' : 'apps/*/installations');
+    const key = `${method} ${repo ? `repos/*/${repo[3]}` : (appPath ?? (path.slice('/_emulator'.length) || '/'))}`;
     const fullName = repo ? `${decodeURIComponent(repo[1]!)}/${decodeURIComponent(repo[2]!)}` : '';
     if (repo && !env.store.repo(fullName)) throw new BadRequest(`no repository ${fullName}`, 404);
     const f = emulator.faults;
@@ -176,6 +180,15 @@ export async function handleControl(
         const appId = decodeURIComponent(app![1]!);
         if (!env.store.state.apps[appId]) throw new BadRequest(`no GitHub App ${appId}`, 404);
         return json(201, emulator.addInstallation(appId, parse(bodies.installation, body)));
+      }
+      case 'DELETE apps/*/installations/*': {
+        const appId = decodeURIComponent(app![1]!);
+        const id = Number(app![2]);
+        if (!env.store.state.apps[appId]?.installations.some((i) => i.id === id)) {
+          throw new BadRequest(`no installation ${id} of GitHub App ${appId}`, 404);
+        }
+        emulator.removeInstallation(appId, id);
+        return json(200, { ok: true });
       }
       case 'POST /faults/outage':
         f.outage(parse(bodies.outage, body));

@@ -195,7 +195,18 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
     const denied = lacksPermission(grant!, route.permission);
     if (denied) return send(res, req, route, error(403, denied), token, true);
 
-    const info: RequestInfo = { method, operation: route.operation, repo: fullName };
+    const info: RequestInfo = {
+      method,
+      operation: route.operation,
+      repo: fullName,
+      credential: {
+        token: token!,
+        kind: grant!.kind,
+        installationId: grant!.installationId,
+        repos: grant!.repos,
+        permissions: grant!.permissions,
+      },
+    };
     await hooks.before?.(info);
     const reply = await run(route, ctx);
     info.status = reply.status;
@@ -398,6 +409,7 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
       store.state.apps[appId] = {
         publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
         installations,
+        tokenExpiresInMs: spec.tokenExpiresInMs,
       };
       store.save();
       return {
@@ -414,6 +426,18 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
       app.installations.push(added);
       store.save();
       return { installationId: added.id };
+    },
+    removeInstallation(appId, installationId) {
+      const app = store.state.apps[appId];
+      if (!app?.installations.some((i) => i.id === installationId)) {
+        throw new Error(`GitHub emulator: GitHub App ${appId} has no installation ${installationId}`);
+      }
+      app.installations = app.installations.filter((i) => i.id !== installationId);
+      // Uninstalling revokes the installation's tokens, as on GitHub.
+      for (const [token, grant] of Object.entries(store.state.tokens)) {
+        if (grant.installationId === installationId) delete store.state.tokens[token];
+      }
+      store.save();
     },
     faults: {
       outage: (o) => fault.setOutage(o),

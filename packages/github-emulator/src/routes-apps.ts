@@ -110,7 +110,8 @@ export function registerAppRoutes(env: Emulation, rateOverview: (token: string) 
         permissions = { metadata: 'read', ...(input.permissions as Permissions) };
       }
       const token = `ghs_${randomBytes(18).toString('hex')}`;
-      const expiresAt = new Date(Date.now() + 3600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      const lifetime = store.state.apps[appId!]!.tokenExpiresInMs ?? 3600_000;
+      const expiresAt = new Date(Date.now() + lifetime).toISOString().replace(/\.\d{3}Z$/, 'Z');
       store.state.tokens[token] = {
         kind: 'installation',
         installationId: installation.id,

@@ -130,6 +130,8 @@ export interface Installation {
 export interface App {
   publicKeyPem: string;
   installations: Installation[];
+  /** How long installation tokens live; an hour (GitHub's) when undefined. */
+  tokenExpiresInMs?: number;
 }
 
 /** Whether `installation` covers the repository `fullName` (names ignore case, as GitHub's do). */

@@ -13,6 +13,8 @@ import { useGitHubEmulator } from '../../../test/helpers/github-emulator.ts';
 import { errorOf, octokitFor, statusOf } from './support.ts';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+/** An installation's account is a user or an organization (which GitHub's schema calls an enterprise here). */
+const login = (account: object | null | undefined) => (account && 'login' in account ? account.login : undefined);
 
 describe('GitHub emulator: authentication, visibility and permissions', () => {
   const github = useGitHubEmulator();
@@ -139,10 +141,10 @@ describe('GitHub emulator: authentication, visibility and permissions', () => {
     const installationOf = (owner: string, repo: string) =>
       gh.request('GET /repos/{owner}/{repo}/installation', { owner, repo, headers: jwt });
     const ofA = await installationOf('tenant-a', 'blog');
-    assert.deepEqual([ofA.data.id, ofA.data.account?.login, ofA.data.repository_selection], [a, 'tenant-a', 'all']);
+    assert.deepEqual([ofA.data.id, login(ofA.data.account), ofA.data.repository_selection], [a, 'tenant-a', 'all']);
     const ofB = await installationOf('tenant-b', 'shop');
     assert.deepEqual(
-      [ofB.data.id, ofB.data.account?.login, ofB.data.repository_selection],
+      [ofB.data.id, login(ofB.data.account), ofB.data.repository_selection],
       [b, 'tenant-b', 'selected'],
     );
     assert.notEqual(ofA.data.account?.id, ofB.data.account?.id);
@@ -196,6 +198,12 @@ describe('GitHub emulator: authentication, visibility and permissions', () => {
       'read',
     );
     assert.equal(await statusOf(tokenOf(999_999)), 404, 'not an installation of this app');
+
+    // Uninstalled: the installation is gone, and its tokens stop working at once.
+    github().removeInstallation(app.appId, a);
+    assert.equal(await statusOf(whole.rest.repos.get({ owner: 'tenant-a', repo: 'shop' })), 401);
+    assert.equal(await statusOf(installationOf('tenant-a', 'shop')), 404);
+    assert.equal(await statusOf(tokenOf(a)), 404);
   });
 
   it('keeps one primary rate limit per installation, shared by its tokens', async () => {

@@ -78,6 +78,9 @@ describe('GitHub emulator: control API', () => {
     });
     assert.equal(added.status, 201);
     assert.equal(typeof added.body.installationId, 'number');
+    const uninstall = `/apps/${String(tenants.body.appId)}/installations/${String(added.body.installationId)}`;
+    assert.equal((await control('DELETE', uninstall)).status, 200);
+    assert.equal((await control('DELETE', uninstall)).status, 404, 'already uninstalled');
 
     await gh.rest.actions.createWorkflowDispatch({
       owner: 'ops',
