@@ -83,7 +83,9 @@ const envSchema = z.object({
 export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
 
 export type GitHubAuth =
-  { kind: 'token'; token: string } | { kind: 'app'; appId: string; privateKey: string; installationId: string };
+  | { kind: 'token'; token: string }
+  /** Without `installationId`, each repository's installation is looked up (one app, many accounts). */
+  | { kind: 'app'; appId: string; privateKey: string; installationId?: string };
 
 export interface Config {
   temporal: {
@@ -147,9 +149,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.GITHUB_APP_ID !== undefined) {
     const privateKey =
       e.GITHUB_APP_PRIVATE_KEY ?? (e.GITHUB_APP_PRIVATE_KEY_FILE && readSecretFile(e.GITHUB_APP_PRIVATE_KEY_FILE));
-    if (!privateKey || e.GITHUB_APP_INSTALLATION_ID === undefined) {
+    if (!privateKey) {
       throw new ConfigError(
-        'invalid configuration:\n  GITHUB_APP_ID needs GITHUB_APP_PRIVATE_KEY (or GITHUB_APP_PRIVATE_KEY_FILE) and GITHUB_APP_INSTALLATION_ID',
+        'invalid configuration:\n  GITHUB_APP_ID needs GITHUB_APP_PRIVATE_KEY (or GITHUB_APP_PRIVATE_KEY_FILE)',
       );
     }
     auth = { kind: 'app', appId: e.GITHUB_APP_ID, privateKey, installationId: e.GITHUB_APP_INSTALLATION_ID };
