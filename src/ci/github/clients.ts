@@ -75,6 +75,13 @@ function refusedToken(err: unknown): boolean {
   return isRequestError(err) && [401, 403, 404, 422].includes(err.status) && !isRateLimited(err);
 }
 
+/** The installation GitHub named for a repository: asked until `until`; `known` once GitHub answered. */
+interface InstallationEntry {
+  id: Promise<number>;
+  until: number;
+  known?: number;
+}
+
 interface Credentials {
   installation: number;
   token: string;
@@ -89,7 +96,7 @@ class AppClients implements GitHubClients {
   readonly #permissions: TokenPermissions;
   readonly #hint: string;
   /** By `owner/repo` (lower case). */
-  readonly #installations = new Map<string, { id: Promise<number>; until: number }>();
+  readonly #installations = new Map<string, InstallationEntry>();
   readonly #clients = new Map<number, GitHubClient>();
   /** By `installation/repo` (lower case): the token and when to renew it. */
   readonly #tokens = new Map<string, Promise<{ token: string; renewAt: number }>>();
@@ -129,35 +136,42 @@ class AppClients implements GitHubClients {
         ...params,
         headers: { ...(params.headers as Record<string, string> | undefined), authorization: `token ${token}` },
       });
+    const credentials = await this.#credentials(owner, repo);
     try {
-      return await send(await this.#credentials(owner, repo));
+      return await send(credentials);
     } catch (err) {
       if (!hasStatus(err, 401)) throw err;
-      // GitHub no longer takes the remembered token (revoked, the installation changed): a fresh one, once.
-      this.#installations.delete(`${owner}/${repo}`.toLowerCase());
-      return send(await this.#credentials(owner, repo, true));
+      // GitHub no longer takes the remembered token (revoked; the app reinstalled): look again, once.
+      this.#forget(owner, repo, credentials.installation);
+      return send(await this.#credentials(owner, repo, credentials.token));
     }
   }
 
-  /** The repository's installation and a token for it; `fresh`: not the remembered token. */
-  async #credentials(owner: string, repo: string, fresh = false): Promise<Credentials> {
+  /** The repository's installation and a token for it; `stale`: a token GitHub refused, not to be used again. */
+  async #credentials(owner: string, repo: string, stale?: string): Promise<Credentials> {
     let installation = await this.#installationOf(owner, repo);
     const doing = () => `getting a token of GitHub App installation ${installation} for ${owner}/${repo}`;
     try {
       try {
-        return { installation, token: await this.#token(installation, repo, fresh) };
+        return { installation, token: await this.#token(installation, repo, stale) };
       } catch (err) {
         if (this.#pinned !== undefined || !refusedToken(err)) throw err;
         // The repository may have left that installation since it was looked up: look again, once.
-        this.#installations.delete(`${owner}/${repo}`.toLowerCase());
+        this.#forget(owner, repo, installation);
         const again = await this.#installationOf(owner, repo);
         if (again === installation) throw err;
         installation = again;
-        return { installation, token: await this.#token(installation, repo, fresh) };
+        return { installation, token: await this.#token(installation, repo, stale) };
       }
     } catch (err) {
       throw githubError(err, doing(), this.#hint);
     }
+  }
+
+  /** Forgets that `installation` serves the repository, unless a concurrent call has already looked it up again. */
+  #forget(owner: string, repo: string, installation: number): void {
+    const key = `${owner}/${repo}`.toLowerCase();
+    if (this.#installations.get(key)?.known === installation) this.#installations.delete(key);
   }
 
   /** Key: `owner/repo`; asked of GitHub at most once per {@link INSTALLATION_TTL_MS} (at once for concurrent calls). */
@@ -166,8 +180,9 @@ class AppClients implements GitHubClients {
     const key = `${owner}/${repo}`.toLowerCase();
     const known = this.#installations.get(key);
     if (known && known.until > Date.now()) return known.id;
+    const entry: Partial<InstallationEntry> & { until: number } = { until: Date.now() + INSTALLATION_TTL_MS };
     const id = this.#app.request('GET /repos/{owner}/{repo}/installation', { owner, repo }).then(
-      (res) => res.data.id,
+      (res) => (entry.known = res.data.id),
       (err: unknown) => {
         if (!hasStatus(err, 404)) {
           throw githubError(err, `finding the GitHub App's installation for ${owner}/${repo}`, this.#hint);
@@ -180,7 +195,8 @@ class AppClients implements GitHubClients {
         });
       },
     );
-    remember(this.#installations, key, { id, until: Date.now() + INSTALLATION_TTL_MS }, MAX_REMEMBERED);
+    entry.id = id;
+    remember(this.#installations, key, entry as InstallationEntry, MAX_REMEMBERED);
     id.catch(() => {
       if (this.#installations.get(key)?.id === id) this.#installations.delete(key); // failures are not remembered
     });
@@ -189,17 +205,15 @@ class AppClients implements GitHubClients {
 
   /**
    * A token of `installation` for the one repository `repo` (a name: an installation is on one account) with the
-   * backend's permissions. Errors are Octokit's, for the caller to tell a refusal from an outage.
+   * backend's permissions; never `stale`. Errors are Octokit's, for the caller to tell a refusal from an outage.
    */
-  async #token(installation: number, repo: string, fresh: boolean): Promise<string> {
+  async #token(installation: number, repo: string, stale?: string): Promise<string> {
     const key = `${installation}/${repo.toLowerCase()}`;
-    const known = fresh ? undefined : this.#tokens.get(key);
-    if (known) {
-      const current = await known.catch(() => undefined);
-      if (current && current.renewAt > Date.now()) return current.token;
-      const renewed = this.#tokens.get(key);
-      if (renewed && renewed !== known) return (await renewed).token; // by a concurrent call meanwhile
-    }
+    const known = this.#tokens.get(key);
+    const current = known && (await known.catch(() => undefined));
+    if (current && current.token !== stale && current.renewAt > Date.now()) return current.token;
+    // Renewed by a concurrent call meanwhile: that one will do.
+    if (this.#tokens.get(key) !== known) return this.#token(installation, repo, stale);
     const pending = this.#app
       .request('POST /app/installations/{installation_id}/access_tokens', {
         installation_id: installation,
