@@ -141,6 +141,18 @@ describe('one GitHub App, many installations', () => {
     assert.equal(github().contract.violations.length, 0);
   });
 
+  it('asks for pull-request permission only in pull-request mode', async (t) => {
+    const { repos, config } = await tenants();
+    const seen = watch(t);
+    const proposing = new GitHubActionsBackend(config({ FLUI_PIPELINE_UPDATE_MODE: 'pull-request' }));
+    const result = await proposing.ensurePipeline(application(repos.shop));
+    assert.ok(result.pullRequestUrl, 'the file is proposed');
+    assert.ok(seen.some((r) => r.operation === '/repos/{owner}/{repo}/pulls' && r.method === 'POST'));
+    for (const { credential: c } of seen) {
+      assert.deepEqual(c?.permissions, { ...BACKEND_PERMISSIONS, pull_requests: 'write' });
+    }
+  });
+
   it("keeps one tenant's token off another tenant's repository", async (t) => {
     const { repos, acmeInstallation, config } = await tenants();
     const seen = watch(t);
