@@ -22,7 +22,9 @@ import { parseRegistryAuths, type RegistryAuths } from './registry/auths.ts';
 export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
 
 export type GitHubAuth =
-  { kind: 'token'; token: string } | { kind: 'app'; appId: string; privateKey: string; installationId: string };
+  | { kind: 'token'; token: string }
+  /** Without `installationId`, each repository's installation is looked up (one app, many accounts). */
+  | { kind: 'app'; appId: string; privateKey: string; installationId?: string };
 
 /** What a client of Flui needs: the CLI reads this and nothing else. */
 export interface ClientConfig {
@@ -210,12 +212,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (appId !== undefined) {
     const keyFile = e.string('GITHUB_APP_PRIVATE_KEY_FILE');
     const privateKey = e.string('GITHUB_APP_PRIVATE_KEY') ?? (keyFile && readSecretFile(e, keyFile));
+    // Without an installation id, each repository's installation is looked up (one app, many accounts).
     const installationId = e.string('GITHUB_APP_INSTALLATION_ID');
-    if (privateKey && installationId) auth = { kind: 'app', appId, privateKey, installationId };
+    if (privateKey) auth = { kind: 'app', appId, privateKey, ...(installationId ? { installationId } : {}) };
     else if (privateKey !== null) {
-      e.problems.push(
-        'GITHUB_APP_ID needs GITHUB_APP_PRIVATE_KEY (or GITHUB_APP_PRIVATE_KEY_FILE) and GITHUB_APP_INSTALLATION_ID',
-      );
+      e.problems.push('GITHUB_APP_ID needs GITHUB_APP_PRIVATE_KEY (or GITHUB_APP_PRIVATE_KEY_FILE)');
     }
   } else if (token !== undefined) {
     auth = { kind: 'token', token };
