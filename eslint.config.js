@@ -55,6 +55,27 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-restricted-imports': ['error', harness] },
   },
   {
+    // Adapters (CI backends, registry client, Kubernetes) know nothing of Temporal: they throw ServiceError
+    // (src/errors.ts) and src/activities/failures.ts translates, in one place.
+    files: ['src/ci/**/*.ts', 'src/registry/**/*.ts', 'src/kube/**/*.ts', 'src/errors.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            ...harness.patterns,
+            {
+              group: ['@temporalio/*', '**/activities/**', '**/workflows/deploy.ts', '**/workflows/index.ts'],
+              message:
+                'Adapters must not know Temporal: throw a ServiceError (src/errors.ts); activities translate it.',
+              allowTypeImports: false,
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['src/workflows/**/*.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': [

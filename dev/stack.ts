@@ -94,7 +94,8 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
     if (configured.REGISTRY_USERNAME && configured.REGISTRY_PASSWORD) {
       env.REGISTRY_USERNAME = configured.REGISTRY_USERNAME;
       env.REGISTRY_PASSWORD = configured.REGISTRY_PASSWORD;
-      registryHost = configured.FLUI_REGISTRY_HOST ?? '';
+      registryHost = configured.REGISTRY_HOST ?? configured.FLUI_REGISTRY_HOST ?? '';
+      env.REGISTRY_HOST = registryHost;
       say('Registry: configured credentials');
     } else {
       const auth = { username: 'flui-push', password: randomBytes(18).toString('base64url') };
@@ -103,6 +104,8 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       stops.push(() => registry!.stop());
       env.REGISTRY_USERNAME = auth.username;
       env.REGISTRY_PASSWORD = auth.password;
+      // The push credential belongs to this registry alone: the worker sends it nowhere else.
+      env.REGISTRY_HOST = registry.host;
       registryHost = registry.host;
       say(`OCI registry: ${registry.url} (htpasswd auth)`);
     }

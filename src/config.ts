@@ -16,6 +16,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
 import type { TLSConfig } from '@temporalio/client';
+import { parseRegistryAuths, type RegistryAuths } from './registry/auths.ts';
 
 /** Where the worker and the CLI look for Temporal when nothing says otherwise (the Temporal CLI's default too). */
 export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
@@ -57,6 +58,8 @@ export interface Config extends ClientConfig {
     writeIntervalMs: number;
   };
   registry: {
+    /** Credentials by registry host, each sent to its own host only (src/registry/auths.ts). */
+    auths: RegistryAuths;
     username?: string;
     password?: string;
     insecureHosts: string[];
@@ -217,11 +220,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } else if (token !== undefined) {
     auth = { kind: 'token', token };
   }
-  const username = e.string('REGISTRY_USERNAME');
-  const password = e.string('REGISTRY_PASSWORD');
-  if ((username === undefined) !== (password === undefined)) {
-    e.problems.push('REGISTRY_USERNAME and REGISTRY_PASSWORD must be set together');
-  }
+  const registryAuths = parseRegistryAuths(env);
+  e.problems.push(...registryAuths.problems);
   const webhookPort = e.wholeNumber('FLUI_WEBHOOK_PORT', 0, 65535);
 
   const config: Config = {
@@ -238,8 +238,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       writeIntervalMs: e.wholeNumber('GITHUB_WRITE_INTERVAL_MS', 0, 60_000, 1000),
     },
     registry: {
-      username,
-      password,
+      auths: registryAuths.auths,
+      username: e.string('REGISTRY_USERNAME'),
+      password: e.string('REGISTRY_PASSWORD'),
       // Registries spoken to over plain HTTP (local ones).
       insecureHosts: (e.string('REGISTRY_INSECURE_HOSTS') ?? '127.0.0.1,localhost')
         .split(',')

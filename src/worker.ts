@@ -17,7 +17,7 @@ import { createActivities } from './activities/index.ts';
 import { keepAlive } from './activities/keep-alive.ts';
 import { startWebhookReceiver } from './ci/github/webhook.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
-import { parseDeployId, runCompletedSignal } from './workflows/api.ts';
+import { parseCiRunName, runCompletedSignal } from './workflows/contract.ts';
 
 /** The workflow code beside this module: its sources under tsx, its compiled JavaScript in the build (dist/). */
 export const WORKFLOWS_PATH = fileURLToPath(new URL(`./workflows/index${extname(import.meta.url)}`, import.meta.url));
@@ -81,7 +81,7 @@ export async function startWorker(config: Config, opts: StartWorkerOptions = {})
       port: config.webhook.port,
       secret: config.github.webhookSecret,
       onRunCompleted: async (event) => {
-        const key = event.runName.startsWith('flui ') ? parseDeployId(event.runName.slice(5)) : undefined;
+        const key = parseCiRunName(event.runName);
         if (!key) return; // not one of ours
         await client.workflow.getHandle(key.workflowId).signal(runCompletedSignal, {
           deployId: key.deployId,

@@ -6,14 +6,16 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ApplicationFailureCategory } from '@temporalio/common';
 import type { CiBackend, RegistryCredential, RunState } from '../ci/backend.ts';
 import type { Config } from '../config.ts';
+import { ServiceError } from '../errors.ts';
 import { imageHost } from '../registry/reference.ts';
-import {
-  FailureType,
-  type AwaitRunInput,
-  type CancelRunInput,
-  type DeployActivities,
-  type EnsureRegistryCredentialInput,
-  type TriggerRunInput,
+import { FailureType } from '../workflows/contract.ts';
+import type {
+  AwaitRunInput,
+  CancelRunInput,
+  DeployActivities,
+  EnsureRegistryCredentialInput,
+  EnsureWorkflowFileInput,
+  TriggerRunInput,
 } from './types.ts';
 
 /** What awaitRun remembers between polls (in heartbeat details: no secrets). */
@@ -36,9 +38,22 @@ export function createCiActivities(
   config: Pick<Config, 'registry'>,
 ): Pick<DeployActivities, 'ensureWorkflowFile' | 'ensureRegistryCredential' | 'triggerRun' | 'awaitRun' | 'cancelRun'> {
   return {
-    /** Key: the rendered pipeline file's content; the backend writes only when the branch holds something else. */
-    async ensureWorkflowFile({ app }) {
-      return ci.ensurePipeline(app);
+    /**
+     * Key: the rendered pipeline file's content; the backend writes only when the branch holds something else. A
+     * change the backend could only propose (pull-request mode) stops the deploy: the run would build with the old
+     * pipeline, or not start at all. Once the proposal is merged, a retry finds the file current.
+     */
+    async ensureWorkflowFile({ app }: EnsureWorkflowFileInput) {
+      const result = await ci.ensurePipeline(app);
+      const { pullRequestUrl } = result;
+      if (!pullRequestUrl) return result;
+      const { namespace, name } = app.metadata;
+      throw ApplicationFailure.nonRetryable(
+        `the build pipeline of ${namespace}.${name} differs from its manifest; Flui proposed the new ${result.path} ` +
+          `in ${pullRequestUrl}: merge it, then run \`flui retry ${name}\` or deploy again`,
+        FailureType.Invalid,
+        { pullRequestUrl },
+      );
     },
 
     /** Key: the credential's fingerprint stored beside the secret; unchanged credentials are not rewritten. */
@@ -70,7 +85,7 @@ export function createCiActivities(
       try {
         response = await ci.status(app, run, memory.etag);
       } catch (err) {
-        if (err instanceof ApplicationFailure && err.nonRetryable) throw err;
+        if (err instanceof ServiceError && !err.retryable) throw err;
         // Heartbeat details carry the count across attempts; servers that drop details of failed attempts (the
         // time-skipping test server) fall back on this worker's memory of the same activity.
         const key = pollKey(ctx.info);
@@ -79,12 +94,11 @@ export function createCiActivities(
         if (outageFailures.size > 10_000) outageFailures.delete(outageFailures.keys().next().value!);
         ctx.heartbeat({ ...memory, failures });
         const backoff = Math.min(OUTAGE_BACKOFF.maxSeconds, OUTAGE_BACKOFF.firstSeconds * 2 ** (failures - 1));
-        const told = err instanceof ApplicationFailure ? durationSeconds(err.nextRetryDelay) : 0;
-        throw ApplicationFailure.create({
-          message: (err as Error).message,
-          type: err instanceof ApplicationFailure ? (err.type ?? 'CiUnavailable') : 'CiUnavailable',
-          nextRetryDelay: `${Math.max(backoff, told)} seconds`,
-        });
+        const unavailable =
+          err instanceof ServiceError
+            ? err
+            : new ServiceError({ service: 'Ci', kind: 'unavailable', message: (err as Error).message, cause: err });
+        throw unavailable.withRetryAfter(Math.max(backoff, unavailable.retryAfterSeconds ?? 0));
       }
       outageFailures.delete(pollKey(ctx.info));
       const state = response.status ?? memory.state;
@@ -117,22 +131,16 @@ export function createCiActivities(
   };
 }
 
-function durationSeconds(d: unknown): number {
-  if (typeof d === 'number') return d / 1000;
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|seconds?|m|minutes?)$/.exec(String(d ?? '').trim());
-  if (!m) return 0;
-  const n = Number(m[1]);
-  return m[2]!.startsWith('ms') || m[2]!.startsWith('milli') ? n / 1000 : m[2]!.startsWith('m') ? n * 60 : n;
-}
-
 /** The push credential for the image's registry, from worker configuration. */
 export function registryCredential(config: Pick<Config, 'registry'>, imageRepository: string): RegistryCredential {
   const { username, password } = config.registry;
   if (!username || !password) {
-    throw ApplicationFailure.nonRetryable(
-      `the worker has no registry credential to give the CI for ${imageRepository}: set REGISTRY_USERNAME and REGISTRY_PASSWORD`,
-      FailureType.Misconfigured,
-    );
+    throw new ServiceError({
+      service: 'Registry',
+      kind: 'misconfigured',
+      message: `the worker has no registry credential to give the CI for ${imageRepository}`,
+      hint: 'set REGISTRY_USERNAME and REGISTRY_PASSWORD',
+    });
   }
   return { registry: imageHost(imageRepository), username, password };
 }

@@ -1,18 +1,20 @@
 /**
  * All activities of the deploy workflow, built from the worker's configuration. Credentials stay in this closure:
- * the workflow only ever sees plain, non-secret inputs and results.
+ * the workflow only ever sees plain, non-secret inputs and results. What the adapters throw becomes a Temporal
+ * failure here, once for all of them (src/activities/failures.ts).
  */
 import { createCiBackend } from '../ci/index.ts';
 import type { Config } from '../config.ts';
 import { createCiActivities } from './ci.ts';
+import { withActivityFailures } from './failures.ts';
 import { createKubernetesActivities } from './kubernetes.ts';
 import { createRegistryActivities } from './registry.ts';
 import type { DeployActivities } from './types.ts';
 
 export function createActivities(config: Config): DeployActivities {
-  return {
+  return withActivityFailures({
     ...createCiActivities(createCiBackend(config), config),
     ...createRegistryActivities(config),
     ...createKubernetesActivities({ kubeconfig: config.kubeconfig }),
-  };
+  });
 }

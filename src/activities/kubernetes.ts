@@ -8,30 +8,30 @@
  * already recorded as failed does not apply the broken image again but makes sure the good one is back; a retried
  * rollback finds the Deployment already carrying its deploy id and keeps the image it chose the first time.
  */
-import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ServiceError } from '../errors.ts';
+import { kubeError } from '../kube/errors.ts';
 import { listImages, readHistory, recordHistory, type HistoryEntry } from '../kube/history.ts';
 import {
   ANNOTATION,
-  apiMessage,
   applyTarget,
   ensureNamespace,
   kubeClients,
-  KubeConfigMissing,
   readDeployment,
-  RolloutTimeout,
   statusOf,
   waitForRollout,
   type KubeClients,
   type RolloutState,
   type RolloutTarget,
 } from '../kube/rollout.ts';
-import {
-  FailureType,
-  type AbortRolloutInput,
-  type AbortRolloutResult,
-  type DeployActivities,
-  type RolloutImageInput,
-  type RolloutImageResult,
+import { PINNED_IMAGE } from '../manifest/names.ts';
+import { FailureType } from '../workflows/contract.ts';
+import type {
+  AbortRolloutInput,
+  AbortRolloutResult,
+  DeployActivities,
+  RolloutImageInput,
+  RolloutImageResult,
 } from './types.ts';
 
 /** Past the manifest's progress deadline, how long the controller gets to say so before we stop waiting. */
@@ -51,46 +51,23 @@ function activityContext(): Context | undefined {
   }
 }
 
-/** Maps what went wrong to the failure model of src/activities/types.ts. */
-function kubeFailure(err: unknown, doing: string, server: string | undefined): Error {
-  if (err instanceof ApplicationFailure || err instanceof CancelledFailure) return err;
-  if (err instanceof KubeConfigMissing) return ApplicationFailure.nonRetryable(err.message, FailureType.Misconfigured);
-  if (err instanceof RolloutTimeout) {
-    // The controller is slow or down: a cluster problem, not a verdict on the image. Retrying waits again.
-    return ApplicationFailure.create({ message: `${doing}: ${err.message}`, type: 'ClusterUnavailable' });
+/** Where a call to the cluster is: what it is doing (for people) and the API server it talks to. */
+interface ClusterCall {
+  doing: string;
+  server?: string;
+}
+
+/**
+ * Runs `work` against the cluster: what the cluster answers on failure becomes a service error that says what was
+ * being done. A cancelled attempt rethrows as it is, so the SDK reports the cancellation.
+ */
+async function onCluster<T>(ctx: Context | undefined, call: ClusterCall, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (ctx?.cancellationSignal.aborted) throw err;
+    throw kubeError(err, call.doing, call.server);
   }
-  const status = statusOf(err);
-  const message = apiMessage(err);
-  if (status === 401 || status === 403) {
-    return ApplicationFailure.nonRetryable(
-      `the cluster refused ${doing} (${status}): ${message}`,
-      FailureType.Unauthorized,
-    );
-  }
-  if (status === 404) {
-    return ApplicationFailure.nonRetryable(`not found while ${doing} (404): ${message}`, FailureType.NotFound);
-  }
-  if (status === 400 || status === 422) {
-    return ApplicationFailure.nonRetryable(
-      `the cluster rejected ${doing} (${status}): ${message}`,
-      FailureType.Invalid,
-    );
-  }
-  if (status === undefined) {
-    const code = (err as { code?: unknown })?.code;
-    return ApplicationFailure.create({
-      message: `cannot reach the Kubernetes API${server ? ` at ${server}` : ''} while ${doing}: ${message}`,
-      type: 'ClusterUnavailable',
-      details: typeof code === 'string' ? [{ code }] : undefined,
-    });
-  }
-  // 409 (a conflict we could not resolve), 429 and 5xx: the cluster is busy or recovering.
-  const retryAfter = Number((err as { headers?: Record<string, string> }).headers?.['retry-after']);
-  return ApplicationFailure.create({
-    message: `the cluster could not serve ${doing} (${status}): ${message}`,
-    type: 'ClusterUnavailable',
-    nextRetryDelay: Number.isFinite(retryAfter) && retryAfter > 0 ? `${retryAfter}s` : undefined,
-  });
 }
 
 /** Finds a recorded good image by full digest or a unique prefix of it (`sha256:1a2b3c4`, `1a2b3c4`). */
@@ -123,11 +100,13 @@ async function targetOf(
 ): Promise<{ target: RolloutTarget; restoredFrom?: string }> {
   const { request } = input;
   if (request.kind !== 'Rollback') {
-    if (!/@sha256:[0-9a-f]{64}$/.test(input.image)) {
-      throw ApplicationFailure.nonRetryable(
-        `rolloutImage needs an image pinned by digest (host/repo@sha256:...), got "${input.image}"`,
-        FailureType.Invalid,
-      );
+    const { image, commit } = input as Extract<RolloutImageInput, { image: string }>;
+    if (!PINNED_IMAGE.test(image)) {
+      throw new ServiceError({
+        service: 'Cluster',
+        kind: 'invalid',
+        message: `rolloutImage needs an image pinned by digest (host/repo@sha256:...), got "${image}"`,
+      });
     }
     const { metadata, spec } = request.manifest;
     return {
@@ -135,9 +114,9 @@ async function targetOf(
         namespace: metadata.namespace,
         app: metadata.name,
         workload: spec,
-        image: input.image,
+        image,
         deployId: request.deployId,
-        commit: input.commit,
+        commit,
       },
     };
   }
@@ -156,13 +135,14 @@ async function targetOf(
   else if (retried) entry = good.find((e) => e.image === current);
   else entry = good.find((e) => e.image !== current);
   if (!entry) {
-    throw ApplicationFailure.nonRetryable(
-      request.digest
+    throw new ServiceError({
+      service: 'Cluster',
+      kind: 'not-found',
+      message: request.digest
         ? `${namespace}/${app} never ran ${request.digest} successfully (or the prefix is ambiguous); ` +
-            `images that did: ${describeEntries(good)}`
+          `images that did: ${describeEntries(good)}`
         : `${namespace}/${app} has no earlier good image to roll back to; images that ran: ${describeEntries(good)}`,
-      FailureType.NotFound,
-    );
+    });
   }
   return {
     target: {
@@ -236,11 +216,10 @@ export function createKubernetesActivities(deps: {
      */
     async abortRollout({ deployId, namespace, app }: AbortRolloutInput): Promise<AbortRolloutResult> {
       const ctx = activityContext();
-      let doing = `reading ${namespace}/${app}`;
-      let server: string | undefined;
-      try {
+      const call: ClusterCall = { doing: `reading ${namespace}/${app}` };
+      return onCluster(ctx, call, async () => {
         const k = kubeClients(deps.kubeconfig);
-        server = k.kc.getCurrentCluster()?.server;
+        call.server = k.kc.getCurrentCluster()?.server;
         const deployment = await readDeployment(k, namespace, app);
         if (deployment?.metadata?.annotations?.[ANNOTATION.deployId] !== deployId) return { action: 'none' };
         const history = await readHistory(k, namespace, app);
@@ -255,7 +234,7 @@ export function createKubernetesActivities(deps: {
         if (!lastGood && revision > 1) return { action: 'kept' }; // an earlier template, but none known good
         if (!lastGood) {
           // The Service first: the Deployment is the key, and a retry that found it gone would leave the Service.
-          doing = `removing ${namespace}/${app}, whose first rollout was cancelled`;
+          call.doing = `removing ${namespace}/${app}, whose first rollout was cancelled`;
           for (const remove of [
             () => k.core.deleteNamespacedService({ name: app, namespace }),
             () => k.apps.deleteNamespacedDeployment({ name: app, namespace, propagationPolicy: 'Background' }),
@@ -266,95 +245,102 @@ export function createKubernetesActivities(deps: {
           }
           return { action: 'removed' };
         }
-        doing = `putting ${lastGood.image} back on ${namespace}/${app}`;
+        call.doing = `putting ${lastGood.image} back on ${namespace}/${app}`;
         const back = await restoreEntry(k, namespace, app, lastGood, 'abort', ctx);
         return { action: 'restored', digest: lastGood.digest, healthy: back.done };
-      } catch (err) {
-        if (ctx?.cancellationSignal.aborted) throw err;
-        throw kubeFailure(err, doing, server);
-      }
+      });
     },
 
     async rolloutImage(input: RolloutImageInput): Promise<RolloutImageResult> {
       const ctx = activityContext();
-      let doing = 'reading the cluster';
-      let server: string | undefined;
-      try {
-        const k = kubeClients(deps.kubeconfig);
-        server = k.kc.getCurrentCluster()?.server;
-        const { target: t, restoredFrom } = await targetOf(k, input);
-        const digest = digestOf(t.image);
-
-        // A retry of a deploy whose rollout already failed: do not start the broken image again.
-        const prior = (await readHistory(k, t.namespace, t.app)).find((e) => e.deployId === t.deployId);
-        let state: RolloutState;
-        let unchanged = false;
-        if (prior?.outcome === 'failed' && prior.image === t.image) {
-          const [reason = 'Failed', ...message] = (prior.reason ?? '').split(': ');
-          state = { done: false, failed: true, reason, message: message.join(': '), revision: '' };
-        } else {
-          doing = `rolling out ${t.image} to ${t.namespace}/${t.app}`;
-          await ensureNamespace(k, t.namespace);
-          const before = await readDeployment(k, t.namespace, t.app);
-          const applied = await applyTarget(k, t);
-          // Unchanged: nothing in the spec moved. Flui's own annotations may have (a new deploy of the same digest),
-          // which bumps the generation but starts no ReplicaSet.
-          unchanged =
-            before?.metadata?.generation === applied.metadata?.generation ||
-            JSON.stringify(before?.spec) === JSON.stringify(applied.spec);
-          const deadlineSeconds = t.workload.deploy.progressDeadlineSeconds;
-          state = await waitWithProgress(
-            k,
-            t.namespace,
-            t.app,
-            { phase: 'rollout', image: t.image, deadlineSeconds },
-            ctx,
-          );
-        }
-
-        const entry: HistoryEntry = {
-          deployId: t.deployId,
-          digest,
-          image: t.image,
-          commit: t.commit,
-          rolledOutAt: new Date().toISOString(),
-          outcome: state.done ? 'succeeded' : 'failed',
-          workload: t.workload,
-          ...(restoredFrom ? { restoredFrom } : {}),
-        };
-        if (state.done) {
-          await recordHistory(k, t.namespace, t.app, entry);
-          return { namespace: t.namespace, app: t.app, image: t.image, digest, revision: state.revision, unchanged };
-        }
-        if (!state.failed) throw new Error('unreachable: the wait ends with a verdict');
-
-        // Failed: back to the last image that ran well, with its exact recorded spec (kubectl rollout undo).
-        const reason = prior?.reason ?? `${state.reason}: ${state.message}`;
-        if (!prior) await recordHistory(k, t.namespace, t.app, { ...entry, reason });
-        const lastGood = lastGoodExcept(await readHistory(k, t.namespace, t.app), t.deployId);
-        let restored: string;
-        let restoredDigest: string | null = null;
-        if (lastGood) {
-          doing = `rolling ${t.namespace}/${t.app} back to ${lastGood.image}`;
-          const back = await restoreEntry(k, t.namespace, t.app, lastGood, 'rollback', ctx);
-          if (back.done) restoredDigest = lastGood.digest;
-          restored = back.done
-            ? `restored ${lastGood.digest} (deploy ${lastGood.deployId})`
-            : `restoring ${lastGood.digest} failed too (${back.done ? '' : back.message})`;
-        } else {
-          restored = 'no earlier good image to restore (first rollout of this app)';
-        }
+      const call: ClusterCall = { doing: 'reading the cluster' };
+      const outcome = await onCluster(ctx, call, () => rollOut(input, call, ctx));
+      if ('failed' in outcome) {
+        // A verdict of the cluster on this image, not trouble talking to it: the workflow's contract says so.
         throw ApplicationFailure.nonRetryable(
-          `rollout of ${t.image} to ${t.namespace}/${t.app} failed: ${reason}; ${restored}`,
+          outcome.failed.message,
           FailureType.RolloutFailed,
-          { reason: state.reason, message: reason, restored: restoredDigest },
+          outcome.failed.details,
         );
-      } catch (err) {
-        if (ctx?.cancellationSignal.aborted) throw err;
-        throw kubeFailure(err, doing, server);
       }
+      return outcome;
     },
   };
+
+  /** The rollout itself; a failed one comes back as `failed`, after the last good image was put back. */
+  async function rollOut(
+    input: RolloutImageInput,
+    call: ClusterCall,
+    ctx: Context | undefined,
+  ): Promise<
+    | RolloutImageResult
+    | { failed: { message: string; details: { reason: string; message: string; restored: string | null } } }
+  > {
+    const k = kubeClients(deps.kubeconfig);
+    call.server = k.kc.getCurrentCluster()?.server;
+    const { target: t, restoredFrom } = await targetOf(k, input);
+    const digest = digestOf(t.image);
+
+    // A retry of a deploy whose rollout already failed: do not start the broken image again.
+    const prior = (await readHistory(k, t.namespace, t.app)).find((e) => e.deployId === t.deployId);
+    let state: RolloutState;
+    let unchanged = false;
+    if (prior?.outcome === 'failed' && prior.image === t.image) {
+      const [reason = 'Failed', ...message] = (prior.reason ?? '').split(': ');
+      state = { done: false, failed: true, reason, message: message.join(': '), revision: '' };
+    } else {
+      call.doing = `rolling out ${t.image} to ${t.namespace}/${t.app}`;
+      await ensureNamespace(k, t.namespace);
+      const before = await readDeployment(k, t.namespace, t.app);
+      const applied = await applyTarget(k, t);
+      // Unchanged: nothing in the spec moved. Flui's own annotations may have (a new deploy of the same digest),
+      // which bumps the generation but starts no ReplicaSet.
+      unchanged =
+        before?.metadata?.generation === applied.metadata?.generation ||
+        JSON.stringify(before?.spec) === JSON.stringify(applied.spec);
+      const deadlineSeconds = t.workload.deploy.progressDeadlineSeconds;
+      state = await waitWithProgress(k, t.namespace, t.app, { phase: 'rollout', image: t.image, deadlineSeconds }, ctx);
+    }
+
+    const entry: HistoryEntry = {
+      deployId: t.deployId,
+      digest,
+      image: t.image,
+      commit: t.commit,
+      rolledOutAt: new Date().toISOString(),
+      outcome: state.done ? 'succeeded' : 'failed',
+      workload: t.workload,
+      ...(restoredFrom ? { restoredFrom } : {}),
+    };
+    if (state.done) {
+      await recordHistory(k, t.namespace, t.app, entry);
+      return { namespace: t.namespace, app: t.app, image: t.image, digest, revision: state.revision, unchanged };
+    }
+    if (!state.failed) throw new Error('unreachable: the wait ends with a verdict');
+
+    // Failed: back to the last image that ran well, with its exact recorded spec (kubectl rollout undo).
+    const reason = prior?.reason ?? `${state.reason}: ${state.message}`;
+    if (!prior) await recordHistory(k, t.namespace, t.app, { ...entry, reason });
+    const lastGood = lastGoodExcept(await readHistory(k, t.namespace, t.app), t.deployId);
+    let restored: string;
+    let restoredDigest: string | null = null;
+    if (lastGood) {
+      call.doing = `rolling ${t.namespace}/${t.app} back to ${lastGood.image}`;
+      const back = await restoreEntry(k, t.namespace, t.app, lastGood, 'rollback', ctx);
+      if (back.done) restoredDigest = lastGood.digest;
+      restored = back.done
+        ? `restored ${lastGood.digest} (deploy ${lastGood.deployId})`
+        : `restoring ${lastGood.digest} failed too (${back.done ? '' : back.message})`;
+    } else {
+      restored = 'no earlier good image to restore (first rollout of this app)';
+    }
+    return {
+      failed: {
+        message: `rollout of ${t.image} to ${t.namespace}/${t.app} failed: ${reason}; ${restored}`,
+        details: { reason: state.reason, message: reason, restored: restoredDigest },
+      },
+    };
+  }
 }
 
 export { listImages };

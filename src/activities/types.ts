@@ -2,66 +2,39 @@
  * The activities the deploy workflow chains, as the workflow sees them. Inputs and results are plain data and never
  * carry a secret: each implementation reads credentials from the worker's configuration.
  *
- * Failure model (shared by every implementation):
- * - permanent errors (bad credentials 401/403, missing repository 404, invalid object 422, invalid manifest) throw
- *   `ApplicationFailure.nonRetryable` with a `type` from {@link FailureType} and a message a human can act on;
- * - transient errors (5xx, timeouts, connection resets, rate limits) throw ordinary errors so Temporal retries them;
- *   where the server says when to come back (`Retry-After`, `x-ratelimit-reset`) the failure carries
- *   `nextRetryDelay`.
+ * Failure model (shared by every implementation): the adapters throw a `ServiceError` (src/errors.ts) saying what
+ * kind of trouble they met; src/activities/failures.ts turns it into the Temporal failure the workflow's retry policy
+ * understands, for every activity at once:
+ * - permanent errors (bad credentials 401/403, missing repository 404, invalid object 422, invalid manifest, missing
+ *   configuration) become non-retryable failures typed by `FailureType` (src/workflows/contract.ts), with a message
+ *   a human can act on;
+ * - transient errors (5xx, timeouts, connection resets, rate limits) stay retryable; where the server said when to
+ *   come back (`Retry-After`, `x-ratelimit-reset`) the failure carries `nextRetryDelay`.
+ * Outcomes that belong to the workflow's contract (a rollout that failed and was rolled back, a run stuck in the
+ * queue) are thrown by the activities themselves with their `FailureType`.
  */
+import type { CredentialResult, PipelineResult } from '../ci/backend.ts';
 import type { Application } from '../manifest/schema.ts';
-import type { CiRunRef, CiRunResult, DeployRequest } from '../workflows/api.ts';
-
-export const FailureType = {
-  /** The CI, registry or cluster refused our credentials (401/403). */
-  Unauthorized: 'Unauthorized',
-  /** Repository, workflow, image or namespace does not exist or is not visible (404). */
-  NotFound: 'NotFound',
-  /** The request was understood and refused (422, invalid object). */
-  Invalid: 'Invalid',
-  /** The CI run finished without success. */
-  BuildFailed: 'BuildFailed',
-  /** The CI run did not start within the allowed time. */
-  RunQueuedTooLong: 'RunQueuedTooLong',
-  /** The rollout made no progress; the previous image was restored. */
-  RolloutFailed: 'RolloutFailed',
-  /** Configuration of the worker is missing something this deploy needs. */
-  Misconfigured: 'Misconfigured',
-} as const;
-export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+import type { CiRunRef, CiRunResult, DeployRequest, RolloutUndo } from '../workflows/contract.ts';
 
 export interface EnsureWorkflowFileInput {
-  deployId: string;
   app: Application;
 }
-export interface EnsureWorkflowFileResult {
-  /** Path of the pipeline definition in the repository. */
-  path: string;
-  /** True when this call wrote a commit (or opened/updated a pull request). */
-  changed: boolean;
-  /** The commit this call wrote, when it wrote one. */
-  commitSha?: string;
-  pullRequestUrl?: string;
-}
+/** What the CI backend reports; a proposed change (pull-request mode) fails the activity instead. */
+export type EnsureWorkflowFileResult = PipelineResult;
 
 export interface EnsureRegistryCredentialInput {
   app: Application;
 }
-export interface EnsureRegistryCredentialResult {
-  secretName: string;
-  /** Non-reversible fingerprint of the stored credential (never the credential). */
-  fingerprint: string;
-  changed: boolean;
-}
+export type EnsureRegistryCredentialResult = CredentialResult;
 
 export interface TriggerRunInput {
-  /** `ciRunKey` (src/workflows/api.ts): the deploy id, with `/<attempt>` for retries. */
+  /** `ciRunKey` (src/workflows/contract.ts): the deploy id, with `/<attempt>` for retries. */
   runKey: string;
   app: Application;
 }
 
 export interface AwaitRunInput {
-  runKey: string;
   app: Application;
   run: CiRunRef;
   /** Fail with RunQueuedTooLong when the run has not started this long after it was created. */
@@ -85,13 +58,19 @@ export interface ResolveImageResult {
   pinned: string;
 }
 
-export interface RolloutImageInput {
-  deployId: string;
-  request: DeployRequest;
-  /** Pinned `host/repo@sha256:...`; for a Rollback request, empty means "the previous good image". */
-  image: string;
-  commit?: string;
-}
+/**
+ * A deploy rolls out the image it resolved; a rollback names none: its target is the digest it asks for, or the
+ * previous good image, both found in the app's recorded history.
+ */
+export type RolloutImageInput =
+  | {
+      request: Exclude<DeployRequest, { kind: 'Rollback' }>;
+      /** Pinned `host/repo@sha256:...`. */
+      image: string;
+      commit?: string;
+    }
+  | { request: Extract<DeployRequest, { kind: 'Rollback' }> };
+
 export interface RolloutImageResult {
   namespace: string;
   app: string;
@@ -109,12 +88,7 @@ export interface AbortRolloutInput {
   app: string;
 }
 export interface AbortRolloutResult {
-  /**
-   * `none`: the Deployment does not carry this deploy (nothing of it was applied, or it is already undone);
-   * `restored`: the last good image is back; `removed`: a first rollout, so the app is removed as it never ran;
-   * `kept`: no image of the app is known good and the Deployment existed before this deploy, so it is left as it is.
-   */
-  action: 'none' | 'restored' | 'removed' | 'kept';
+  action: RolloutUndo;
   /** For `restored`: the digest put back, and whether it became healthy within its progress deadline. */
   digest?: string;
   healthy?: boolean;

@@ -2,23 +2,31 @@
  * The CI backend interface. The deploy workflow and its activities talk only to this; GitHub Actions is the first
  * implementation, GitLab CI and a self-hosted builder come next without the workflow changing.
  *
- * Every method is idempotent and safe to call again after a crash at any point. Implementations throw
- * `ApplicationFailure.nonRetryable` for permanent refusals and plain errors (optionally with `nextRetryDelay`) for
- * transient ones, as described in `src/activities/types.ts`.
+ * Every method is idempotent and safe to call again after a crash at any point. Implementations throw a
+ * `ServiceError` (src/errors.ts) when the CI refuses or fails: its kind says whether retrying can help (`unauthorized`,
+ * `not-found`, `invalid`, `misconfigured` cannot; `unavailable`, `rate-limited`, `conflict` can, after
+ * `retryAfterSeconds` when the CI said so). A backend knows nothing of Temporal; the activities translate.
  */
 import type { Application } from '../manifest/schema.ts';
-import type { CiRunRef, CiRunResult } from '../workflows/api.ts';
+import type { CiRunRef, CiRunResult } from '../workflows/contract.ts';
 
 export interface PipelineResult {
+  /** Path of the pipeline definition in the repository. */
   path: string;
+  /** True when this call wrote a commit (to the branch, or to a proposal's branch). */
   changed: boolean;
   /** The commit this call wrote, when it wrote one. */
   commitSha?: string;
+  /**
+   * Set when the change could only be proposed (pull or merge request), not written to the app's branch: the branch
+   * still holds the old pipeline, so the deploy stops until a person merges this.
+   */
   pullRequestUrl?: string;
 }
 
 export interface CredentialResult {
   secretName: string;
+  /** Non-reversible fingerprint of the stored credential (never the credential). */
   fingerprint: string;
   changed: boolean;
 }
@@ -44,14 +52,20 @@ export interface RunStatusResponse {
 
 export interface CiBackend {
   readonly name: string;
-  /** Write or refresh the pipeline definition in the repository; no commit when it is already current. */
+  /**
+   * Write or refresh the pipeline definition in the repository; no commit when it is already current. Where the
+   * installation asks for reviews, propose the change instead and return its `pullRequestUrl`.
+   */
   ensurePipeline(app: Application): Promise<PipelineResult>;
   /** Make the push credential available to the pipeline; no write when the stored fingerprint matches. */
   ensureCredential(app: Application, credential: RegistryCredential): Promise<CredentialResult>;
-  /** Find the run started for `deployId`, if any (the crash-between-dispatch-and-record case). */
-  findRun(app: Application, deployId: string): Promise<CiRunRef | undefined>;
-  /** Start a run for `deployId`; callers use `findRun` first. */
-  trigger(app: Application, deployId: string): Promise<CiRunRef>;
+  /**
+   * Find the run started for `runKey` (`ciRunKey`, src/workflows/contract.ts), if any: the run is named
+   * `ciRunName(runKey)`, so a crash between dispatch and record finds it instead of dispatching again.
+   */
+  findRun(app: Application, runKey: string): Promise<CiRunRef | undefined>;
+  /** Start a run named `ciRunName(runKey)`; callers use `findRun` first. */
+  trigger(app: Application, runKey: string): Promise<CiRunRef>;
   status(app: Application, run: CiRunRef, etag?: string): Promise<RunStatusResponse>;
   cancel(app: Application, run: CiRunRef): Promise<void>;
   logsUrl(app: Application, run: CiRunRef): Promise<string>;

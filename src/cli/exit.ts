@@ -3,7 +3,7 @@
  * decides what a kind means to a shell. Nothing here loads the library: `flui --help` stays fast.
  */
 import type { FluiError } from '../client/index.ts';
-import type { DeployPhase } from '../workflows/api.ts';
+import type { DeployPhase } from '../workflows/contract.ts';
 
 export const EXIT = {
   ok: 0,

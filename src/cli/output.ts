@@ -1,6 +1,6 @@
 /** How commands print: stable JSON with --json, tables and short lines for people otherwise. */
 import type { AppStatus, Build, ImageListing } from '../client/index.ts';
-import type { DeployStatus } from '../workflows/api.ts';
+import { describeCancellation, type DeployStatus } from '../workflows/contract.ts';
 import type { Io } from './io.ts';
 
 /** Prints `value` as JSON with --json, else what `human` returns. */
@@ -36,6 +36,7 @@ export function formatStatus(s: DeployStatus | AppStatus): string {
     `deploy:   ${s.deployId} (${s.kind}${s.attempt > 1 ? `, attempt ${s.attempt}` : ''})`,
     `phase:    ${s.phase}${s.failedPhase && s.phase !== 'succeeded' ? ` (failed while ${s.failedPhase})` : ''}`,
   ];
+  if (s.cancelled) lines.push(`cancelled ${describeCancellation(s.cancelled)}`);
   if (s.commit) lines.push(`commit:   ${s.commit}`);
   if (s.ciRun) lines.push(`CI run:   ${s.ciRun.htmlUrl}`);
   if (s.image) lines.push(`image:    ${s.image}`);
@@ -61,7 +62,7 @@ export function formatBuilds(builds: Build[]): string {
     ...builds.map((b) => [
       b.deployId,
       b.kind,
-      b.phase,
+      b.cancelled ? `${b.phase} ${describeCancellation(b.cancelled)}` : b.phase,
       shortSha(b.commit),
       shortDigest(b.digest),
       when(b.startedAt),

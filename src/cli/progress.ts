@@ -1,7 +1,7 @@
 /** Live progress of a followed deploy, and following one until it ends. */
 import type { Client } from '@temporalio/client';
 import { follow, type AppStatus, type FollowOptions, type StartedDeploy } from '../client/index.ts';
-import { TERMINAL_PHASES, type DeployStatus } from '../workflows/api.ts';
+import { TERMINAL_PHASES, type DeployStatus } from '../workflows/contract.ts';
 import { EXIT, exitCodeOf } from './exit.ts';
 import type { Io } from './io.ts';
 import { nsFlag } from './output.ts';

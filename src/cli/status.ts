@@ -1,6 +1,6 @@
 /** `flui status <app>`: the current or last deploy of the app. */
 import { status } from '../client/index.ts';
-import { TERMINAL_PHASES } from '../workflows/api.ts';
+import { TERMINAL_PHASES } from '../workflows/contract.ts';
 import { appOf, type Command, type Context, type Input } from './command.ts';
 import { EXIT } from './exit.ts';
 import { formatStatus, print } from './output.ts';

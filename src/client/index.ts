@@ -20,23 +20,31 @@ import {
 import { z } from 'zod';
 import type { ClientConfig } from '../config.ts';
 import type { ImageListing } from '../kube/history.ts';
+import { DIGEST, DNS_LABEL } from '../manifest/names.ts';
 import { validateManifest } from '../manifest/parse.ts';
 import { deployPolicySchema, type DeployPolicy, type Manifest } from '../manifest/schema.ts';
 import {
+  appOf,
   cancelSignal,
+  deployMemo,
   deployRequestedSignal,
   deployWorkflowId,
   FluiApp,
+  formatDeployId,
+  initialStatus,
+  isSettled,
+  isTerminal,
   parseDeployId,
+  readDeployMemo,
   retrySignal,
   statusQuery,
   TASK_QUEUE,
-  TERMINAL_PHASES,
+  type Cancellation,
   type CiRunRef,
   type DeployPhase,
   type DeployRequest,
   type DeployStatus,
-} from '../workflows/api.ts';
+} from '../workflows/contract.ts';
 
 export type { ImageListing } from '../kube/history.ts';
 
@@ -60,10 +68,8 @@ export class FluiError extends Error {
 
 // ---- Validation at the edge ----------------------------------------------------------------------------------
 
-const dnsLabel = z
-  .string()
-  .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a lowercase DNS label (letters, digits, "-")');
-const digestSchema = z.string().regex(/^sha256:[a-f0-9]{64}$/, 'must be "sha256:" followed by 64 hex digits');
+const dnsLabel = z.string().regex(DNS_LABEL, 'must be a lowercase DNS label (letters, digits, "-")');
+const digestSchema = z.string().regex(DIGEST, 'must be "sha256:" followed by 64 hex digits');
 const startOptionsSchema = z.object({
   policy: deployPolicySchema.optional(),
   taskQueue: z.string().min(1).optional(),
@@ -162,15 +168,14 @@ export function webUiUrl(base: string, temporalNamespace: string, workflowId: st
 
 // ---- Starting deploys ----------------------------------------------------------------------------------------
 
-/** `<namespace>.<app>.<nonce>`: the nonce (lowercase base36) is the time in ms, then 6 random hex digits. */
+/** A new deploy id (src/workflows/contract.ts): its nonce is the time in ms (base36), then 6 random hex digits. */
 export function newDeployId(namespace: string, app: string): string {
-  const nonce = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
-  return `${namespace}.${app}.${nonce}`;
+  return formatDeployId(namespace, app, `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`);
 }
 
 /** When a deploy id was made (client clock), if it came from {@link newDeployId}. */
 function requestedAt(deployId: string): number | undefined {
-  const nonce = deployId.split('.')[2] ?? '';
+  const nonce = parseDeployId(deployId)?.nonce ?? '';
   if (nonce.length <= 6) return undefined;
   const ms = parseInt(nonce.slice(0, -6), 36);
   return Number.isSafeInteger(ms) ? ms : undefined;
@@ -196,10 +201,7 @@ export interface StartOptions {
 }
 
 async function start(client: Client, request: DeployRequest, opts: StartOptions): Promise<StartedDeploy> {
-  const { namespace, app } =
-    request.kind === 'Rollback'
-      ? request
-      : { namespace: request.manifest.metadata.namespace, app: request.manifest.metadata.name };
+  const { namespace, app } = appOf(request);
   const workflowId = deployWorkflowId(namespace, app);
   const summary =
     request.kind === 'Rollback'
@@ -217,20 +219,7 @@ async function start(client: Client, request: DeployRequest, opts: StartOptions)
     signalArgs: [request],
     typedSearchAttributes: [{ key: FluiApp, value: `${namespace}/${app}` }],
     // What `flui status` and `flui builds` show until a worker picks the deploy up (the workflow replaces it).
-    memo: {
-      deploy: {
-        deployId: request.deployId,
-        kind: request.kind,
-        phase: 'queued',
-        attempt: 1,
-        commit: null,
-        ciRun: null,
-        image: null,
-        digest: null,
-        error: null,
-        timings: [],
-      },
-    },
+    memo: deployMemo(initialStatus(request)),
     staticSummary: summary,
     staticDetails: `deploy id \`${request.deployId}\` · policy ${request.policy}${request.requestedBy ? ` · by ${request.requestedBy}` : ''}`,
   });
@@ -327,34 +316,39 @@ const CLOSED_PHASE: Record<string, DeployPhase> = {
   TIMED_OUT: 'failed',
 };
 
-/** A run's status from its memo, which the workflow keeps current at every phase (no history replay needed). */
+/**
+ * A run's status from its memo, which the workflow keeps current at every phase (no history replay needed). The
+ * memo's final phase is how the deploy ended: a deploy cancelled through the signal ends its run as Failed, yet it
+ * was cancelled. The run's own status speaks only for runs that ended without recording it: terminated, timed out,
+ * or cancelled before a worker ran them.
+ */
 function recorded(
   info: WorkflowExecutionInfo | WorkflowExecutionDescription,
   namespace: string,
   app: string,
 ): AppStatus {
-  const memo = (info.memo?.deploy ?? {}) as Partial<DeployStatus> & { ciRun?: CiRunRef | null };
+  const memo = readDeployMemo(info.memo);
   const name = info.status.name;
-  const phase: DeployPhase =
-    name === 'RUNNING'
-      ? (memo.phase ?? 'queued')
-      : // A run that continued as new ended the way its memo says (succeeded, failed, cancelled or superseded).
-        name === 'CONTINUED_AS_NEW'
-        ? (memo.phase ?? 'superseded')
-        : (CLOSED_PHASE[name] ?? memo.phase ?? 'failed');
+  let phase: DeployPhase;
+  let cancelled: Cancellation | undefined = memo?.cancelled;
+  if (name === 'RUNNING') phase = memo?.phase ?? 'queued';
+  else if (memo && isTerminal(memo.phase)) phase = memo.phase;
+  else if (name === 'CONTINUED_AS_NEW') phase = 'superseded';
+  else {
+    phase = CLOSED_PHASE[name] ?? 'failed';
+    if (name === 'TERMINATED') cancelled = { by: 'terminated' };
+    else if (name === 'CANCELLED') cancelled ??= { by: 'temporal' };
+  }
   return {
-    deployId: memo.deployId ?? '',
-    kind: memo.kind ?? 'Application',
+    deployId: '',
+    kind: 'Application',
+    attempt: 1,
+    timings: [],
+    ...memo,
     namespace,
     app,
     phase,
-    commit: memo.commit ?? undefined,
-    ciRun: memo.ciRun ?? undefined,
-    image: memo.image ?? undefined,
-    digest: memo.digest ?? undefined,
-    error: memo.error ?? undefined,
-    attempt: memo.attempt ?? 1,
-    timings: memo.timings ?? [],
+    ...(cancelled ? { cancelled } : {}),
     queued: [],
     runId: info.runId,
     source: 'recorded',
@@ -409,7 +403,8 @@ export async function status(
 
 /**
  * Stops the app's deploy in flight: its CI run is cancelled and nothing is rolled out. With a reason, through the
- * `cancel` signal (the deploy fails with that reason); without, through Temporal cancellation (it ends Cancelled).
+ * `cancel` signal (its run ends Failed, carrying the reason); without, through Temporal cancellation (its run ends
+ * Cancelled). Either way the deploy reads back as `cancelled`, with who cancelled it and why.
  */
 export async function cancel(
   source: ClientSource,
@@ -421,7 +416,7 @@ export async function cancel(
   if (reason !== undefined) checked(z.string().min(1).max(500), reason, 'reason');
   return withClient(source, async (client) => {
     const { status: current } = await latest(client, namespace, app, QUERY_TIMEOUT_MS);
-    if (TERMINAL_PHASES.includes(current.phase))
+    if (isTerminal(current.phase))
       throw new FluiError(`the last deploy of ${namespace}/${app} already ended (${current.phase}): nothing to cancel`);
     const handle = client.workflow.getHandle(deployWorkflowId(namespace, app), current.runId);
     if (reason) await handle.signal(cancelSignal, { reason });
@@ -450,6 +445,8 @@ export interface Build {
   runId: string;
   kind: DeployStatus['kind'];
   phase: DeployPhase;
+  /** For a cancelled deploy: who or what cancelled it, and why. */
+  cancelled?: Cancellation;
   commit?: string;
   ciRun?: CiRunRef;
   digest?: string;
@@ -467,6 +464,7 @@ function buildOf(info: WorkflowExecutionInfo, namespace: string, app: string): B
     runId: info.runId,
     kind: s.kind,
     phase: s.phase,
+    ...(s.cancelled ? { cancelled: s.cancelled } : {}),
     commit: s.commit,
     ciRun: s.ciRun,
     digest: s.digest,
@@ -542,7 +540,7 @@ export interface FollowOptions {
 }
 
 function memoDeployId(info: WorkflowExecutionInfo): string | undefined {
-  return (info.memo?.deploy as { deployId?: string } | undefined)?.deployId;
+  return readDeployMemo(info.memo)?.deployId;
 }
 
 /** A status for a deploy that is not the app's current one (queued behind it, or replaced before it ran). */
@@ -583,8 +581,7 @@ export async function* follow(
   const deployId = typeof b === 'string' ? c! : a;
   const opts: FollowOptions = typeof b === 'string' ? { intervalMs: d } : (b ?? {});
   const parsed = parseDeployId(deployId);
-  if (!parsed || parsed.attempt !== 1 || deployId !== parsed.deployId)
-    throw new FluiError(`"${deployId}" is not a deploy id (<namespace>.<app>.<nonce>)`, 'invalid');
+  if (!parsed) throw new FluiError(`"${deployId}" is not a deploy id (<namespace>.<app>.<nonce>)`, 'invalid');
   const { namespace, app } = parsed;
   const client = isClient(source) ? source : await connect(source);
   try {
@@ -640,7 +637,7 @@ async function* followRuns(
       last = key;
       yield mine;
     }
-    if (TERMINAL_PHASES.includes(mine.phase) || mine.phase === 'awaiting-retry') return;
+    if (isSettled(mine.phase)) return;
     await new Promise((r) => setTimeout(r, interval));
   }
 }

@@ -14,6 +14,7 @@ import {
   type V1Service,
 } from '@kubernetes/client-node';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ServiceError } from '../errors.ts';
 import type { Workload } from '../manifest/schema.ts';
 
 export const FIELD_MANAGER = 'flui';
@@ -31,7 +32,10 @@ export interface KubeClients {
   core: CoreV1Api;
 }
 
-export class KubeConfigMissing extends Error {}
+/** No usable kubeconfig: a setting of the worker to fix, not a cluster problem. */
+function kubeConfigMissing(message: string, cause?: unknown): ServiceError {
+  return new ServiceError({ service: 'Cluster', kind: 'misconfigured', message, cause });
+}
 
 export function kubeClients(kubeconfig?: string): KubeClients {
   const kc = new KubeConfig();
@@ -39,12 +43,12 @@ export function kubeClients(kubeconfig?: string): KubeClients {
     if (kubeconfig) kc.loadFromFile(kubeconfig);
     else kc.loadFromDefault();
   } catch (err) {
-    throw new KubeConfigMissing(`cannot read kubeconfig ${kubeconfig ?? '(default)'}: ${(err as Error).message}`);
+    throw kubeConfigMissing(`cannot read kubeconfig ${kubeconfig ?? '(default)'}: ${(err as Error).message}`, err);
   }
   // With no kubeconfig at all, the client library falls back to http://localhost:8080: never talk to that by accident.
   const fallback = !kubeconfig && !process.env.KUBECONFIG && kc.getCurrentCluster()?.server === 'http://localhost:8080';
   if (!kc.getCurrentCluster() || fallback) {
-    throw new KubeConfigMissing(
+    throw kubeConfigMissing(
       `no Kubernetes cluster configured (${kubeconfig ? `kubeconfig ${kubeconfig}` : 'set KUBECONFIG or ~/.kube/config'})`,
     );
   }

@@ -6,39 +6,36 @@
  * out of the workflow isolate); validation happens here, at the edges.
  */
 import { z } from 'zod';
+import { DNS_LABEL, IMAGE_REFERENCE, IMAGE_REPOSITORY } from './names.ts';
 
 export const API_VERSION = 'flui.dev/v1';
 
 // RFC 1123 label, as Kubernetes requires for names of Deployments, Services and namespaces.
 const dnsLabel = z
   .string()
-  .min(1)
-  .max(63)
-  .regex(
-    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
-    'must be lowercase letters, digits and "-", starting and ending with a letter or digit',
-  );
+  .regex(DNS_LABEL, 'must be 1 to 63 lowercase letters, digits and "-", starting and ending with a letter or digit');
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name');
 
 // host[:port]/path with lowercase path components, as the OCI distribution spec allows.
 const imageRepository = z
   .string()
-  .regex(
-    /^[a-zA-Z0-9.-]+(:[0-9]+)?\/[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/,
-    'must be "registry-host[:port]/path", e.g. "ghcr.io/acme/hello" (lowercase path)',
-  );
+  .regex(IMAGE_REPOSITORY, 'must be "registry-host[:port]/path", e.g. "ghcr.io/acme/hello" (lowercase path)');
 
 // repository[:tag][@sha256:digest]
 const imageReference = z
   .string()
   .regex(
-    /^[a-zA-Z0-9.-]+(:[0-9]+)?\/[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/,
+    IMAGE_REFERENCE,
     'must be "registry-host[:port]/path[:tag][@sha256:digest]", e.g. "registry.example.com/library/redis:7.4"',
   )
-  .refine((ref) => /:[A-Za-z0-9_][A-Za-z0-9_.-]*$|@sha256:/.test(ref.slice(ref.indexOf('/'))), {
-    message: 'must name a tag or a digest, e.g. ":7.4" or "@sha256:..."',
-  });
+  .refine(
+    (ref) => {
+      const m = IMAGE_REFERENCE.exec(ref);
+      return !m || Boolean(m[3] || m[4]); // a malformed reference is the pattern's to report
+    },
+    { message: 'must name a tag or a digest, e.g. ":7.4" or "@sha256:..."' },
+  );
 
 const quantity = z
   .string()

@@ -1,7 +1,9 @@
 /**
  * Image references: `host[:port]/path[:tag][@sha256:digest]`. Flui always names the registry host explicitly
- * (no implicit Docker Hub), so parsing needs no guessing.
+ * (no implicit Docker Hub), so parsing needs no guessing. The grammar is src/manifest/names.ts's.
  */
+import { ServiceError } from '../errors.ts';
+import { IMAGE_REFERENCE } from '../manifest/names.ts';
 
 export interface ImageReference {
   /** `host[:port]` */
@@ -12,12 +14,15 @@ export interface ImageReference {
   digest?: string;
 }
 
-const REFERENCE =
-  /^([a-zA-Z0-9.-]+(?::[0-9]+)?)\/([a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[a-f0-9]{64}))?$/;
-
 export function parseImageReference(ref: string): ImageReference {
-  const m = REFERENCE.exec(ref);
-  if (!m) throw new Error(`invalid image reference "${ref}": expected host[:port]/path[:tag][@sha256:digest]`);
+  const m = IMAGE_REFERENCE.exec(ref);
+  if (!m) {
+    throw new ServiceError({
+      service: 'Registry',
+      kind: 'invalid',
+      message: `invalid image reference "${ref}": expected host[:port]/path[:tag][@sha256:digest]`,
+    });
+  }
   const [, host, repository, tag, digest] = m as unknown as [string, string, string, string?, string?];
   return { host, repository, tag, digest };
 }

@@ -29,15 +29,21 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { DeployActivities } from '../activities/types.ts';
-import { FailureType } from '../activities/types.ts';
 import {
+  appOf,
   cancelSignal,
   ciRunKey,
+  ciRunName,
+  deployMemo,
+  DeployFailureType,
   deployRequestedSignal,
+  FailureType,
   FluiApp,
   FluiCiRun,
   FluiCommit,
   FluiPhase,
+  initialStatus,
+  isTerminal,
   retrySignal,
   runCompletedSignal,
   statusQuery,
@@ -47,7 +53,7 @@ import {
   type DeployPhase,
   type DeployRequest,
   type DeployStatus,
-} from './api.ts';
+} from './contract.ts';
 
 // ---- Failure model -------------------------------------------------------------------------------------------
 // Permanent refusals end the phase at once; everything else is retried with backoff for hours, so an outage of the
@@ -127,20 +133,15 @@ export async function deployWorkflow(
   carried: DeployCarryOver = { queued: [] },
 ): Promise<DeployOutcome> {
   const { namespace, app } = appOf(request);
-  const status: DeployStatus = {
-    deployId: request.deployId,
-    kind: request.kind,
-    namespace,
-    app,
-    phase: 'queued',
-    attempt: 1,
-    timings: [],
-    queued: carried.queued.map((r) => r.deployId),
-  };
+  const status: DeployStatus = initialStatus(
+    request,
+    carried.queued.map((r) => r.deployId),
+  );
   const queue = [...carried.queued];
   const seen = new Set([request.deployId, ...queue.map((r) => r.deployId)]);
   let main: CancellationScope | undefined;
-  let cancelReason: string | undefined;
+  /** Set by the cancel signal (a Temporal cancel request cancels `main` and leaves this unset). */
+  let cancelRequest: { reason?: string } | undefined;
   let superseder: DeployRequest | undefined;
   let retryRequested = false;
   let webhookResult: CiRunResult | undefined;
@@ -149,7 +150,7 @@ export async function deployWorkflow(
 
   setHandler(statusQuery, () => status);
   setHandler(cancelSignal, (arg) => {
-    cancelReason = arg?.reason ?? 'cancelled by signal';
+    cancelRequest = { reason: arg?.reason };
     main?.cancel();
   });
   setHandler(retrySignal, () => {
@@ -188,7 +189,7 @@ export async function deployWorkflow(
       outcome = 'succeeded';
       break;
     } catch (err) {
-      if (superseder || cancelReason !== undefined || isCancellation(err)) {
+      if (superseder || cancelRequest !== undefined || isCancellation(err)) {
         await CancellationScope.nonCancellable(async () => {
           await stopCiRun();
           // A newer deploy rolls out next anyway; a plain cancel puts the cluster back as it was. (A patch: deploys
@@ -210,11 +211,11 @@ export async function deployWorkflow(
       setPhase('awaiting-retry');
       // A newer or queued deploy also ends the wait: a failed deploy should not hold the app hostage.
       await condition(
-        () => retryRequested || cancelReason !== undefined || superseder !== undefined || queue.length > 0,
+        () => retryRequested || cancelRequest !== undefined || superseder !== undefined || queue.length > 0,
         `${windowMinutes} minutes`,
       );
       if (!retryRequested) {
-        if (superseder || cancelReason !== undefined) outcome = 'cancelled';
+        if (superseder || cancelRequest !== undefined) outcome = 'cancelled';
         break;
       }
       retryRequested = false;
@@ -229,13 +230,16 @@ export async function deployWorkflow(
     setPhase('superseded');
     return continueAsNew<typeof deployWorkflow>(superseder, { queued: [] });
   }
+  if (outcome === 'cancelled') {
+    status.cancelled = cancelRequest ? { by: 'signal', reason: cancelRequest.reason } : { by: 'temporal' };
+  }
   setPhase(outcome === 'succeeded' ? 'succeeded' : outcome === 'cancelled' ? 'cancelled' : 'failed');
   const next = queue.shift();
   if (next) return continueAsNew<typeof deployWorkflow>(next, { queued: queue });
   if (outcome === 'failed') {
     throw ApplicationFailure.nonRetryable(
       `deploy ${request.deployId} failed while ${status.failedPhase}: ${status.error}`,
-      'DeployFailed',
+      DeployFailureType.Failed,
       status,
     );
   }
@@ -247,12 +251,13 @@ export async function deployWorkflow(
         : status.rolloutUndone === 'removed'
           ? '; its first rollout was undone, the app removed'
           : '';
+    const reason = cancelRequest?.reason;
     if (CancellationScope.current().consideredCancelled) {
-      throw new CancelledFailure(`${cancelReason ?? 'cancelled'}${undone}`);
+      throw new CancelledFailure(`${reason ?? 'cancelled'}${undone}`);
     }
     throw ApplicationFailure.nonRetryable(
-      `deploy ${request.deployId} cancelled: ${cancelReason}${undone}`,
-      'DeployCancelled',
+      `deploy ${request.deployId} cancelled: ${reason ?? 'cancelled by signal'}${undone}`,
+      DeployFailureType.Cancelled,
       status,
     );
   }
@@ -285,10 +290,7 @@ export async function deployWorkflow(
     const repo = `${manifest.spec.source.repository}@${manifest.spec.source.branch}`;
     // The pipeline file and the credential are independent: check both at once.
     const [file] = await Promise.all([
-      activities(API_CALL, `Write the build pipeline to ${repo} if it changed`).ensureWorkflowFile({
-        deployId: request.deployId,
-        app: manifest,
-      }),
+      activities(API_CALL, `Write the build pipeline to ${repo} if it changed`).ensureWorkflowFile({ app: manifest }),
       activities(
         API_CALL,
         `Store the registry push credential as a CI secret of ${manifest.spec.source.repository}`,
@@ -305,7 +307,7 @@ export async function deployWorkflow(
     // The dispatch is not cancelled with the deploy: a run created after the cleanup looked for it would build and
     // push on its own. A cancel stops waiting for it here, and the cleanup lets it land first (stopCiRun).
     dispatching = CancellationScope.nonCancellable(() =>
-      activities(API_CALL, `Start the CI run "flui ${runKey}" on ${manifest.spec.source.branch}`).triggerRun({
+      activities(API_CALL, `Start the CI run "${ciRunName(runKey)}" on ${manifest.spec.source.branch}`).triggerRun({
         runKey,
         app: manifest,
       }),
@@ -335,7 +337,7 @@ export async function deployWorkflow(
           },
         },
         `Wait for CI run ${run.id} to complete`,
-      ).awaitRun({ runKey, app: manifest, run, queuedTimeoutSeconds: queueTimeoutMinutes * 60 }),
+      ).awaitRun({ app: manifest, run, queuedTimeoutSeconds: queueTimeoutMinutes * 60 }),
     );
     polled.catch(() => undefined); // observed below, or abandoned when the webhook wins
     const result = await Promise.race([
@@ -369,12 +371,10 @@ export async function deployWorkflow(
   async function rollout(): Promise<void> {
     setPhase('rolling-out');
     const target = request.kind === 'Rollback' ? (request.digest ?? 'the previous image') : status.image!;
-    const result = await activities(ROLLOUT, `Roll out ${target} to ${namespace}/${app}`).rolloutImage({
-      deployId: request.deployId,
-      request,
-      image: request.kind === 'Rollback' ? '' : status.image!,
-      commit: status.commit,
-    });
+    // A rollback names no image: the activity finds its target (the digest asked for, or the previous good image).
+    const result = await activities(ROLLOUT, `Roll out ${target} to ${namespace}/${app}`).rolloutImage(
+      request.kind === 'Rollback' ? { request } : { request, image: status.image!, commit: status.commit },
+    );
     status.image = result.image;
     status.digest = result.digest;
     recordMemo();
@@ -408,7 +408,7 @@ export async function deployWorkflow(
     // Without a recorded run, a dispatch may still have happened (an attempt in flight): look it up by key.
     const runKey = ciRunKey(request.deployId, status.attempt);
     try {
-      await activities(CLEANUP, `Cancel CI run ${status.ciRun?.id ?? `"flui ${runKey}"`}`).cancelRun({
+      await activities(CLEANUP, `Cancel CI run ${status.ciRun?.id ?? `"${ciRunName(runKey)}"`}`).cancelRun({
         app: request.manifest,
         run: status.ciRun,
         runKey,
@@ -423,8 +423,7 @@ export async function deployWorkflow(
     const current = status.timings.at(-1);
     if (current && !current.endedAt) current.endedAt = now;
     status.phase = phase;
-    if (!['succeeded', 'failed', 'cancelled', 'superseded'].includes(phase))
-      status.timings.push({ phase, startedAt: now });
+    if (!isTerminal(phase)) status.timings.push({ phase, startedAt: now });
     upsertSearchAttributes([{ key: FluiPhase, value: phase }]);
     setCurrentDetails(
       `**${phase}**${status.ciRun ? ` · [CI run](${status.ciRun.htmlUrl})` : ''}${status.digest ? ` · ${status.digest}` : ''}${status.error ? `\n\n${status.error}` : ''}`,
@@ -434,26 +433,8 @@ export async function deployWorkflow(
 
   /** The memo is what `flui builds` lists without replaying histories. */
   function recordMemo(): void {
-    upsertMemo({
-      deploy: {
-        deployId: status.deployId,
-        kind: status.kind,
-        phase: status.phase,
-        attempt: status.attempt,
-        commit: status.commit ?? null,
-        ciRun: status.ciRun ?? null,
-        image: status.image ?? null,
-        digest: status.digest ?? null,
-        error: status.error ?? null,
-        timings: status.timings,
-      },
-    });
+    upsertMemo(deployMemo(status));
   }
-}
-
-function appOf(request: DeployRequest): { namespace: string; app: string } {
-  if (request.kind === 'Rollback') return { namespace: request.namespace, app: request.app };
-  return { namespace: request.manifest.metadata.namespace, app: request.manifest.metadata.name };
 }
 
 /** The digest a failed rollout put back, from the failure's details. */

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
+import { toActivityFailure } from '../../src/activities/failures.ts';
 import { createCiBackend } from '../../src/ci/index.ts';
 import { loadConfig } from '../../src/config.ts';
+import { ServiceError } from '../../src/errors.ts';
 import { validateManifest } from '../../src/manifest/parse.ts';
 import type { Application } from '../../src/manifest/schema.ts';
 
@@ -16,13 +18,15 @@ describe('createCiBackend', () => {
       metadata: { name: 'hello' },
       spec: { source: { repository: 'acme/hello' }, image: { repository: 'ghcr.io/acme/hello' } },
     }) as Application;
-    await assert.rejects(
-      ci.ensurePipeline(app),
-      (err: unknown) =>
-        err instanceof ApplicationFailure &&
-        err.nonRetryable &&
-        err.type === 'Misconfigured' &&
-        /GITHUB_TOKEN/.test(err.message),
-    );
+    await assert.rejects(ci.ensurePipeline(app), (err: unknown) => {
+      assert.ok(err instanceof ServiceError && err.kind === 'misconfigured', String(err));
+      const failure = toActivityFailure(err);
+      return (
+        failure instanceof ApplicationFailure &&
+        failure.nonRetryable &&
+        failure.type === 'Misconfigured' &&
+        /GITHUB_TOKEN/.test(failure.message)
+      );
+    });
   });
 });

@@ -11,7 +11,7 @@ import { EXIT } from '../../src/cli/exit.ts';
 import { recordHistory, type HistoryEntry } from '../../src/kube/history.ts';
 import { applyTarget, ensureNamespace, kubeClients } from '../../src/kube/rollout.ts';
 import { validateManifest } from '../../src/manifest/parse.ts';
-import { deployWorkflowId } from '../../src/workflows/api.ts';
+import { deployWorkflowId } from '../../src/workflows/contract.ts';
 import { useCluster } from '../helpers/kubernetes.ts';
 import { useTemporal } from '../helpers/temporal.ts';
 import { flui, json } from './flui.ts';

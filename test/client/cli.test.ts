@@ -17,7 +17,7 @@ import { main } from '../../src/cli/main.ts';
 import { formatBuilds, formatStatus, table } from '../../src/cli/output.ts';
 import { Progress } from '../../src/cli/progress.ts';
 import { freePort, makeTempDir } from '../../dev/process.ts';
-import { deployWorkflowId, FluiApp, type DeployStatus } from '../../src/workflows/api.ts';
+import { deployWorkflowId, FluiApp, type DeployStatus } from '../../src/workflows/contract.ts';
 import { eventually } from '../helpers/stack.ts';
 import { useTemporal } from '../helpers/temporal.ts';
 import { events, flui, json, startFlui } from './flui.ts';

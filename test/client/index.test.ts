@@ -1,11 +1,16 @@
 /**
  * The client library at its edge, against a real Temporal dev server (no worker): what it refuses, with which field
  * named and which kind of error, before anything is started; and that a configuration works wherever a client does.
+ * Then what it reads back from deploys that ended, run by the real workflow with activities held in place.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { Context } from '@temporalio/activity';
+import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+import type { DeployActivities } from '../../src/activities/types.ts';
 import {
+  cancel,
   FluiError,
   follow,
   listBuilds,
@@ -19,8 +24,9 @@ import {
 import { loadClientConfig } from '../../src/config.ts';
 import { ManifestError } from '../../src/manifest/parse.ts';
 import type { Manifest } from '../../src/manifest/schema.ts';
-import { deployWorkflowId } from '../../src/workflows/api.ts';
-import { useTemporal } from '../helpers/temporal.ts';
+import { cancelSignal, deployWorkflowId, type Cancellation } from '../../src/workflows/contract.ts';
+import { pollUntil } from '../helpers/eventually.ts';
+import { useTemporal, workflowBundle } from '../helpers/temporal.ts';
 
 const valid = {
   apiVersion: 'flui.dev/v1',
@@ -129,5 +135,68 @@ describe('client library', () => {
       webUiUrl('http://x', 'ns 1', 'deploy-a.b', 'r'),
       'http://x/namespaces/ns%201/workflows/deploy-a.b/r/history',
     );
+  });
+
+  describe('reading back how a deploy ended', () => {
+    /** Holds every deploy in `resolving` until it is cancelled (heartbeats carry the cancellation to it). */
+    const held: Pick<DeployActivities, 'resolveImage'> = {
+      async resolveImage() {
+        const ctx = Context.current();
+        for (;;) {
+          ctx.heartbeat();
+          await ctx.sleep(200);
+        }
+      },
+    };
+
+    /** Deploys `app`, waits until it is held, ends it with `end`, and waits until the run has closed. */
+    async function deployAndEnd(app: string, taskQueue: string, end: (workflowId: string) => Promise<unknown>) {
+      const client = temporal().client;
+      const { workflowId } = await startDeploy(client, { ...valid, metadata: { name: app } } as Manifest, {
+        taskQueue,
+      });
+      await pollUntil(async () => ((await status(client, 'default', app)).phase === 'resolving' ? true : undefined), {
+        what: `${app} resolving`,
+        timeoutMs: 30_000,
+        intervalMs: 200,
+      });
+      await end(workflowId);
+      await assert.rejects(client.workflow.getHandle(workflowId).result(), WorkflowFailedError);
+    }
+
+    it('shows a deploy cancelled through the signal, through Temporal or by termination as cancelled, by whom and why', async () => {
+      const { client, nativeConnection } = temporal();
+      const taskQueue = 'client-cancelled';
+      const worker = await Worker.create({
+        connection: nativeConnection,
+        taskQueue,
+        workflowBundle: await workflowBundle('src/workflows/index.ts'),
+        activities: held,
+      });
+      const cases: [string, (workflowId: string) => Promise<unknown>, Cancellation][] = [
+        // What `temporal workflow signal --name cancel` and Web UI's signal send: the run ends Failed.
+        [
+          'by-signal',
+          (id) => client.workflow.getHandle(id).signal(cancelSignal, { reason: 'wrong image' }),
+          { by: 'signal', reason: 'wrong image' },
+        ],
+        ['by-temporal', () => cancel(client, 'default', 'by-temporal'), { by: 'temporal' }],
+        ['by-termination', (id) => client.workflow.getHandle(id).terminate('stuck'), { by: 'terminated' }],
+      ];
+      await worker.runUntil(async () => {
+        for (const [app, end, cancelled] of cases) {
+          await deployAndEnd(app, taskQueue, end);
+          const s = await status(client, 'default', app);
+          assert.equal(s.source, 'recorded', app);
+          assert.equal(s.phase, 'cancelled', app);
+          assert.deepEqual(s.cancelled, cancelled, app);
+          const [build, ...older] = await listBuilds(client, 'default', app);
+          assert.deepEqual(older, [], app);
+          assert.equal(build?.phase, 'cancelled', app);
+          assert.deepEqual(build?.cancelled, cancelled, app);
+          assert.equal(build?.deployId, s.deployId, app);
+        }
+      });
+    });
   });
 });

@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Worker } from '@temporalio/worker';
+import { withActivityFailures } from '../../src/activities/failures.ts';
 import { createKubernetesActivities } from '../../src/activities/kubernetes.ts';
 import type { RolloutImageInput } from '../../src/activities/types.ts';
 import { rollback } from '../../src/client/index.ts';
@@ -19,7 +20,7 @@ import { applyTarget, kubeClients, type KubeClients } from '../../src/kube/rollo
 import { freePort } from '../../dev/process.ts';
 import { validateManifest } from '../../src/manifest/parse.ts';
 import type { CatalogApp } from '../../src/manifest/schema.ts';
-import type { DeployOutcome, DeployRequest } from '../../src/workflows/api.ts';
+import type { DeployOutcome } from '../../src/workflows/contract.ts';
 import { useCluster } from '../helpers/kubernetes.ts';
 import { useTemporal, workflowBundle } from '../helpers/temporal.ts';
 
@@ -46,16 +47,11 @@ function manifest(app: string, extra: Record<string, unknown> = {}): CatalogApp 
 }
 
 function input(m: CatalogApp, deployId: string, img: string, commit?: string): RolloutImageInput {
-  const request: DeployRequest = { deployId, kind: 'CatalogApp', manifest: m, policy: 'supersede' };
-  return { deployId, request, image: img, commit };
+  return { request: { deployId, kind: 'CatalogApp', manifest: m, policy: 'supersede' }, image: img, commit };
 }
 
 function rollbackInput(deployId: string, app: string, to?: string): RolloutImageInput {
-  return {
-    deployId,
-    request: { deployId, kind: 'Rollback', namespace: 'shop', app, digest: to, policy: 'supersede' },
-    image: '',
-  };
+  return { request: { deployId, kind: 'Rollback', namespace: 'shop', app, digest: to, policy: 'supersede' } };
 }
 
 async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
@@ -94,8 +90,9 @@ describe('rolloutImage against a kwok cluster', () => {
       if (line.includes('nodes ready')) console.log(`# kwok ${line}`);
     },
   });
+  // As the worker registers them: what the activity throws reaches Temporal through the one translation.
   const rolloutImage = (kubeconfig = cluster().kubeconfigPath) =>
-    createKubernetesActivities({ kubeconfig }).rolloutImage;
+    withActivityFailures(createKubernetesActivities({ kubeconfig })).rolloutImage;
   const k = () => kubeClients(cluster().kubeconfigPath);
   const generation = async (app = 'web') =>
     (await k().apps.readNamespacedDeployment({ name: app, namespace: 'shop' })).metadata?.generation;
@@ -417,7 +414,7 @@ describe('rolloutImage against a kwok cluster', () => {
         connection: nativeConnection,
         taskQueue,
         workflowBundle: await workflowBundle('src/workflows/index.ts'),
-        activities: createKubernetesActivities({ kubeconfig: cluster().kubeconfigPath }),
+        activities: withActivityFailures(createKubernetesActivities({ kubeconfig: cluster().kubeconfigPath })),
       });
       const outcome = await worker.runUntil(async () => {
         const started = await rollback(client, 'shop', 'web', { taskQueue });

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
-import { createRegistryActivities } from '../../src/activities/registry.ts';
+import { withActivityFailures } from '../../src/activities/failures.ts';
+import { createRegistryActivities as createUnwrapped } from '../../src/activities/registry.ts';
 import { freePort } from '../../dev/process.ts';
 import { checkLogin, pushImage } from '@flui/github-emulator/registry-push';
 import {
@@ -17,6 +18,10 @@ import {
 } from '../../src/registry/oci.ts';
 import { REGISTRY_PASSWORD, REGISTRY_USER, useRegistry } from '../helpers/registry.ts';
 import { useTokenRegistry } from '../helpers/token-registry.ts';
+
+/** The registry activity as the worker registers it: what it throws reaches Temporal through the one translation. */
+const createRegistryActivities = (config: Parameters<typeof createUnwrapped>[0]) =>
+  withActivityFailures(createUnwrapped(config));
 
 const credentials = { username: REGISTRY_USER, password: REGISTRY_PASSWORD };
 const wrong = { ...credentials, password: 'wrong' };
@@ -36,7 +41,9 @@ describe('OCI client and resolveImage against docker-registry (Basic auth)', () 
     });
     assert.equal(again.digest, pushed.digest);
 
-    const { resolveImage } = createRegistryActivities({ registry: { ...credentials, insecureHosts: ['127.0.0.1'] } });
+    const { resolveImage } = createRegistryActivities({
+      registry: { auths: { [registry().host]: { ...credentials, realms: [] } }, insecureHosts: ['127.0.0.1'] },
+    });
     const resolved = await resolveImage({ image });
     assert.deepEqual(resolved, { digest: pushed.digest, pinned: `${registry().host}/acme/hello@${pushed.digest}` });
   });
@@ -100,7 +107,7 @@ describe('OCI client and resolveImage against docker-registry (Basic auth)', () 
     await assert.rejects(pushImage(image, { credentials: wrong, files: { a: 'b' } }), (err: unknown) => {
       assert.ok(err instanceof RegistryUnauthorizedError);
       assert.equal(err.status, 401);
-      assert.equal(err.reason, 'unauthorized');
+      assert.equal(err.kind, 'unauthorized');
       assert.equal(err.retryable, false);
       assert.match(err.message, /refused the credentials \(401 unauthorized\)/);
       assert.ok(!err.message.includes('wrong'), 'the password is never in the message');
@@ -108,19 +115,21 @@ describe('OCI client and resolveImage against docker-registry (Basic auth)', () 
     });
     await assert.rejects(headManifest(`${registry().host}/acme/hello:nope`, { credentials }), (err: unknown) => {
       assert.ok(err instanceof RegistryNotFoundError);
-      assert.equal(err.reason, 'not-found');
+      assert.equal(err.kind, 'not-found');
       assert.match(err.message, /not found/);
       return true;
     });
 
-    const { resolveImage } = createRegistryActivities({ registry: { insecureHosts: ['127.0.0.1'] } });
+    const { resolveImage } = createRegistryActivities({ registry: { auths: {}, insecureHosts: ['127.0.0.1'] } });
     await assert.rejects(resolveImage({ image }), (err: unknown) => {
       assert.ok(err instanceof ApplicationFailure);
       assert.equal(err.type, 'Unauthorized');
       assert.match(err.message, /refused anonymous access \(401 unauthorized\).*REGISTRY_USERNAME/);
       return true;
     });
-    const missing = createRegistryActivities({ registry: { ...credentials, insecureHosts: ['127.0.0.1'] } });
+    const missing = createRegistryActivities({
+      registry: { auths: { [registry().host]: { ...credentials, realms: [] } }, insecureHosts: ['127.0.0.1'] },
+    });
     await assert.rejects(missing.resolveImage({ image: `${registry().host}/acme/hello:nope` }), (err: unknown) => {
       assert.ok(err instanceof ApplicationFailure);
       assert.equal(err.type, 'NotFound');
@@ -134,7 +143,7 @@ describe('OCI client and resolveImage against docker-registry (Basic auth)', () 
     abort.abort();
     await assert.rejects(
       pushImage(`${registry().host}/acme/aborted:x`, { credentials, files: { a: 'a' }, signal: abort.signal }),
-      (err: unknown) => err instanceof RegistryError && err.reason === 'aborted' && !err.retryable,
+      (err: unknown) => err instanceof RegistryError && err.aborted && !err.retryable,
     );
   });
 
@@ -142,12 +151,12 @@ describe('OCI client and resolveImage against docker-registry (Basic auth)', () 
     const closed = `127.0.0.1:${await freePort()}`;
     await assert.rejects(headManifest(`${closed}/acme/hello:x`), (err: unknown) => {
       assert.ok(err instanceof RegistryError);
-      assert.equal(err.reason, 'unavailable');
+      assert.equal(err.kind, 'unavailable');
       assert.equal(err.retryable, true);
       assert.match(err.message, /unreachable.*ECONNREFUSED/);
       return true;
     });
-    const { resolveImage } = createRegistryActivities({ registry: { insecureHosts: ['127.0.0.1'] } });
+    const { resolveImage } = createRegistryActivities({ registry: { auths: {}, insecureHosts: ['127.0.0.1'] } });
     await assert.rejects(resolveImage({ image: '127.0.0.1:1/acme/hello:x' }), (err: unknown) => {
       assert.ok(err instanceof ApplicationFailure);
       assert.equal(err.nonRetryable, false);
@@ -159,19 +168,25 @@ describe('OCI client and resolveImage against docker-registry (Basic auth)', () 
 
 describe('OCI client against a token-auth registry (the Bearer challenge flow)', () => {
   const registry = useTokenRegistry(credentials);
+  /** The token service listens on its own port: another origin, trusted with the credentials only when configured. */
+  const realms = () => [new URL(registry().realm).origin];
 
   it('earns Bearer tokens with the credentials to push, resolve and log in', async () => {
     const image = `${registry().host}/acme/tokened:v1`;
     const before = registry().tokens.issued;
-    const pushed = await pushImage(image, { credentials, files: { 'index.html': '<h1>hi</h1>\n' } });
-    assert.equal((await headManifest(image, { credentials })).digest, pushed.digest);
-    await checkLogin(registry().host, { credentials });
+    const pushed = await pushImage(image, {
+      credentials,
+      trustedRealms: realms(),
+      files: { 'index.html': '<h1>hi</h1>\n' },
+    });
+    assert.equal((await headManifest(image, { credentials, trustedRealms: realms() })).digest, pushed.digest);
+    await checkLogin(registry().host, { credentials, trustedRealms: realms() });
     assert.ok(registry().tokens.issued > before, 'the client went through the token service');
   });
 
   it('is unauthorized with a wrong password (the token service refuses) or without credentials (no access)', async () => {
     const image = `${registry().host}/acme/tokened:v1`;
-    await assert.rejects(headManifest(image, { credentials: wrong }), (err: unknown) => {
+    await assert.rejects(headManifest(image, { credentials: wrong, trustedRealms: realms() }), (err: unknown) => {
       assert.ok(err instanceof RegistryUnauthorizedError);
       assert.match(err.message, /refused the credentials \(401 unauthorized\) for a token/);
       return true;
@@ -182,15 +197,31 @@ describe('OCI client against a token-auth registry (the Bearer challenge flow)',
       assert.match(err.message, /refused anonymous access \(401 unauthorized\)/);
       return true;
     });
-    await assert.rejects(checkLogin(registry().host, { credentials: wrong }), RegistryUnauthorizedError);
+    await assert.rejects(
+      checkLogin(registry().host, { credentials: wrong, trustedRealms: realms() }),
+      RegistryUnauthorizedError,
+    );
   });
 
   it('treats a token service outage as retryable', async () => {
     registry().failTokens(1);
     await assert.rejects(
-      headManifest(`${registry().host}/acme/tokened:v1`, { credentials }),
+      headManifest(`${registry().host}/acme/tokened:v1`, { credentials, trustedRealms: realms() }),
       (err: unknown) => err instanceof RegistryError && err.status === 503 && err.retryable,
     );
-    assert.ok((await headManifest(`${registry().host}/acme/tokened:v1`, { credentials })).digest);
+    assert.ok(
+      (await headManifest(`${registry().host}/acme/tokened:v1`, { credentials, trustedRealms: realms() })).digest,
+    );
+  });
+
+  it('asks a token realm it is not configured to trust without the credentials, and says so when refused', async () => {
+    const image = `${registry().host}/acme/tokened:v1`;
+    const refusedBefore = registry().tokens.refused;
+    await assert.rejects(headManifest(image, { credentials }), (err: unknown) => {
+      assert.ok(err instanceof RegistryUnauthorizedError);
+      assert.match(err.message, /token realm http:\/\/127\.0\.0\.1:\d+ was asked without credentials/);
+      return true;
+    });
+    assert.equal(registry().tokens.refused, refusedBefore, 'no credentials reached the realm, so none were refused');
   });
 });

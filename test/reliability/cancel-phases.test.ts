@@ -12,7 +12,7 @@ import { readHistory } from '../../src/kube/history.ts';
 import { ANNOTATION, kubeClients, rolloutState } from '../../src/kube/rollout.ts';
 import { startRegistry, type LocalRegistry } from '../../dev/registry.ts';
 import type { Application } from '../../src/manifest/schema.ts';
-import { cancelSignal, statusQuery, type DeployOutcome, type DeployStatus } from '../../src/workflows/api.ts';
+import { cancelSignal, statusQuery, type DeployOutcome, type DeployStatus } from '../../src/workflows/contract.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
 import { createApplication, eventually, useStack } from '../helpers/stack.ts';
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { startDeploy, status } from '../../src/client/index.ts';
 import { startDevServer, type DevServer } from '../../dev/temporal.ts';
-import type { DeployOutcome } from '../../src/workflows/api.ts';
+import type { DeployOutcome } from '../../src/workflows/contract.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
 import { scanForSecrets } from '../helpers/secrets.ts';
 import { createApplication, eventually, useStack } from '../helpers/stack.ts';

@@ -29,7 +29,7 @@ import type { RequestInfo } from '@flui/github-emulator';
 import { readHistory } from '../../src/kube/history.ts';
 import { kubeClients } from '../../src/kube/rollout.ts';
 import type { Application } from '../../src/manifest/schema.ts';
-import type { DeployOutcome } from '../../src/workflows/api.ts';
+import type { DeployOutcome } from '../../src/workflows/contract.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
 import { scanForSecrets } from '../helpers/secrets.ts';
 import { createApplication, eventually, useStack } from '../helpers/stack.ts';

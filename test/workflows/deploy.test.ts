@@ -10,7 +10,7 @@ import { listImages } from '../../src/kube/history.ts';
 import { kubeClients } from '../../src/kube/rollout.ts';
 import { pipelinePath } from '../../src/ci/github/pipeline-file.ts';
 import { pushImage } from '@flui/github-emulator/registry-push';
-import { retrySignal, type DeployOutcome, type DeployStatus } from '../../src/workflows/api.ts';
+import { retrySignal, type DeployOutcome, type DeployStatus } from '../../src/workflows/contract.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
 import { catalogApp, createApplication, eventually, useStack } from '../helpers/stack.ts';
 

@@ -10,7 +10,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { newDeployId } from '../../src/client/index.ts';
 import { freePort } from '../../dev/process.ts';
 import { startLocalStack, type LocalStack } from '../../dev/stack.ts';
-import { deployWorkflowId, type DeployOutcome, type DeployRequest } from '../../src/workflows/api.ts';
+import { deployWorkflowId, type DeployOutcome, type DeployRequest } from '../../src/workflows/contract.ts';
 import type { Application } from '../../src/manifest/schema.ts';
 import { useServer } from '../helpers/suite.ts';
 import { startTimeSkipping, workflowBundle } from '../helpers/temporal.ts';

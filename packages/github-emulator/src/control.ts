@@ -26,10 +26,12 @@
  * a link the CLI prints opens something useful.
  */
 import type { ServerResponse } from 'node:http';
+import { zipSync } from 'fflate';
+import { z } from 'zod';
 import type { Emulation } from './context.ts';
 import { DOCS } from './http.ts';
 import type { GitHubEmulator } from './api.ts';
-import { zipStored } from './zip.ts';
+import { PERMISSION_AREAS } from './store.ts';
 
 class BadRequest extends Error {
   readonly status: number;
@@ -39,30 +41,45 @@ class BadRequest extends Error {
   }
 }
 
-const str = (v: unknown, name: string): string => {
-  if (typeof v !== 'string' || !v) throw new BadRequest(`"${name}" must be a non-empty string`);
-  return v;
+/** `"<field>" <phrase>`: what every refusal of a control body says. */
+const says = (phrase: string) => ({ error: (issue: z.core.$ZodRawIssue) => `"${String(issue.path?.[0])}" ${phrase}` });
+const text = z.string(says('must be a non-empty string')).min(1, says('must be a non-empty string'));
+const count = z.number(says('must be a number ≥ 0')).min(0, says('must be a number ≥ 0'));
+const names = z.array(z.string(says('must be strings')), says('must be strings'));
+const files = z.record(z.string(), z.string(says('must map paths to strings')), says('must map paths to strings'));
+const limitStatus = z.literal([403, 429], says('must be 403 or 429'));
+const on = z.boolean(says('must be true or false'));
+const permissions = z.partialRecord(
+  z.enum(PERMISSION_AREAS, says(`names permission areas: ${PERMISSION_AREAS.join(', ')}`)),
+  z.enum(['read', 'write', 'none'], says('must map areas to read, write or none')),
+  says('must map areas to read, write or none'),
+);
+
+/** The body of each control request that takes one. */
+const bodies = {
+  repo: z.object({ owner: text, name: text, defaultBranch: text.optional(), files: files.optional() }),
+  commit: z.object({ branch: text, files, message: text.optional() }),
+  protection: z.object({ branch: text, on: on.optional() }),
+  token: z.object({ repos: names.optional(), permissions: permissions.optional(), expiresInMs: count.optional() }),
+  app: z.object({ repos: names.optional(), permissions: permissions.optional() }),
+  outage: z.object({
+    mode: z.enum(['503', 'reset'], says('is 503 or reset')).optional(),
+    forMs: count.optional(),
+    requests: count.optional(),
+  }),
+  latency: z.object({ ms: count }),
+  exhaustRateLimit: z.object({ forMs: count, token: text.optional(), status: limitStatus.optional() }),
+  secondaryLimit: z.object({ count, retryAfterSeconds: count, status: limitStatus.optional() }),
+  keepQueued: z.object({ on }),
+  count: z.object({ count }),
+  webhooks: z.object({ drop: count.optional(), duplicate: count.optional() }),
 };
-const num = (v: unknown, name: string): number => {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new BadRequest(`"${name}" must be a number ≥ 0`);
-  return v;
-};
-const optional = <T>(v: unknown, check: (v: unknown, name: string) => T, name: string): T | undefined =>
-  v === undefined ? undefined : check(v, name);
-const strings = (v: unknown, name: string): string[] => {
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new BadRequest(`"${name}" must be strings`);
-  return v as string[];
-};
-const record = (v: unknown, name: string): Record<string, string> => {
-  if (!v || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) {
-    throw new BadRequest(`"${name}" must map paths to strings`);
-  }
-  return v as Record<string, string>;
-};
-const status = (v: unknown, name: string): 403 | 429 => {
-  if (v !== 403 && v !== 429) throw new BadRequest(`"${name}" must be 403 or 429`);
-  return v;
-};
+
+function parse<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw new BadRequest(parsed.error.issues[0]!.message);
+  return parsed.data;
+}
 
 export async function handleControl(
   emulator: GitHubEmulator,
@@ -92,11 +109,14 @@ export async function handleControl(
       const link = env.logs.get(logs[1]!);
       if (!link) throw new BadRequest('Not Found (log links expire after five minutes)', 404);
       const { run } = link;
-      const files: Record<string, string> = { '0_build.txt': `${run.log.join('\n')}\n` };
+      const files: Record<string, Uint8Array> = { '0_build.txt': Buffer.from(`${run.log.join('\n')}\n`) };
       for (const step of run.steps ?? []) {
-        files[`build/${step.number}_${step.name.replace(/[/\\:*?"<>|]/g, '')}.txt`] = `${step.log.join('\n')}\n`;
+        files[`build/${step.number}_${step.name.replace(/[/\\:*?"<>|]/g, '')}.txt`] = Buffer.from(
+          `${step.log.join('\n')}\n`,
+        );
       }
-      const zip = zipStored(files);
+      // Stored, not deflated: the logs are small, and a reader can find their text in the archive as it is.
+      const zip = zipSync(files, { level: 0 });
       res.writeHead(200, { 'content-type': 'application/zip', 'content-length': String(zip.length) }).end(zip);
       return;
     }
@@ -114,83 +134,49 @@ export async function handleControl(
           repos: Object.values(env.store.state.repos).map((r) => `${r.owner}/${r.name}`),
         });
       case 'POST /repos': {
-        const files = optional(body.files, record, 'files');
-        const created = await emulator.createRepo({
-          owner: str(body.owner, 'owner'),
-          name: str(body.name, 'name'),
-          defaultBranch: optional(body.defaultBranch, str, 'defaultBranch'),
-          ...(files ? { files } : {}),
-        });
-        return json(201, created);
+        const { files, ...repo } = parse(bodies.repo, body);
+        return json(201, await emulator.createRepo({ ...repo, ...(files ? { files } : {}) }));
       }
-      case 'POST repos/*/commits':
-        return json(201, {
-          sha: emulator.push(
-            fullName,
-            str(body.branch, 'branch'),
-            record(body.files, 'files'),
-            optional(body.message, str, 'message'),
-          ),
-        });
-      case 'POST repos/*/protection':
-        emulator.protectBranch(fullName, str(body.branch, 'branch'), body.on !== false);
+      case 'POST repos/*/commits': {
+        const commit = parse(bodies.commit, body);
+        return json(201, { sha: emulator.push(fullName, commit.branch, commit.files, commit.message) });
+      }
+      case 'POST repos/*/protection': {
+        const protection = parse(bodies.protection, body);
+        emulator.protectBranch(fullName, protection.branch, protection.on !== false);
         return json(200, { ok: true });
+      }
       case 'GET repos/*/runs':
         return json(200, emulator.runs(fullName));
       case 'GET repos/*/pulls':
         return json(200, emulator.pulls(fullName));
       case 'POST /tokens':
-        return json(201, {
-          token: emulator.createToken({
-            repos: optional(body.repos, strings, 'repos'),
-            permissions: body.permissions as never,
-            expiresInMs: optional(body.expiresInMs, num, 'expiresInMs'),
-          }),
-        });
+        return json(201, { token: emulator.createToken(parse(bodies.token, body)) });
       case 'POST /apps':
-        return json(
-          201,
-          emulator.createApp({ repos: optional(body.repos, strings, 'repos'), permissions: body.permissions as never }),
-        );
-      case 'POST /faults/outage': {
-        const mode = body.mode;
-        if (mode !== undefined && mode !== '503' && mode !== 'reset') throw new BadRequest('"mode" is 503 or reset');
-        f.outage({
-          mode,
-          forMs: optional(body.forMs, num, 'forMs'),
-          requests: optional(body.requests, num, 'requests'),
-        });
+        return json(201, emulator.createApp(parse(bodies.app, body)));
+      case 'POST /faults/outage':
+        f.outage(parse(bodies.outage, body));
         return json(200, { ok: true });
-      }
       case 'POST /faults/latency':
-        f.latency(num(body.ms, 'ms'));
+        f.latency(parse(bodies.latency, body).ms);
         return json(200, { ok: true });
       case 'POST /faults/exhaust-rate-limit':
-        f.exhaustRateLimit({
-          forMs: num(body.forMs, 'forMs'),
-          token: optional(body.token, str, 'token'),
-          status: optional(body.status, status, 'status'),
-        });
+        f.exhaustRateLimit(parse(bodies.exhaustRateLimit, body));
         return json(200, { ok: true });
       case 'POST /faults/secondary-limit':
-        f.secondaryLimit({
-          count: num(body.count, 'count'),
-          retryAfterSeconds: num(body.retryAfterSeconds, 'retryAfterSeconds'),
-          status: optional(body.status, status, 'status'),
-        });
+        f.secondaryLimit(parse(bodies.secondaryLimit, body));
         return json(200, { ok: true });
       case 'POST /faults/keep-queued':
-        if (typeof body.on !== 'boolean') throw new BadRequest('"on" must be true or false');
-        f.keepQueued(body.on);
+        f.keepQueued(parse(bodies.keepQueued, body).on);
         return json(200, { ok: true });
       case 'POST /faults/runner-capacity':
-        f.runnerCapacity(num(body.count, 'count'));
+        f.runnerCapacity(parse(bodies.count, body).count);
         return json(200, { ok: true });
       case 'POST /faults/fail-builds':
-        f.failBuilds(num(body.count, 'count'));
+        f.failBuilds(parse(bodies.count, body).count);
         return json(200, { ok: true });
       case 'POST /faults/webhooks':
-        f.webhooks({ drop: optional(body.drop, num, 'drop'), duplicate: optional(body.duplicate, num, 'duplicate') });
+        f.webhooks(parse(bodies.webhooks, body));
         return json(200, { ok: true });
       case 'POST /faults/reset':
         f.reset();

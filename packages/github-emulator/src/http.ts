@@ -3,6 +3,7 @@
  * looks up), GitHub's error shape, and pagination links.
  */
 import type { IncomingMessage } from 'node:http';
+import type { z } from 'zod';
 import type { PermissionArea, Repo, Token } from './store.ts';
 
 export const DOCS = 'https://docs.github.com/rest';
@@ -63,6 +64,53 @@ export function invalid(message: string, errors: Record<string, unknown>[] = [])
     status: 422,
     body: { message, errors, documentation_url: DOCS, status: '422' },
   };
+}
+
+/** A reply a handler gives up with from deep inside (a body the operation refuses); the server sends it as it is. */
+export class Refusal extends Error {
+  readonly reply: Reply;
+  constructor(reply: Reply) {
+    super(`refused with ${reply.status}`);
+    this.reply = reply;
+  }
+}
+
+/** GitHub's codes for one field in a "Validation Failed" 422's `errors`. */
+const FIELD_CODES = new Set(['missing', 'missing_field', 'invalid', 'already_exists', 'unprocessable']);
+
+const article = (type: string) =>
+  ({ object: 'an object', record: 'an object', array: 'an array', int: 'an integer' })[type] ?? `a ${type}`;
+
+/** GitHub's words for a field its request schema refuses, where the operation's schema gives none of its own. */
+function schemaMessage(issue: z.core.$ZodRawIssue): string {
+  const field = (issue.path ?? []).join('/');
+  if (issue.input === undefined) return `Invalid request.\n\n"${field}" wasn't supplied.`;
+  const value = JSON.stringify(issue.input);
+  if (issue.code === 'invalid_type') {
+    return `Invalid request.\n\nFor 'properties/${field}', ${value} is not ${article(issue.expected)}.`;
+  }
+  return `Invalid request.\n\nFor 'properties/${field}', ${value} is not a valid value.`;
+}
+
+/**
+ * The request body as the operation's schema reads it; otherwise a `Refusal` with GitHub's 422. An error a schema
+ * names itself is the 422's message, except one of GitHub's field codes (`missing_field`, `invalid`…): those become
+ * the `errors` of a "Validation Failed" about `resource`, one per field.
+ */
+export function parseBody<S extends z.ZodType>(schema: S, body: unknown, resource?: string): z.output<S> {
+  const parsed = schema.safeParse(body, { reportInput: true, error: schemaMessage });
+  if (parsed.success) return parsed.data;
+  const { issues } = parsed.error;
+  const fields = issues.filter((i) => FIELD_CODES.has(i.message));
+  if (resource && fields.length) {
+    throw new Refusal(
+      invalid(
+        'Validation Failed',
+        fields.map((i) => ({ resource, field: i.path.join('.'), code: i.message })),
+      ),
+    );
+  }
+  throw new Refusal(invalid(issues[0]!.message));
 }
 
 export class Router {

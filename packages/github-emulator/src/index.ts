@@ -38,7 +38,7 @@ import { LogLinks, type Emulation } from './context.ts';
 import { ContractChecker } from './contract.ts';
 import { handleControl, handleHtml } from './control.ts';
 import { FaultState } from './faults.ts';
-import { DOCS, error, Router, type Ctx, type Reply, type Route } from './http.ts';
+import { DOCS, error, Refusal, Router, type Ctx, type Reply, type Route } from './http.ts';
 import { bump, createRecords } from './records.ts';
 import { registerActionsRoutes } from './routes-actions.ts';
 import { registerAppRoutes } from './routes-apps.ts';
@@ -51,7 +51,6 @@ import { Webhooks } from './webhooks.ts';
 export type { Faults } from './faults.ts';
 export type { Records } from './records.ts';
 export type { Permissions, PullRequest, Run, RunStep } from './store.ts';
-export { signature as webhookSignature } from './webhooks.ts';
 
 import type { EmulatedRun, GitHubEmulator, GitHubEmulatorOptions, RequestInfo } from './api.ts';
 
@@ -206,6 +205,7 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
     try {
       return await route.handler(ctx);
     } catch (err) {
+      if (err instanceof Refusal) return err.reply;
       // A bug in the emulator must still answer like GitHub, and show up in the test that hit it.
       contract.violations.push(`${ctx.method} ${route.operation}: handler threw ${(err as Error).stack}`);
       return error(500, 'Server Error');

@@ -4,14 +4,41 @@
  */
 import { randomBytes } from 'node:crypto';
 import sodium from 'libsodium-wrappers';
+import { z } from 'zod';
 import type { Emulation } from './context.ts';
-import { error, invalid, paginate, type Ctx, type Reply } from './http.ts';
+import { error, invalid, paginate, parseBody, type Ctx, type Reply } from './http.ts';
 import { bump } from './records.ts';
 import { checkDispatchInputs, readWorkflow } from './runner.ts';
 import { job, workflow, workflowRun } from './shapes.ts';
 import { now, type Repo, type Run } from './store.ts';
 
-const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A secret's or variable's name, upper-cased as GitHub stores it; `GITHUB_` is GitHub's own. */
+const NAME = /^(?!GITHUB_)[A-Z_][A-Z0-9_]*$/;
+
+const SECRET_REQUIRED = 'Invalid request.\n\n"encrypted_value" and "key_id" are required.';
+const VARIABLE_REQUIRED = 'Invalid request: name and value are required';
+const REF_REQUIRED = 'Invalid request.\n\n"ref" wasn\'t supplied.';
+
+/** The request bodies of the operations, with GitHub's words for what they refuse. */
+const bodies = {
+  putSecret: z.object({
+    encrypted_value: z.string({ error: SECRET_REQUIRED }),
+    key_id: z.string({ error: SECRET_REQUIRED }),
+  }),
+  createVariable: z.object({
+    name: z
+      .string({ error: VARIABLE_REQUIRED })
+      .overwrite((name) => name.toUpperCase())
+      .regex(NAME, { error: VARIABLE_REQUIRED }),
+    value: z.string({ error: VARIABLE_REQUIRED }),
+  }),
+  updateVariable: z.object({ value: z.string({ error: 'value must be a string' }).optional() }),
+  dispatch: z.object({
+    ref: z.string({ error: REF_REQUIRED }).min(1, { error: REF_REQUIRED }),
+    inputs: z.record(z.string(), z.unknown()).optional(),
+    return_run_details: z.boolean().optional(),
+  }),
+};
 
 export function registerActionsRoutes(env: Emulation): void {
   const { store, router, records, runner } = env;
@@ -59,17 +86,15 @@ export function registerActionsRoutes(env: Emulation): void {
       const r = repo!;
       // GitHub stores secret names upper-cased.
       const name = params.secret_name!.toUpperCase();
-      if (!SECRET_NAME.test(name) || name.startsWith('GITHUB_')) {
+      if (!NAME.test(name)) {
         return invalid(
           'Secret names can only contain alphanumeric characters ([a-z], [A-Z], [0-9]) or underscores (_), and must not start with GITHUB_',
         );
       }
-      if (typeof body.encrypted_value !== 'string' || typeof body.key_id !== 'string') {
-        return invalid('Invalid request.\n\n"encrypted_value" and "key_id" are required.');
-      }
-      if (body.key_id !== r.keyPair.keyId) return invalid('Bad key_id');
+      const input = parseBody(bodies.putSecret, body);
+      if (input.key_id !== r.keyPair.keyId) return invalid('Bad key_id');
       try {
-        const cipher = sodium.from_base64(body.encrypted_value, sodium.base64_variants.ORIGINAL);
+        const cipher = sodium.from_base64(input.encrypted_value, sodium.base64_variants.ORIGINAL);
         sodium.crypto_box_seal_open(
           cipher,
           sodium.from_base64(r.keyPair.publicKey, sodium.base64_variants.ORIGINAL),
@@ -79,7 +104,7 @@ export function registerActionsRoutes(env: Emulation): void {
         return invalid('encrypted_value is not a valid sealed box for this repository key');
       }
       const existing = r.secrets[name];
-      r.secrets[name] = { encrypted: body.encrypted_value, createdAt: existing?.createdAt ?? now(), updatedAt: now() };
+      r.secrets[name] = { encrypted: input.encrypted_value, createdAt: existing?.createdAt ?? now(), updatedAt: now() };
       bump(records.secretWrites, `${r.owner}/${r.name}`);
       store.save();
       return existing ? { status: 204 } : { status: 201, body: {} };
@@ -117,12 +142,9 @@ export function registerActionsRoutes(env: Emulation): void {
     'POST',
     '/repos/{owner}/{repo}/actions/variables',
     ({ repo, body }) => {
-      const name = typeof body.name === 'string' ? body.name.toUpperCase() : '';
-      if (!SECRET_NAME.test(name) || name.startsWith('GITHUB_') || typeof body.value !== 'string') {
-        return invalid('Invalid request: name and value are required');
-      }
+      const { name, value } = parseBody(bodies.createVariable, body);
       if (repo!.variables[name]) return error(409, 'Already exists - Variable already exists');
-      repo!.variables[name] = { value: body.value, createdAt: now(), updatedAt: now() };
+      repo!.variables[name] = { value, createdAt: now(), updatedAt: now() };
       store.save();
       return { status: 201, body: {} };
     },
@@ -135,8 +157,8 @@ export function registerActionsRoutes(env: Emulation): void {
     ({ repo, params, body }) => {
       const v = repo!.variables[params.name!.toUpperCase()];
       if (!v) return error(404, 'Not Found');
-      if (body.value !== undefined && typeof body.value !== 'string') return invalid('value must be a string');
-      if (typeof body.value === 'string') v.value = body.value;
+      const { value } = parseBody(bodies.updateVariable, body);
+      if (value !== undefined) v.value = value;
       v.updatedAt = now();
       store.save();
       return { status: 204 };
@@ -197,22 +219,19 @@ export function registerActionsRoutes(env: Emulation): void {
     '/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches',
     ({ repo, params, body }) => {
       const r = repo!;
-      if (typeof body.ref !== 'string' || !body.ref) return invalid('Invalid request.\n\n"ref" wasn\'t supplied.');
+      const input = parseBody(bodies.dispatch, body);
       const path = workflowPath(r, params.workflow_id!);
-      const ref = body.ref.replace(/^refs\/heads\//, '');
+      const ref = input.ref.replace(/^refs\/heads\//, '');
       const headSha = r.branches[ref];
       const file = path && headSha ? store.file(r, headSha, path) : undefined;
       // An unknown workflow is 404; a known one is read at the ref, where it may lack the trigger (or be absent).
       if (!path || (!file && !store.file(r, r.defaultBranch, path) && !r.workflows[path])) {
         return error(404, 'Not Found');
       }
-      if (!headSha) return invalid(`No ref found for: ${body.ref}`);
+      if (!headSha) return invalid(`No ref found for: ${input.ref}`);
       const wf = readWorkflow(file ? file.content.toString('utf8') : '');
       if (!wf.dispatchInputs) return invalid("Workflow does not have 'workflow_dispatch' trigger");
-      if (body.inputs !== undefined && (typeof body.inputs !== 'object' || body.inputs === null)) {
-        return invalid('Invalid request.\n\nFor \'properties/inputs\', "not an object" is not an object.');
-      }
-      const inputs = (body.inputs ?? {}) as Record<string, unknown>;
+      const inputs = input.inputs ?? {};
       const problem = checkDispatchInputs(wf.dispatchInputs, inputs);
       if (problem) return invalid(problem);
       const values: Record<string, string> = {};
@@ -247,7 +266,7 @@ export function registerActionsRoutes(env: Emulation): void {
       bump(records.dispatches, `${r.owner}/${r.name}`);
       store.save(); // the run exists on disk before anyone hears of it
       runner.schedule(r, run);
-      if (body.return_run_details !== true) return { status: 204 };
+      if (input.return_run_details !== true) return { status: 204 };
       const shape = workflowRun(env.api(), r, run);
       return { status: 200, body: { workflow_run_id: run.id, run_url: shape.url, html_url: shape.html_url } };
     },

@@ -3,8 +3,9 @@
  * repository; and GET /rate_limit, which costs nothing.
  */
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import type { Emulation } from './context.ts';
-import { error, invalid } from './http.ts';
+import { error, invalid, parseBody } from './http.ts';
 import { user } from './shapes.ts';
 import type { App, Permissions } from './store.ts';
 
@@ -17,6 +18,12 @@ const APP_PERMISSIONS: Permissions = {
   pull_requests: 'write',
   metadata: 'read',
 };
+
+/** An installation token's request: a subset of the installation's repositories (by name) and permissions. */
+const accessTokenBody = z.object({
+  repositories: z.array(z.string(), { error: 'repositories must be an array of names' }).optional(),
+  permissions: z.record(z.string(), z.enum(['read', 'write'])).optional(),
+});
 
 export function registerAppRoutes(env: Emulation, rateOverview: (token: string) => unknown): void {
   const { store, router } = env;
@@ -47,11 +54,11 @@ export function registerAppRoutes(env: Emulation, rateOverview: (token: string) 
     ({ appId, params, body }) => {
       const app = store.state.apps[appId!]!;
       if (String(app.installationId) !== params.installation_id) return error(404, 'Not Found');
+      const input = parseBody(accessTokenBody, body);
       let repos = app.repos;
-      if (body.repositories !== undefined) {
-        if (!Array.isArray(body.repositories)) return invalid('repositories must be an array of names');
+      if (input.repositories !== undefined) {
         const owner = app.repos?.[0]?.split('/')[0];
-        const wanted = body.repositories.map((name) => String(name).toLowerCase());
+        const wanted = input.repositories.map((name) => name.toLowerCase());
         const known = Object.values(store.state.repos).filter(
           (r) => wanted.includes(r.name.toLowerCase()) && (!owner || r.owner === owner),
         );
@@ -63,7 +70,7 @@ export function registerAppRoutes(env: Emulation, rateOverview: (token: string) 
         }
         repos = allowed.map((r) => `${r.owner}/${r.name}`);
       }
-      const permissions = { ...APP_PERMISSIONS, ...app.permissions, ...(body.permissions as Permissions | undefined) };
+      const permissions: Permissions = { ...APP_PERMISSIONS, ...app.permissions, ...input.permissions };
       const token = `ghs_${randomBytes(18).toString('hex')}`;
       const expiresAt = new Date(Date.now() + 3600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
       store.state.tokens[token] = { kind: 'installation', expiresAt, repos, permissions };

@@ -3,13 +3,50 @@
  * git refs, and pull requests (the pull-request update mode proposes the pipeline file on a branch).
  */
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import type { Emulation } from './context.ts';
-import { error, invalid, paginate, type Ctx, type Reply } from './http.ts';
+import { error, invalid, paginate, parseBody, type Ctx, type Reply } from './http.ts';
 import { bump } from './records.ts';
 import { contentFile, fileCommit, fullRepo, htmlBase, pullRequest, pullRequestDetail } from './shapes.ts';
 import { blobSha, now, type PullRequest, type Repo } from './store.ts';
 
 const RULE_VIOLATION = 'Repository rule violations found\n\nChanges must be made through a pull request.\n\n';
+
+const CONTENT_REQUIRED = 'Invalid request.\n\n"message" and "content" are required.';
+const REF_REQUIRED = 'Invalid request.\n\n"ref" and "sha" are required.';
+
+/** The request bodies of the operations, with GitHub's words (or its field codes) for what they refuse. */
+const bodies = {
+  putContent: z.object({
+    message: z.string({ error: CONTENT_REQUIRED }),
+    content: z
+      .string({ error: CONTENT_REQUIRED })
+      .regex(/^[A-Za-z0-9+/\r\n]*={0,2}[\r\n]*$/, { error: 'content is not valid Base64' }),
+    branch: z.string().optional(),
+    sha: z.string().optional(),
+  }),
+  createRef: z.object({
+    ref: z.string({ error: REF_REQUIRED }).min(1, { error: REF_REQUIRED }),
+    sha: z.string({ error: REF_REQUIRED }).min(1, { error: REF_REQUIRED }),
+  }),
+  createPull: z.object({
+    title: z.string({ error: 'missing_field' }).min(1, { error: 'missing_field' }),
+    head: z.string({ error: 'invalid' }),
+    base: z.string({ error: 'invalid' }),
+    body: z.string().nullish(),
+  }),
+  updatePull: z.object({
+    title: z.string().optional(),
+    body: z.string().nullish(),
+    state: z.enum(['open', 'closed'], { error: 'invalid' }).optional(),
+  }),
+  mergePull: z.object({
+    sha: z.string().optional(),
+    merge_method: z.enum(['merge', 'squash', 'rebase'], { error: 'invalid' }).optional(),
+    commit_title: z.string().optional(),
+    commit_message: z.string().optional(),
+  }),
+};
 
 export function registerRepoRoutes(env: Emulation): void {
   const { store, router, records } = env;
@@ -53,26 +90,21 @@ export function registerRepoRoutes(env: Emulation): void {
     '/repos/{owner}/{repo}/contents/{path}',
     ({ repo, params, body }) => {
       const r = repo!;
-      const branch = String(body.branch ?? r.defaultBranch);
-      if (typeof body.message !== 'string' || typeof body.content !== 'string') {
-        return invalid('Invalid request.\n\n"message" and "content" are required.');
-      }
-      if (!/^[A-Za-z0-9+/\r\n]*={0,2}[\r\n]*$/.test(body.content)) {
-        return invalid('content is not valid Base64');
-      }
+      const input = parseBody(bodies.putContent, body);
+      const branch = input.branch ?? r.defaultBranch;
       if (!r.branches[branch]) {
         // GitHub creates a missing branch only from the default branch of an empty repository; otherwise 404.
         return error(404, `Branch ${branch} not found`);
       }
       const path = params.path!.replace(/^\/+|\/+$/g, '');
       const current = store.file(r, branch, path);
-      if (current && body.sha === undefined) return invalid('Invalid request.\n\n"sha" wasn\'t supplied.');
-      if ((current && body.sha !== current.sha) || (!current && body.sha !== undefined)) {
-        return error(409, `${path} does not match ${String(body.sha)}`);
+      if (current && input.sha === undefined) return invalid('Invalid request.\n\n"sha" wasn\'t supplied.');
+      if ((current && input.sha !== current.sha) || (!current && input.sha !== undefined)) {
+        return error(409, `${path} does not match ${String(input.sha)}`);
       }
       if (r.protectedBranches.includes(branch)) return error(409, RULE_VIOLATION);
-      const content = Buffer.from(body.content, 'base64');
-      const sha = store.commit(r, branch, { [path]: content }, body.message);
+      const content = Buffer.from(input.content, 'base64');
+      const sha = store.commit(r, branch, { [path]: content }, input.message);
       bump(records.commits, `${r.owner}/${r.name}:${path}`);
       store.save();
       const c = r.commits[sha]!;
@@ -110,9 +142,7 @@ export function registerRepoRoutes(env: Emulation): void {
     '/repos/{owner}/{repo}/git/refs',
     ({ repo, body }) => {
       const r = repo!;
-      const ref = typeof body.ref === 'string' ? body.ref : '';
-      const sha = typeof body.sha === 'string' ? body.sha : '';
-      if (!ref || !sha) return invalid('Invalid request.\n\n"ref" and "sha" are required.');
+      const { ref, sha } = parseBody(bodies.createRef, body);
       const m = /^refs\/heads\/([A-Za-z0-9._/-]+)$/.exec(ref);
       if (!m || m[1]!.includes('..') || m[1]!.endsWith('/') || m[1]!.endsWith('.lock')) {
         return invalid('Reference name invalid');
@@ -178,11 +208,9 @@ export function registerRepoRoutes(env: Emulation): void {
     '/repos/{owner}/{repo}/pulls',
     ({ repo, body }) => {
       const r = repo!;
-      const head = typeof body.head === 'string' ? headBranch(r, body.head) : undefined;
-      const base = typeof body.base === 'string' ? body.base : '';
-      if (typeof body.title !== 'string' || !body.title) {
-        return invalid('Validation Failed', [{ resource: 'PullRequest', field: 'title', code: 'missing_field' }]);
-      }
+      const input = parseBody(bodies.createPull, body, 'PullRequest');
+      const head = headBranch(r, input.head);
+      const { base } = input;
       if (!head || !r.branches[head]) {
         return invalid('Validation Failed', [{ resource: 'PullRequest', field: 'head', code: 'invalid' }]);
       }
@@ -203,8 +231,8 @@ export function registerRepoRoutes(env: Emulation): void {
       const pr: PullRequest = {
         number: r.pulls.length + 1,
         id: store.id(),
-        title: body.title,
-        body: typeof body.body === 'string' ? body.body : null,
+        title: input.title,
+        body: input.body ?? null,
         head,
         base,
         state: 'open',
@@ -242,13 +270,11 @@ export function registerRepoRoutes(env: Emulation): void {
       const r = repo!;
       const pr = findPull(r, params.pull_number!);
       if (!pr) return error(404, 'Not Found');
-      if (body.state !== undefined && body.state !== 'open' && body.state !== 'closed') {
-        return invalid('Validation Failed', [{ resource: 'PullRequest', field: 'state', code: 'invalid' }]);
-      }
-      if (typeof body.title === 'string') pr.title = body.title;
-      if (typeof body.body === 'string') pr.body = body.body;
-      if (body.state && !pr.merged) {
-        pr.state = body.state as PullRequest['state'];
+      const input = parseBody(bodies.updatePull, body, 'PullRequest');
+      if (input.title !== undefined) pr.title = input.title;
+      if (typeof input.body === 'string') pr.body = input.body;
+      if (input.state && !pr.merged) {
+        pr.state = input.state;
         pr.closedAt = pr.state === 'closed' ? now() : null;
       }
       pr.updatedAt = now();
@@ -275,13 +301,11 @@ function merge(env: Emulation, r: Repo, number: string, body: Ctx['body']): Repl
   const head = r.branches[pr.head];
   const base = r.branches[pr.base];
   if (!head || !base) return error(405, 'Pull Request is not mergeable');
-  if (typeof body.sha === 'string' && body.sha !== head) {
+  const input = parseBody(bodies.mergePull, body, 'PullRequest');
+  if (input.sha !== undefined && input.sha !== head) {
     return error(409, 'Head branch was modified. Review and try the merge again.');
   }
-  const method = body.merge_method ?? 'merge';
-  if (!['merge', 'squash', 'rebase'].includes(String(method))) {
-    return invalid('Validation Failed', [{ resource: 'PullRequest', field: 'merge_method', code: 'invalid' }]);
-  }
+  const method = input.merge_method ?? 'merge';
   const ancestor = store.mergeBase(r, head, base);
   const treeOf = (sha: string | undefined) => (sha ? (r.commits[sha]?.tree ?? {}) : {});
   const [h, b, a] = [treeOf(head), treeOf(base), treeOf(ancestor)];
@@ -291,8 +315,8 @@ function merge(env: Emulation, r: Repo, number: string, body: Ctx['body']): Repl
     if (b[path] !== a[path] && b[path] !== h[path]) return error(405, 'Pull Request is not mergeable');
     changes[path] = h[path] ? Buffer.from(r.blobs[h[path]!] ?? '', 'base64') : null;
   }
-  const title = typeof body.commit_title === 'string' ? body.commit_title : `Merge pull request #${pr.number}`;
-  const message = typeof body.commit_message === 'string' ? `${title}\n\n${body.commit_message}` : title;
+  const title = input.commit_title ?? `Merge pull request #${pr.number}`;
+  const message = input.commit_message !== undefined ? `${title}\n\n${input.commit_message}` : title;
   const sha = store.commit(r, pr.base, changes, message, method === 'merge' ? [base, head] : undefined);
   const t = now();
   Object.assign(pr, { state: 'closed', merged: true, mergeCommitSha: sha, mergedAt: t, closedAt: t, updatedAt: t });

@@ -100,7 +100,8 @@ export interface Repo {
 
 export type Permission = 'read' | 'write' | 'none';
 /** Fine-grained permission areas the emulated operations need. Absent: write. */
-export type PermissionArea = 'contents' | 'actions' | 'secrets' | 'variables' | 'pull_requests' | 'metadata';
+export const PERMISSION_AREAS = ['contents', 'actions', 'secrets', 'variables', 'pull_requests', 'metadata'] as const;
+export type PermissionArea = (typeof PERMISSION_AREAS)[number];
 export type Permissions = Partial<Record<PermissionArea, Permission>>;
 
 export interface Token {

@@ -1,10 +1,11 @@
 /**
  * `workflow_run` webhooks, delivered as GitHub does when a run completes: a POST with `X-GitHub-Event`,
- * `X-GitHub-Delivery` and `X-Hub-Signature-256: sha256=<HMAC-SHA256 hex of the body>`. Like GitHub, a failed
- * delivery is not retried; faults lose deliveries or deliver them twice (the same delivery id, as GitHub's
- * "Redeliver" does). Every payload is checked against GitHub's webhook schema.
+ * `X-GitHub-Delivery` and `X-Hub-Signature-256: sha256=<HMAC-SHA256 hex of the body>` (none when the hook has no
+ * secret, as on GitHub). Like GitHub, a failed delivery is not retried; faults lose deliveries or deliver them twice
+ * (the same delivery id, as GitHub's "Redeliver" does). Every payload is checked against GitHub's webhook schema.
  */
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { sign } from '@octokit/webhooks-methods';
 import type { ContractChecker } from './contract.ts';
 import type { FaultState } from './faults.ts';
 import type { Records } from './records.ts';
@@ -14,10 +15,6 @@ import type { Repo, Run } from './store.ts';
 export interface WebhookTarget {
   url: string;
   secret: string;
-}
-
-export function signature(secret: string, body: string | Buffer): string {
-  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
 /** A GUID per run attempt, so a duplicate carries the same id as the original, as a redelivery does. */
@@ -59,6 +56,9 @@ export class Webhooks {
     const body = JSON.stringify(payload);
     const target = this.#target;
     const send = async () => {
+      const signature: Record<string, string> = target.secret
+        ? { 'x-hub-signature-256': await sign(target.secret, body) }
+        : {};
       for (let i = 0; i < times; i++) {
         this.#records.webhooksSent++;
         const res = await fetch(target.url, {
@@ -69,7 +69,7 @@ export class Webhooks {
             'x-github-event': 'workflow_run',
             'x-github-delivery': deliveryId(run),
             'x-github-hook-id': '1',
-            'x-hub-signature-256': signature(target.secret, body),
+            ...signature,
           },
           body,
           signal: AbortSignal.timeout(10_000), // GitHub gives up after 10 s too

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sodium from 'libsodium-wrappers';
+import { unzipSync } from 'fflate';
 import { useGitHubEmulator } from '../../../test/helpers/github-emulator.ts';
 import { errorOf, eventually, fluiWorkflow, octokitFor, seal, statusOf } from './support.ts';
 
@@ -181,6 +182,11 @@ describe('GitHub emulator: Actions secrets, variables, workflows and runs', () =
       /No ref found for: no-such-branch/,
     );
     assert.equal((await to('missing.yml', { deploy_id: 'a' })).status, 404);
+    assert.equal(
+      (await to('flui.yml', 'not an object' as never)).message,
+      'Invalid request.\n\nFor \'properties/inputs\', "not an object" is not an object.',
+    );
+    assert.equal((await to('flui.yml', { deploy_id: 'a' }, '')).message, 'Invalid request.\n\n"ref" wasn\'t supplied.');
     const ok = await gh.rest.actions.createWorkflowDispatch({
       owner: 'acme',
       repo: name,
@@ -307,6 +313,12 @@ describe('GitHub emulator: Actions secrets, variables, workflows and runs', () =
     for (const text of ['0_build.txt', 'build/4_Log in to the registry.txt', 'Username and password required']) {
       assert.ok(zip.includes(Buffer.from(text)), `the archive holds ${text}`);
     }
+    const entries = unzipSync(zip);
+    assert.ok(Object.keys(entries).includes('0_build.txt'), 'an archive a zip reader can open');
+    assert.match(
+      Buffer.from(entries['build/4_Log in to the registry.txt']!).toString(),
+      /Username and password required/,
+    );
     assert.equal(await statusOf(gh.rest.actions.reRunWorkflowFailedJobs({ owner, repo: name, run_id: 1 })), 404);
   });
 });

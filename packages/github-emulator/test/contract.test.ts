@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { ContractChecker } from '../src/contract.ts';
 import { useGitHubEmulator } from '../../../test/helpers/github-emulator.ts';
 import { octokitFor } from './support.ts';
@@ -44,7 +45,7 @@ describe("GitHub emulator: the contract check against GitHub's OpenAPI descripti
         'tsx',
         '--test',
         '--test-reporter=tap',
-        'packages/github-emulator/test/fixtures/contract-violation.ts',
+        fileURLToPath(new URL('./fixtures/contract-violation.ts', import.meta.url)),
       ],
       // Without the parent runner's context, the child reports and exits like a test run of its own.
       {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { useGitHubEmulator } from '../../../test/helpers/github-emulator.ts';
 import { eventually, fluiWorkflow, octokitFor, statusOf } from './support.ts';
 
@@ -31,6 +32,21 @@ describe('GitHub emulator: control API', () => {
     const { body: tokenBody } = await control('POST', '/tokens', { repos: ['ops/site'] });
     const gh = octokitFor(github(), String(tokenBody.token));
     assert.equal((await gh.rest.repos.get({ owner: 'ops', repo: 'site' })).status, 200);
+    const readOnly = await control('POST', '/tokens', { repos: ['ops/site'], permissions: { contents: 'read' } });
+    const reader = octokitFor(github(), String(readOnly.body.token));
+    assert.equal(
+      await statusOf(
+        reader.rest.repos.createOrUpdateFileContents({
+          owner: 'ops',
+          repo: 'site',
+          path: 'r',
+          message: 'm',
+          content: 'cg==',
+        }),
+      ),
+      403,
+      'a token with the permissions asked for',
+    );
 
     const commit = await control('POST', '/repos/ops/site/commits', { branch: 'topic', files: { 'a.txt': 'a' } });
     assert.equal(commit.status, 201);
@@ -112,6 +128,9 @@ describe('GitHub emulator: control API', () => {
       ['POST', '/faults/outage', { mode: 'meltdown' }, 422],
       ['POST', '/faults/latency', { ms: -5 }, 422],
       ['POST', '/faults/keep-queued', {}, 422],
+      ['POST', '/faults/exhaust-rate-limit', { forMs: 1, status: 500 }, 422],
+      ['POST', '/tokens', { permissions: { everything: 'write' } }, 422],
+      ['POST', '/tokens', { permissions: { contents: 'admin' } }, 422],
       ['POST', '/repos/none/such/commits', { branch: 'b', files: {} }, 404],
       ['GET', '/nothing', undefined, 404],
       ['GET', '/logs/deadbeef.zip', undefined, 404],
@@ -121,13 +140,15 @@ describe('GitHub emulator: control API', () => {
       assert.equal(res.status, status, `${method} ${path}`);
       assert.ok(res.body.message && res.body.documentation_url, `${method} ${path} has GitHub's error shape`);
     }
+    assert.equal((await control('POST', '/repos', { owner: 'x' })).body.message, '"name" must be a non-empty string');
+    assert.equal((await control('POST', '/faults/latency', { ms: -5 })).body.message, '"ms" must be a number ≥ 0');
     assert.equal((await control('GET', '/')).status, 200);
   });
 });
 
 describe('GitHub emulator: command line', () => {
   const cli = (args: string[]) =>
-    spawn(process.execPath, ['--import', 'tsx', 'packages/github-emulator/src/main.ts', ...args], {
+    spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../src/main.ts', import.meta.url)), ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
 

@@ -124,6 +124,35 @@ describe('GitHub emulator: repositories, contents, refs and pull requests', () =
     assert.equal(await statusOf(noBranch), 404);
   });
 
+  it("refuses bodies the operation's schema refuses with GitHub's 422: its words, or a field's code", async () => {
+    const { gh, owner, repo: name } = await repo();
+    const put = (body: Record<string, unknown>) =>
+      errorOf(
+        gh.request('PUT /repos/{owner}/{repo}/contents/{path}', { owner, repo: name, path: 'f', ...body } as never),
+      );
+    const noMessage = await put({ content: b64('f') });
+    assert.equal(noMessage.status, 422);
+    assert.equal(noMessage.message, 'Invalid request.\n\n"message" and "content" are required.');
+    assert.equal((await put({ message: 'm', content: '%%%' })).message, 'content is not valid Base64');
+    assert.equal(
+      (await put({ message: 'm', content: b64('f'), branch: 5 })).message,
+      "Invalid request.\n\nFor 'properties/branch', 5 is not a string.",
+    );
+    const pull = await errorOf(gh.request('POST /repos/{owner}/{repo}/pulls', { owner, repo: name, head: 7 } as never));
+    assert.equal(pull.status, 422);
+    assert.equal(pull.message, 'Validation Failed');
+    assert.deepEqual(pull.body.errors, [
+      { resource: 'PullRequest', field: 'title', code: 'missing_field' },
+      { resource: 'PullRequest', field: 'head', code: 'invalid' },
+      { resource: 'PullRequest', field: 'base', code: 'invalid' },
+    ]);
+    const ref = await errorOf(
+      gh.request('POST /repos/{owner}/{repo}/git/refs', { owner, repo: name, ref: 'refs/heads/x' } as never),
+    );
+    assert.equal(ref.message, 'Invalid request.\n\n"ref" and "sha" are required.');
+    assert.equal(github().records.commits[`acme/${name}:f`], undefined, 'nothing written');
+  });
+
   it('refuses direct writes to a protected branch with a rule violation (409)', async () => {
     const { gh, owner, repo: name } = await repo();
     github().protectBranch(`acme/${name}`, 'main');

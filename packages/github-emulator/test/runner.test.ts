@@ -325,3 +325,32 @@ describe('GitHub emulator: cancelling a build in progress', () => {
     );
   });
 });
+
+describe('GitHub emulator: a webhook without a secret', () => {
+  const github = useGitHubEmulator({ webhook: { url: WEBHOOK.url, secret: '' }, runner: { queuedMs: 60_000 } });
+
+  it('is delivered unsigned, as GitHub delivers it', async () => {
+    await github().createRepo({
+      owner: 'acme',
+      name: 'unsigned',
+      files: { '.github/workflows/flui.yml': fluiWorkflow('127.0.0.1:1', 'acme/unsigned') },
+    });
+    const gh = octokitFor(github(), github().createToken());
+    await gh.rest.actions.createWorkflowDispatch({
+      owner: 'acme',
+      repo: 'unsigned',
+      workflow_id: 'flui.yml',
+      ref: 'main',
+      inputs: { deploy_id: 'unsigned' },
+    });
+    const run = github().runs('acme/unsigned')[0]!;
+    await gh.rest.actions.cancelWorkflowRun({ owner: 'acme', repo: 'unsigned', run_id: run.id });
+    const [hook] = await eventually(
+      () => (eventsFor(run.id, 'acme/unsigned').length ? eventsFor(run.id, 'acme/unsigned') : undefined),
+      'the webhook',
+    );
+    assert.equal(hook!.event.workflow_run.conclusion, 'cancelled');
+    assert.equal(hook!.headers['x-github-event'], 'workflow_run');
+    assert.equal(hook!.headers['x-hub-signature-256'], undefined);
+  });
+});

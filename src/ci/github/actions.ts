@@ -13,14 +13,15 @@
  * Pull-request mode (`FLUI_PIPELINE_UPDATE_MODE=pull-request`): when the pipeline on the app's branch differs from
  * the manifest, Flui commits it to `flui/pipeline-<namespace>.<name>-<blob sha>` (a fresh branch from the app's
  * branch per file content, so a branch left over from a squash-merged proposal never drags old changes along),
- * opens (or reuses) the pull request of that branch, and fails
- * the deploy with a non-retryable `Invalid` failure that names the pull request: a workflow that is not on the branch
- * cannot be dispatched, and running the old one would build with a stale definition. Merge it, then `flui retry`.
+ * opens (or reuses) the pull request of that branch, and reports it (`pullRequestUrl`) instead of a commit: the
+ * deploy then stops until it is merged (a workflow that is not on the branch cannot be dispatched, and running the
+ * old one would build with a stale definition). Merge it, then `flui retry`.
+ *
+ * Errors are service errors (src/errors.ts), made from GitHub's answers by `githubError`; no Temporal here.
  */
 import { createHash, scrypt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { ApplicationFailure } from '@temporalio/activity';
 import sodium from 'libsodium-wrappers';
 import type {
   CiBackend,
@@ -32,16 +33,9 @@ import type {
 } from '../backend.ts';
 import type { Config } from '../../config.ts';
 import type { Application } from '../../manifest/schema.ts';
-import { CI_RUN_NAME_PREFIX, type CiRunRef, type CiRunResult } from '../../workflows/api.ts';
-import { FailureType } from '../../activities/types.ts';
-import {
-  authHint,
-  createGitHubClient,
-  githubFailure,
-  hasStatus,
-  isRequestError,
-  type GitHubClient,
-} from './octokit.ts';
+import { ServiceError } from '../../errors.ts';
+import { ciRunName, type CiRunRef, type CiRunResult } from '../../workflows/contract.ts';
+import { authHint, createGitHubClient, githubError, hasStatus, isRequestError, type GitHubClient } from './octokit.ts';
 import {
   appKey,
   pipelineFileName,
@@ -179,8 +173,8 @@ export class GitHubActionsBackend implements CiBackend {
     this.#hint = authHint(github);
   }
 
-  #failure(err: unknown, doing: string): Error {
-    return githubFailure(err, doing, this.#hint);
+  #failure(err: unknown, doing: string): ServiceError {
+    return githubError(err, doing, this.#hint);
   }
 
   /** GET with `If-None-Match` from the last answer to the same request; a 304 returns the remembered body. */
@@ -250,14 +244,9 @@ export class GitHubActionsBackend implements CiBackend {
         app,
         `flui/pipeline-${appKey(app)}-${want.slice(0, 7)}`,
       );
-      await this.#writeFile(owner, repo, path, branch, content, want);
+      const commitSha = await this.#writeFile(owner, repo, path, branch, content, want);
       const pullRequestUrl = await this.#ensurePullRequest(owner, repo, app, branch);
-      throw ApplicationFailure.nonRetryable(
-        `the build pipeline of ${appKey(app)} differs from its manifest; Flui proposed the new ${path} in ` +
-          `${pullRequestUrl}: merge it, then run \`flui retry ${app.metadata.name}\` or deploy again`,
-        FailureType.Invalid,
-        { pullRequestUrl },
-      );
+      return { path, changed: commitSha !== undefined, ...(commitSha ? { commitSha } : {}), pullRequestUrl };
     } catch (err) {
       throw this.#failure(err, `writing ${path} to ${owner}/${repo}@${base}`);
     }
@@ -284,11 +273,13 @@ export class GitHubActionsBackend implements CiBackend {
       if (current === want) return undefined;
       if (refused && refused.sha === current && isRequestError(refused.err)) {
         const { status } = refused.err;
-        throw ApplicationFailure.nonRetryable(
-          `GitHub refused to commit ${path} to ${branch} of ${owner}/${repo} (${status} ${refused.err.message.split(' - ')[0]}): ` +
-            'if the branch is protected, set FLUI_PIPELINE_UPDATE_MODE=pull-request so Flui proposes the change instead',
-          FailureType.Invalid,
-        );
+        throw new ServiceError({
+          service: 'GitHub',
+          kind: 'invalid',
+          status,
+          message: `GitHub refused to commit ${path} to ${branch} of ${owner}/${repo} (${status} ${refused.err.message.split(' - ')[0]})`,
+          hint: 'if the branch is protected, set FLUI_PIPELINE_UPDATE_MODE=pull-request so Flui proposes the change instead',
+        });
       }
       try {
         const res = await this.#gh.request('PUT /repos/{owner}/{repo}/contents/{path}', {
@@ -306,10 +297,11 @@ export class GitHubActionsBackend implements CiBackend {
         refused = { sha: current, err };
       }
     }
-    throw ApplicationFailure.retryable(
-      `${path} in ${owner}/${repo}@${branch} kept changing while Flui wrote it (${MAX_WRITE_CONFLICTS + 1} conflicts)`,
-      'GitHubConflict',
-    );
+    throw new ServiceError({
+      service: 'GitHub',
+      kind: 'conflict',
+      message: `${path} in ${owner}/${repo}@${branch} kept changing while Flui wrote it (${MAX_WRITE_CONFLICTS + 1} conflicts)`,
+    });
   }
 
   /** Key: the branch name (content-addressed by the caller); created from the app's branch when absent. */
@@ -323,10 +315,12 @@ export class GitHubActionsBackend implements CiBackend {
     if (await ref(branch)) return branch;
     const base = await ref(app.spec.source.branch);
     if (!base) {
-      throw ApplicationFailure.nonRetryable(
-        `the branch ${app.spec.source.branch} of ${owner}/${repo} does not exist: check spec.source.branch`,
-        FailureType.NotFound,
-      );
+      throw new ServiceError({
+        service: 'GitHub',
+        kind: 'not-found',
+        message: `the branch ${app.spec.source.branch} of ${owner}/${repo} does not exist`,
+        hint: 'check spec.source.branch',
+      });
     }
     try {
       await this.#gh.request('POST /repos/{owner}/{repo}/git/refs', {
@@ -470,12 +464,12 @@ export class GitHubActionsBackend implements CiBackend {
   }
 
   /**
-   * Key: the run's name `flui <runKey>` (the workflow's `run-name`). Looks through recent dispatched runs of the
+   * Key: the run's name, `ciRunName(runKey)` (the workflow's `run-name`). Looks through recent dispatched runs of the
    * app's pipeline on its branch, a bounded number of pages.
    */
   async findRun(app: Application, runKey: string): Promise<CiRunRef | undefined> {
     const { owner, repo } = repoOf(app);
-    const title = `${CI_RUN_NAME_PREFIX}${runKey}`;
+    const title = ciRunName(runKey);
     const since = new Date(Date.now() - RUN_LOOKBACK_DAYS * 86_400_000).toISOString().slice(0, 10);
     try {
       for (let page = 1; page <= MAX_RUN_PAGES; page++) {
@@ -538,10 +532,11 @@ export class GitHubActionsBackend implements CiBackend {
         if (run) return run;
       }
       // The next attempt's findRun picks it up instead of dispatching again.
-      throw ApplicationFailure.retryable(
-        `dispatched "${CI_RUN_NAME_PREFIX}${runKey}" in ${owner}/${repo} but the run is not listed yet`,
-        'RunNotVisible',
-      );
+      throw new ServiceError({
+        service: 'GitHub',
+        kind: 'unavailable',
+        message: `dispatched "${ciRunName(runKey)}" in ${owner}/${repo} but the run is not listed yet`,
+      });
     } catch (err) {
       throw this.#failure(err, `starting the CI run for ${appKey(app)} in ${owner}/${repo}`);
     }

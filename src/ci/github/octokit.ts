@@ -1,16 +1,16 @@
 /**
  * The Octokit client Flui uses in production and against the emulator alike, composed from plugins: throttling
- * (primary and secondary rate limits) and retry (transient 5xx). Long waits are not slept inside an activity: they
- * surface as a retryable failure with `nextRetryDelay`, so Temporal waits durably and the worker stays free.
+ * (primary and secondary rate limits) and retry (transient 5xx). Long waits are not slept here: they surface as a
+ * `rate-limited` service error that says how long to wait, so the caller (Temporal) waits durably and the worker
+ * stays free.
  */
-import { ApplicationFailure } from '@temporalio/activity';
 import { createAppAuth } from '@octokit/auth-app';
 import { retry } from '@octokit/plugin-retry';
 import { throttling } from '@octokit/plugin-throttling';
 import { Octokit } from '@octokit/rest';
 import Bottleneck from 'bottleneck';
 import type { Config } from '../../config.ts';
-import { FailureType } from '../../activities/types.ts';
+import { ServiceError, type ServiceErrorKind } from '../../errors.ts';
 
 const FluiOctokit = Octokit.plugin(throttling, retry);
 export type GitHubClient = InstanceType<typeof FluiOctokit>;
@@ -36,10 +36,12 @@ function writeQueue(intervalMs: number): Bottleneck.Group {
 
 export function createGitHubClient(github: Config['github']): GitHubClient {
   if (!github.auth) {
-    throw ApplicationFailure.nonRetryable(
-      'the worker has no GitHub credentials: set GITHUB_TOKEN, or GITHUB_APP_ID with its private key and installation id',
-      FailureType.Misconfigured,
-    );
+    throw new ServiceError({
+      service: 'GitHub',
+      kind: 'misconfigured',
+      message: 'the worker has no GitHub credentials',
+      hint: 'set GITHUB_TOKEN, or GITHUB_APP_ID with its private key and installation id',
+    });
   }
   const auth =
     github.auth.kind === 'token'
@@ -105,11 +107,6 @@ export function retryAfterSeconds(err: RequestErrorLike, now = Date.now()): numb
   return undefined;
 }
 
-/**
- * Turns any error from GitHub into the failure the workflow's retry policy understands: permanent refusals are
- * non-retryable with a message that says what to fix; rate limits are retryable after the time GitHub named;
- * everything else (5xx, resets, timeouts) is retryable.
- */
 /** What to check when GitHub refuses the worker's credentials, by the kind of credentials configured. */
 export function authHint(github: Config['github']): string {
   return github.auth?.kind === 'app'
@@ -117,57 +114,48 @@ export function authHint(github: Config['github']): string {
     : 'check GITHUB_TOKEN';
 }
 
-export function githubFailure(err: unknown, doing: string, hint = 'check GITHUB_TOKEN'): Error {
-  if (err instanceof ApplicationFailure) return err;
+/**
+ * Turns any error from GitHub into a service error: refusals are permanent, with a hint that says what to fix; rate
+ * limits say when GitHub allows the next request; everything else (5xx, resets, timeouts) is `unavailable`.
+ */
+export function githubError(err: unknown, doing: string, hint = 'check GITHUB_TOKEN'): ServiceError {
+  if (err instanceof ServiceError) return err;
+  const service = 'GitHub';
   if (!isRequestError(err)) {
-    return ApplicationFailure.retryable(
-      `GitHub unreachable while ${doing}: ${(err as Error)?.message ?? String(err)}`,
-      'GitHubUnavailable',
-    );
+    const message = `GitHub unreachable while ${doing}: ${(err as Error)?.message ?? String(err)}`;
+    return new ServiceError({ service, kind: 'unavailable', message, cause: err });
   }
-  const message = githubMessage(err);
-  const wait = err.status === 403 || err.status === 429 ? retryAfterSeconds(err) : undefined;
+  const { status } = err;
+  const said = `${status} ${githubMessage(err)}`;
+  const error = (kind: ServiceErrorKind, message: string, more: { hint?: string; retryAfterSeconds?: number } = {}) =>
+    new ServiceError({ service, kind, message, status, ...more });
+  const wait = status === 403 || status === 429 ? retryAfterSeconds(err) : undefined;
   if (wait !== undefined) {
-    return ApplicationFailure.create({
-      message: `GitHub rate limit while ${doing} (${err.status} ${message}); retrying in ${wait}s`,
-      type: 'GitHubRateLimited',
-      nextRetryDelay: `${wait} seconds`,
+    return error('rate-limited', `GitHub rate limit while ${doing} (${said}); retrying in ${wait}s`, {
+      retryAfterSeconds: wait,
     });
   }
   // Getting a GitHub App installation token failed: the app's settings, not the repository, are wrong.
-  if (/\/app\/installations\/[^/]+\/access_tokens$/.test(err.request?.url ?? '') && err.status < 500) {
-    return ApplicationFailure.nonRetryable(
-      `GitHub refused the GitHub App installation token while ${doing} (${err.status} ${message}): ${hint}`,
-      FailureType.Unauthorized,
-    );
+  if (/\/app\/installations\/[^/]+\/access_tokens$/.test(err.request?.url ?? '') && status < 500) {
+    return error('unauthorized', `GitHub refused the GitHub App installation token while ${doing} (${said})`, { hint });
   }
-  switch (err.status) {
+  switch (status) {
     case 401:
-      return ApplicationFailure.nonRetryable(
-        `GitHub refused the credentials while ${doing} (401 ${message}): ${hint}`,
-        FailureType.Unauthorized,
-      );
+      return error('unauthorized', `GitHub refused the credentials while ${doing} (${said})`, { hint });
     case 403:
-      return ApplicationFailure.nonRetryable(
-        `GitHub denied access while ${doing} (403 ${message}): the token or GitHub App needs read and write ` +
-          'permission for contents, actions, secrets and variables (and pull requests in pull-request mode)',
-        FailureType.Unauthorized,
-      );
+      return error('unauthorized', `GitHub denied access while ${doing} (${said})`, {
+        hint:
+          'the token or GitHub App needs read and write permission for contents, actions, secrets and variables ' +
+          '(and pull requests in pull-request mode)',
+      });
     case 404:
-      return ApplicationFailure.nonRetryable(
-        `not found on GitHub while ${doing} (404 ${message}): check the repository name and that the token can see it`,
-        FailureType.NotFound,
-      );
+      return error('not-found', `not found on GitHub while ${doing} (${said})`, {
+        hint: 'check the repository name and that the token can see it',
+      });
     case 400:
     case 422:
-      return ApplicationFailure.nonRetryable(
-        `GitHub rejected the request while ${doing} (${err.status} ${message})`,
-        FailureType.Invalid,
-      );
+      return error('invalid', `GitHub rejected the request while ${doing} (${said})`);
     default:
-      return ApplicationFailure.retryable(
-        `GitHub error while ${doing} (${err.status} ${message})`,
-        'GitHubUnavailable',
-      );
+      return error('unavailable', `GitHub error while ${doing} (${said})`);
   }
 }

@@ -8,11 +8,11 @@
  * contain one): several apps built from one repository, e.g. staging and production from one branch, never overwrite
  * each other's pipeline.
  */
-import { ApplicationFailure } from '@temporalio/activity';
 import { stringify } from 'yaml';
-import { FailureType } from '../../activities/types.ts';
+import { ServiceError } from '../../errors.ts';
 import type { Application } from '../../manifest/schema.ts';
 import { imageHost } from '../../registry/reference.ts';
+import { ciRunName } from '../../workflows/contract.ts';
 
 /** The two Actions secrets the login step reads (the GitHub emulator's runner reads the same names from the file). */
 export const REGISTRY_USERNAME_SECRET = 'FLUI_REGISTRY_USERNAME';
@@ -48,11 +48,12 @@ function buildArgLines(app: Application): string {
   const entries = Object.entries(app.spec.source.buildArgs).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   for (const [name, value] of entries) {
     if (/[\r\n]/.test(value)) {
-      throw ApplicationFailure.nonRetryable(
-        `build arg ${name} of ${appKey(app)} spans several lines, which docker/build-push-action cannot pass: ` +
-          'put it on one line',
-        FailureType.Invalid,
-      );
+      throw new ServiceError({
+        service: 'GitHub',
+        kind: 'invalid',
+        message: `build arg ${name} of ${appKey(app)} spans several lines, which docker/build-push-action cannot pass`,
+        hint: 'put it on one line',
+      });
     }
   }
   return entries.map(([name, value]) => literal(`${name}=${value}`)).join('\n');
@@ -66,7 +67,8 @@ export function renderPipelineFile(app: Application): string {
   const tag = `${image.repository}:\${{ github.sha }}`;
   const workflow = {
     name: `flui build ${app.metadata.namespace}/${app.metadata.name}`,
-    'run-name': 'flui ${{ inputs.deploy_id }}',
+    // The name Flui finds the run by (src/workflows/contract.ts), filled in by Actions from the dispatch input.
+    'run-name': ciRunName('${{ inputs.deploy_id }}'),
     on: {
       workflow_dispatch: {
         inputs: {

@@ -2,12 +2,13 @@
  * Receives GitHub `workflow_run` webhooks and reports completed runs. Verifies `X-Hub-Signature-256` (HMAC-SHA256 of
  * the raw body) with a constant-time compare before reading anything else, ignores other events and actions, and
  * handles each `X-GitHub-Delivery` once (a redelivery of a delivery whose callback failed is handled again).
- * Answers: 202 handled or ignored, 400 not JSON, 401 bad or missing signature, 500 the callback failed.
+ * Answers: 202 handled or ignored, 400 not a JSON object, 401 bad or missing signature, 500 the callback failed.
  * It knows nothing of Temporal: the worker passes the callback that signals the deploy.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { components } from '@octokit/openapi-webhooks-types';
+import { verify } from '@octokit/webhooks-methods';
 import type { CiRunResult } from '../../workflows/api.ts';
 
 export interface RunCompletedEvent {
@@ -36,11 +37,14 @@ export interface WebhookReceiver {
 const MAX_BODY = 5 * 1024 * 1024;
 const MAX_REMEMBERED = 10_000;
 
-export function verifySignature(secret: string, body: Buffer, header: string | undefined): boolean {
-  if (!header?.startsWith('sha256=')) return false;
-  const expected = Buffer.from(`sha256=${createHmac('sha256', secret).update(body).digest('hex')}`);
-  const given = Buffer.from(header);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+/**
+ * Whether `header` is `sha256=<HMAC-SHA256 of body>` under `secret` (compared in constant time by Octokit). GitHub
+ * signs the UTF-8 JSON it sends, so reading the body as UTF-8 loses nothing; bytes that are not UTF-8 fail the check.
+ */
+export async function verifySignature(secret: string, body: Buffer, header: string | undefined): Promise<boolean> {
+  // Octokit throws on an empty secret, body or signature; none of those is a valid delivery.
+  if (!secret || !body.length || !header) return false;
+  return verify(secret, body.toString('utf8'), header);
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
@@ -54,18 +58,31 @@ async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   return Buffer.concat(chunks);
 }
 
-/** The JSON payload: the body itself, or its `payload` field when the hook sends `application/x-www-form-urlencoded`. */
-function parsePayload(body: Buffer, contentType: string | undefined): WorkflowRunPayload {
+/** A `workflow_run` delivery as GitHub's published webhook description types it, one shape per action. */
+type WorkflowRunPayload = components['schemas'][
+  'webhook-workflow-run-requested' | 'webhook-workflow-run-in-progress' | 'webhook-workflow-run-completed'];
+type CompletedRun = components['schemas']['webhook-workflow-run-completed']['workflow_run'];
+
+/**
+ * The JSON payload: the body itself, or its `payload` field when the hook sends `application/x-www-form-urlencoded`;
+ * undefined when that is not a JSON object. The signature vouches that GitHub sent it, so its shape is trusted.
+ */
+function parsePayload(body: Buffer, contentType: string | undefined): Partial<WorkflowRunPayload> | undefined {
   const text = body.toString('utf8');
   const json = contentType?.startsWith('application/x-www-form-urlencoded')
     ? (new URLSearchParams(text).get('payload') ?? '')
     : text;
-  return JSON.parse(json) as WorkflowRunPayload;
+  try {
+    const value: unknown = JSON.parse(json);
+    return value && typeof value === 'object' && !Array.isArray(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
-interface WorkflowRunPayload {
-  action?: string;
-  workflow_run?: Record<string, unknown>;
+/** GitHub's conclusions that Flui's CI contract does not name are failures (a run that never started, or none). */
+function conclusionOf(run: CompletedRun): CiRunResult['conclusion'] {
+  return run.conclusion === null || run.conclusion === 'startup_failure' ? 'failure' : run.conclusion;
 }
 
 export async function startWebhookReceiver(opts: WebhookReceiverOptions): Promise<WebhookReceiver> {
@@ -77,20 +94,14 @@ export async function startWebhookReceiver(opts: WebhookReceiverOptions): Promis
     if (req.method !== 'POST') return [405, 'POST webhooks here'];
     const body = await readBody(req);
     if (!body) return [413, 'payload too large'];
-    if (!verifySignature(opts.secret, body, req.headers['x-hub-signature-256'] as string | undefined)) {
+    if (!(await verifySignature(opts.secret, body, req.headers['x-hub-signature-256'] as string | undefined))) {
       return [401, 'bad or missing X-Hub-Signature-256'];
     }
     if (req.headers['x-github-event'] !== 'workflow_run') return [202, 'ignored: not a workflow_run event'];
-    let payload: WorkflowRunPayload;
-    try {
-      payload = parsePayload(body, req.headers['content-type']);
-    } catch {
-      return [400, 'body is not JSON'];
-    }
-    const run = payload.workflow_run;
-    if (payload.action !== 'completed' || !run || typeof run !== 'object') {
-      return [202, 'ignored: not a completed run'];
-    }
+    const payload = parsePayload(body, req.headers['content-type']);
+    if (!payload) return [400, 'body is not a JSON object'];
+    const run = payload.action === 'completed' ? payload.workflow_run : undefined;
+    if (!run) return [202, 'ignored: not a completed run'];
     const delivery = String(req.headers['x-github-delivery'] ?? '');
     const earlier = delivery ? seen.get(delivery) : undefined;
     if (earlier) {
@@ -99,11 +110,11 @@ export async function startWebhookReceiver(opts: WebhookReceiverOptions): Promis
       return [202, 'duplicate delivery'];
     }
     const handling = opts.onRunCompleted({
-      runName: String(run.display_title ?? run.name ?? ''),
-      runId: Number(run.id),
-      conclusion: (run.conclusion ?? 'failure') as CiRunResult['conclusion'],
-      htmlUrl: String(run.html_url ?? ''),
-      headSha: String(run.head_sha ?? ''),
+      runName: run.display_title ?? run.name ?? '',
+      runId: run.id,
+      conclusion: conclusionOf(run),
+      htmlUrl: run.html_url,
+      headSha: run.head_sha,
     });
     if (delivery) {
       seen.set(delivery, handling);

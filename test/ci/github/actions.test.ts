@@ -8,6 +8,8 @@ import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/activity';
 import sodium from 'libsodium-wrappers';
+import { createCiActivities } from '../../../src/activities/ci.ts';
+import { toActivityFailure, withActivityFailures } from '../../../src/activities/failures.ts';
 import {
   credentialFingerprint,
   FINGERPRINT_VARIABLE,
@@ -22,9 +24,10 @@ import {
   renderPipelineFile,
 } from '../../../src/ci/github/pipeline-file.ts';
 import { loadConfig } from '../../../src/config.ts';
+import { ServiceError } from '../../../src/errors.ts';
 import { validateManifest } from '../../../src/manifest/parse.ts';
 import type { Application } from '../../../src/manifest/schema.ts';
-import type { CiRunRef } from '../../../src/workflows/api.ts';
+import type { CiRunRef } from '../../../src/workflows/contract.ts';
 import { useGitHubEmulator } from '../../helpers/github-emulator.ts';
 import { eventually } from '../../helpers/stack.ts';
 
@@ -43,7 +46,21 @@ function app(name: string, source: Record<string, unknown> = {}): Application {
 
 const credential = { registry: '127.0.0.1:5999', username: 'pusher', password: 'p4ssw0rd-not-in-results' };
 
+/** What a backend call threw (a service error), as the activities hand it to Temporal. */
 async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof ServiceError, `expected a ServiceError, got ${String(err)}`);
+    const f = toActivityFailure(err);
+    assert.ok(f instanceof ApplicationFailure);
+    return f;
+  }
+  assert.fail('expected a failure');
+}
+
+/** What an activity threw: already the Temporal failure. */
+async function activityFailure(p: Promise<unknown>): Promise<ApplicationFailure> {
   try {
     await p;
   } catch (err) {
@@ -170,12 +187,16 @@ describe('GitHub Actions backend against the emulator', () => {
       const full = a.spec.source.repository;
       const token = github().createToken();
       const ci = backend(token, { FLUI_PIPELINE_UPDATE_MODE: 'pull-request' });
+      // The deploy's activity: the backend proposes, the activity stops the deploy until the proposal is merged.
+      const { ensureWorkflowFile } = withActivityFailures(
+        createCiActivities(ci, { registry: { auths: {}, insecureHosts: [] } }),
+      );
       const proposal = `flui/pipeline-default.${a.metadata.name}-${gitBlobSha(renderPipelineFile(a)).slice(0, 7)}`;
       const servesPulls = (
         await fetch(`${github().url}/repos/${full}/pulls`, { headers: { authorization: `token ${token}` } })
       ).ok;
 
-      const first = await failure(ci.ensurePipeline(a));
+      const first = await activityFailure(ensureWorkflowFile({ app: a }));
       assert.equal(first.nonRetryable, true);
       assert.equal(github().file(full, pipelinePath(a)), undefined, 'the app branch is untouched');
       assert.equal(github().file(full, pipelinePath(a), proposal), renderPipelineFile(a));
@@ -187,7 +208,9 @@ describe('GitHub Actions backend against the emulator', () => {
       assert.match(first.message, /merge it, then run `flui retry/);
       const url = /(http\S+\/pull\/\d+)/.exec(first.message)?.[1];
       assert.ok(url, first.message);
-      const second = await failure(ci.ensurePipeline(a));
+      assert.deepEqual(first.details, [{ pullRequestUrl: url }], 'the pull request, for a caller to act on');
+      assert.equal((await ci.ensurePipeline(a)).pullRequestUrl, url, 'the backend reports the proposal');
+      const second = await activityFailure(ensureWorkflowFile({ app: a }));
       assert.ok(second.message.includes(url), 'the same pull request is reused');
       assert.equal(github().records.commits[`${full}:${pipelinePath(a)}`], 1);
 

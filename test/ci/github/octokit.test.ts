@@ -1,5 +1,5 @@
 /**
- * How GitHub's answers become Temporal failures. The emulator covers 401, 404, 422, rate limits and outages end to
+ * How GitHub's answers become service errors, and through the activities' one translation, Temporal failures. The emulator covers 401, 404, 422, rate limits and outages end to
  * end (actions.test.ts); the answers it cannot produce (a permission 403, a 429) are checked here on the error shape
  * Octokit throws.
  */
@@ -9,8 +9,10 @@ import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { performance } from 'node:perf_hooks';
 import { ApplicationFailure } from '@temporalio/activity';
-import { authHint, createGitHubClient, githubFailure, retryAfterSeconds } from '../../../src/ci/github/octokit.ts';
+import { toActivityFailure } from '../../../src/activities/failures.ts';
+import { authHint, createGitHubClient, githubError, retryAfterSeconds } from '../../../src/ci/github/octokit.ts';
 import { loadConfig } from '../../../src/config.ts';
+import { ServiceError } from '../../../src/errors.ts';
 
 function requestError(status: number, message: string, headers: Record<string, string> = {}, url = '') {
   return Object.assign(new Error(`${message} - https://docs.github.com/rest`), {
@@ -22,12 +24,14 @@ function requestError(status: number, message: string, headers: Record<string, s
 }
 
 function failure(err: unknown): ApplicationFailure {
-  const f = githubFailure(err, 'writing the pipeline to acme/hello', 'check GITHUB_TOKEN');
+  const e = githubError(err, 'writing the pipeline to acme/hello', 'check GITHUB_TOKEN');
+  assert.ok(e instanceof ServiceError);
+  const f = toActivityFailure(e);
   assert.ok(f instanceof ApplicationFailure);
   return f;
 }
 
-describe('githubFailure', () => {
+describe('githubError', () => {
   it('makes refusals permanent, with a message that says what to fix', () => {
     const cases: [number, string, string, RegExp][] = [
       [401, 'Bad credentials', 'Unauthorized', /acme\/hello \(401 Bad credentials\): check GITHUB_TOKEN/],
@@ -77,9 +81,9 @@ describe('githubFailure', () => {
     assert.match(f.message, /installation token/);
   });
 
-  it('passes failures that are already Temporal failures through', () => {
-    const original = ApplicationFailure.nonRetryable('merge the PR', 'Invalid');
-    assert.equal(githubFailure(original, 'x'), original);
+  it('passes errors that are already service errors through', () => {
+    const original = new ServiceError({ service: 'GitHub', kind: 'invalid', message: 'merge the PR' });
+    assert.equal(githubError(original, 'x'), original);
   });
 
   it('names the configuration to check by kind of credentials', () => {

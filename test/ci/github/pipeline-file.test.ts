@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { ApplicationFailure } from '@temporalio/activity';
 import { parse } from 'yaml';
 import {
   ACTIONS,
@@ -17,6 +16,7 @@ import {
 } from '../../../src/ci/github/pipeline-file.ts';
 import { buildPlan, readWorkflow } from '@flui/github-emulator/runner';
 import { findTool } from '../../../dev/tools.ts';
+import { ServiceError } from '../../../src/errors.ts';
 import { validateManifest } from '../../../src/manifest/parse.ts';
 import type { Application } from '../../../src/manifest/schema.ts';
 
@@ -158,7 +158,7 @@ describe('the generated pipeline file', () => {
     assert.throws(
       () => renderPipelineFile(app('multi', { buildArgs: { CERT: 'line1\nline2' } })),
       (err: unknown) =>
-        err instanceof ApplicationFailure && err.nonRetryable && err.type === 'Invalid' && /CERT/.test(err.message),
+        err instanceof ServiceError && !err.retryable && err.kind === 'invalid' && /CERT/.test(err.message),
     );
   });
 

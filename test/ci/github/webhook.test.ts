@@ -84,8 +84,11 @@ describe('webhook receiver', () => {
     assert.equal(await post(body, { ...good, 'x-hub-signature-256': sign(body, 'other') }), 401);
     assert.equal(await post(`${body} `, good), 401, 'body changed after signing');
     assert.equal(await post('not json', { ...good, 'x-hub-signature-256': sign('not json') }), 400);
+    assert.equal(await post('null', { ...good, 'x-hub-signature-256': sign('null') }), 400, 'JSON but not an object');
+    assert.equal(await post('', { ...good, 'x-hub-signature-256': sign('') }), 401, 'nothing signed');
     assert.equal(events.length, 0);
-    assert.equal(verifySignature(SECRET, Buffer.from(body), sign(body)), true);
+    assert.equal(await verifySignature(SECRET, Buffer.from(body), sign(body)), true);
+    assert.equal(await verifySignature(SECRET, Buffer.from(body), sign(body, 'other')), false);
   });
 
   it('reports completed runs once per delivery, and ignores other events and actions', async () => {
@@ -107,6 +110,24 @@ describe('webhook receiver', () => {
     const ping = JSON.stringify({ zen: 'Keep it logically awesome.' });
     assert.equal(await post(ping, { ...runHeaders(ping), 'x-github-event': 'ping' }), 202);
     assert.equal(events.length, 0);
+  });
+
+  it('reports a run that never started, or has no conclusion, as failed', async () => {
+    for (const [id, conclusion] of [
+      [7, 'startup_failure'],
+      [8, null],
+    ] as const) {
+      const run = (JSON.parse(completed(id, `flui default.hello.g${id}`)) as { workflow_run: object }).workflow_run;
+      const body = JSON.stringify({ action: 'completed', workflow_run: { ...run, conclusion } });
+      assert.equal(await post(body, runHeaders(body)), 202);
+    }
+    assert.deepEqual(
+      events.splice(0).map((e) => [e.runId, e.conclusion]),
+      [
+        [7, 'failure'],
+        [8, 'failure'],
+      ],
+    );
   });
 
   it('handles concurrent redeliveries once', async () => {
