@@ -7,8 +7,8 @@
  *   npm run bench      (FLUI_BENCH_DEPLOYS, FLUI_BENCH_INFLIGHT, FLUI_BENCH_BURST, FLUI_BENCH_CLI_RUNS tune the
  *                       counts; FLUI_BENCH_ONLY picks sections; FLUI_BENCH_WORKER_ENV adds to the workers' environment)
  *
- * The worker under test runs as its own process (`src/worker.ts`, as in production), so its memory and CPU are its
- * own; the emulator, the client and the naive scripts run here or in processes of their own.
+ * The worker under test runs as its own process (`npm run worker`: the build, as in production), so its memory and
+ * CPU are its own; the emulator, the client and the naive scripts run here or in processes of their own.
  */
 import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -557,8 +557,11 @@ async function burstOfNaive(stack: LocalStack, n: number, perSecond: number): Pr
 // ---- The CLI and an idle worker -----------------------------------------------------------------------------
 
 const CLI_RUNS = Number(process.env.FLUI_BENCH_CLI_RUNS ?? 10);
-/** How long an idle worker is left to settle (bundling, first polls, a GC or two) before its memory is read. */
-const IDLE_SETTLE_MS = 30_000;
+/**
+ * How long an idle worker is left to settle before its memory is read: V8 gives back the memory of start-up (webpack
+ * bundling the workflow code) some 20 to 30 s after the worker goes idle, later on a busy machine.
+ */
+const IDLE_SETTLE_MS = 60_000;
 const FLUI_BIN = new URL('../bin/flui.js', import.meta.url);
 
 /** Wall time of one `flui` process, from spawn to exit, as a user waits for it. */
@@ -614,7 +617,7 @@ async function main() {
   );
   say(
     `Simulated CI: ${QUEUED_MS} ms queued + ${BUILD_MS} ms build per run. The worker under test is its own process ` +
-      '(`src/worker.ts`); the Temporal dev server, the GitHub emulator (contract checks on), the registry and a kwok ' +
+      '(`npm run worker`, compiled); the Temporal dev server, the GitHub emulator (contract checks on), the registry and a kwok ' +
       'cluster run on the same 2 cores.',
   );
   say();

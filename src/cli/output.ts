@@ -36,6 +36,7 @@ export function formatStatus(s: DeployStatus | AppStatus): string {
     `deploy:   ${s.deployId} (${s.kind}${s.attempt > 1 ? `, attempt ${s.attempt}` : ''})`,
     `phase:    ${s.phase}${s.failedPhase && s.phase !== 'succeeded' ? ` (failed while ${s.failedPhase})` : ''}`,
   ];
+  if (s.cancelled) lines.push(`cancelled ${describeCancellation(s.cancelled)}`);
   if (s.commit) lines.push(`commit:   ${s.commit}`);
   if (s.ciRun) lines.push(`CI run:   ${s.ciRun.htmlUrl}`);
   if (s.image) lines.push(`image:    ${s.image}`);
