@@ -4,11 +4,11 @@
  * every 3 s like `gh run watch`, then poll the Deployment every second like `kubectl rollout status`). Prints numbers
  * and writes BENCHMARKS.md. Not a test: nothing here asserts.
  *
- *   npm run bench      (FLUI_BENCH_DEPLOYS, FLUI_BENCH_INFLIGHT, FLUI_BENCH_BURST tune the counts;
- *                       FLUI_BENCH_ONLY picks sections; FLUI_BENCH_WORKER_ENV adds to the workers' environment)
+ *   npm run bench      (FLUI_BENCH_DEPLOYS, FLUI_BENCH_INFLIGHT, FLUI_BENCH_BURST, FLUI_BENCH_CLI_RUNS tune the
+ *                       counts; FLUI_BENCH_ONLY picks sections; FLUI_BENCH_WORKER_ENV adds to the workers' environment)
  *
- * The worker under test runs as its own process (`src/worker.ts`, as in production), so its memory and CPU are its
- * own; the emulator, the client and the naive scripts run here or in processes of their own.
+ * The worker under test runs as its own process (`npm run worker`: the build, as in production), so its memory and
+ * CPU are its own; the emulator, the client and the naive scripts run here or in processes of their own.
  */
 import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -30,7 +30,8 @@ import { registerSearchAttributes } from '../dev/temporal.ts';
 import { findTool } from '../dev/tools.ts';
 import { validateManifest } from '../src/manifest/parse.ts';
 import type { Application } from '../src/manifest/schema.ts';
-import { deployWorkflowId, type DeployOutcome, type DeployRequest } from '../src/workflows/api.ts';
+import { deployWorkflowId, type DeployOutcome, type DeployRequest } from '../src/workflows/contract.ts';
+import { ensureBuilt } from '../test/helpers/build.ts';
 import { workflowBundle } from '../test/helpers/temporal.ts';
 import { startWorkerProcess, writeBundleFile, type WorkerProcess } from '../test/helpers/worker-process.ts';
 
@@ -39,8 +40,9 @@ import { startWorkerProcess, writeBundleFile, type WorkerProcess } from '../test
 const DEPLOYS = Number(process.env.FLUI_BENCH_DEPLOYS ?? 10);
 const INFLIGHT = Number(process.env.FLUI_BENCH_INFLIGHT ?? 1000);
 const BURST = Number(process.env.FLUI_BENCH_BURST ?? 50);
-/** Sections to run (comma-separated: overhead, lengths, burst, inflight); all by default. */
-const ONLY = new Set((process.env.FLUI_BENCH_ONLY ?? 'overhead,lengths,burst,inflight').split(','));
+const SECTIONS = ['overhead', 'lengths', 'burst', 'inflight', 'cli'];
+/** Sections to run (comma-separated: overhead, lengths, burst, inflight, cli); all by default. */
+const ONLY = new Set((process.env.FLUI_BENCH_ONLY ?? SECTIONS.join(',')).split(','));
 /**
  * 1,000 first deploys make ~13,000 rate-limited requests: more than the 5,000 an hour GitHub gives one token (a
  * GitHub App installation on Enterprise Cloud gets 15,000). The emulated GitHub of the bench allows more, so what is
@@ -115,11 +117,15 @@ class Workers {
     this.stack = stack;
   }
 
-  async start(taskQueue: string, env: Record<string, string> = {}): Promise<WorkerProcess> {
+  /** `prebundled: false` starts the worker as plain `npm run worker` does: it bundles its workflow code at start. */
+  async start(taskQueue: string, env: Record<string, string> = {}, prebundled = true): Promise<WorkerProcess> {
     this.#bundleFile ??= await writeBundleFile(this.stack.dataDir);
     const w = await startWorkerProcess(
       { ...this.stack.env, FLUI_TASK_QUEUE: taskQueue, FLUI_LOG_LEVEL: 'WARN', ...env, ...WORKER_ENV },
-      { bundleFile: this.#bundleFile, logFile: join(this.stack.dataDir, `bench-worker-${++this.#count}.log`) },
+      {
+        bundleFile: prebundled ? this.#bundleFile : null,
+        logFile: join(this.stack.dataDir, `bench-worker-${++this.#count}.log`),
+      },
     );
     this.running.add(w);
     return w;
@@ -548,6 +554,58 @@ async function burstOfNaive(stack: LocalStack, n: number, perSecond: number): Pr
   );
 }
 
+// ---- The CLI and an idle worker -----------------------------------------------------------------------------
+
+const CLI_RUNS = Number(process.env.FLUI_BENCH_CLI_RUNS ?? 10);
+/**
+ * How long an idle worker is left to settle before its memory is read: V8 gives back the memory of start-up (webpack
+ * bundling the workflow code) some 20 to 30 s after the worker goes idle, later on a busy machine.
+ */
+const IDLE_SETTLE_MS = 60_000;
+const FLUI_BIN = new URL('../bin/flui.js', import.meta.url);
+
+/** Wall time of one `flui` process, from spawn to exit, as a user waits for it. */
+async function timeFlui(args: string[], env: Record<string, string>): Promise<number> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [FLUI_BIN.pathname, ...args], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: 'ignore',
+  });
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', resolve);
+  });
+  if (code !== 0) throw new Error(`flui ${args.join(' ')} exited ${code}`);
+  return performance.now() - t0;
+}
+
+async function cliAndIdleWorker(stack: LocalStack, workers: Workers) {
+  await ensureBuilt();
+  // One finished deploy for `flui status` to report, as after `npm start`.
+  const w = await workers.start('bench-cli');
+  const app = await newApp(stack);
+  await deployAndWait(stack, app, 'bench-cli');
+  await workers.stop(w);
+  // Only what the CLI reads: the worker's secrets are not its business.
+  const env = { TEMPORAL_ADDRESS: stack.env.TEMPORAL_ADDRESS!, FLUI_TASK_QUEUE: 'bench-cli' };
+  const timed = async (args: string[]) => {
+    await timeFlui(args, env); // warm-up: the operating system's file cache
+    const xs: number[] = [];
+    for (let i = 0; i < CLI_RUNS; i++) xs.push(await timeFlui(args, env));
+    return xs;
+  };
+  const help = await timed(['--help']);
+  const status = await timed(['status', app.metadata.name]);
+  const idle = async (prebundled: boolean) => {
+    const worker = await workers.start(`bench-idle-${prebundled}`, {}, prebundled);
+    await sleep(IDLE_SETTLE_MS);
+    const stats = procStats(worker.pid);
+    await workers.stop(worker);
+    return stats;
+  };
+  return { help, status, bundledAtStart: await idle(false), prebundled: await idle(true) };
+}
+
 async function main() {
   const started = new Date();
   say('# Benchmarks');
@@ -559,7 +617,7 @@ async function main() {
   );
   say(
     `Simulated CI: ${QUEUED_MS} ms queued + ${BUILD_MS} ms build per run. The worker under test is its own process ` +
-      '(`src/worker.ts`); the Temporal dev server, the GitHub emulator (contract checks on), the registry and a kwok ' +
+      '(`npm run worker`, compiled); the Temporal dev server, the GitHub emulator (contract checks on), the registry and a kwok ' +
       'cluster run on the same 2 cores.',
   );
   say();
@@ -701,12 +759,44 @@ async function main() {
           "of the worker's activity slots per deploy for the whole build.",
       );
     }
+    if (ONLY.has('cli')) {
+      progress(`the CLI (${CLI_RUNS} runs each) and an idle worker`);
+      const c = await cliAndIdleWorker(stack, workers);
+      const spread = (xs: number[]) => `${ms(pct(xs, 50))} (${ms(Math.min(...xs))}–${ms(Math.max(...xs))})`;
+      say('## The CLI and an idle worker');
+      say();
+      say(`| command (compiled, \`bin/flui.js\`) | wall time, median of ${CLI_RUNS} (min–max) | target |`);
+      say('| --- | --- | --- |');
+      say(`| \`flui --help\` | ${spread(c.help)} | ≤ 300 ms: ${pct(c.help, 50) <= 300 ? 'met' : '**missed**'} |`);
+      say(
+        `| \`flui status <app>\` (a finished deploy, local Temporal) | ${spread(c.status)} | ≤ 500 ms: ` +
+          `${pct(c.status, 50) <= 500 ? 'met' : '**missed**'} |`,
+      );
+      say();
+      say(
+        `| worker (\`npm run worker\`), idle: connected, no deploy, after ${IDLE_SETTLE_MS / 1000} s | RSS | peak RSS |`,
+      );
+      say('| --- | --- | --- |');
+      const mb = (x: number) => `${x.toFixed(0)} MB`;
+      say(
+        `| workflow code bundled at start (the default) | ${mb(c.bundledAtStart.rssMb)} | ${mb(c.bundledAtStart.peakMb)} |`,
+      );
+      say(
+        `| prebundled (\`npm run bundle\`, \`FLUI_WORKFLOW_BUNDLE\`) | ${mb(c.prebundled.rssMb)} | ${mb(c.prebundled.peakMb)} |`,
+      );
+      say();
+      say(
+        `Target idle RSS ≤ 200 MB: ${Math.max(c.bundledAtStart.rssMb, c.prebundled.rssMb) <= 200 ? 'met' : '**missed**'}. ` +
+          'Wall time is from spawn to exit of the process; RSS and its peak are VmRSS and VmHWM from /proc.',
+      );
+      say();
+    }
   } finally {
     await Promise.all([...workers.running].map((w) => w.kill()));
     await stack.stop();
   }
   // Only a run of every section replaces BENCHMARKS.md.
-  if (ONLY.size === 4) {
+  if (SECTIONS.every((section) => ONLY.has(section))) {
     // Written by hand below the marker (how a figure was reached, what was tried): kept across runs.
     const file = new URL('../BENCHMARKS.md', import.meta.url);
     const old = await readFile(file, 'utf8').catch(() => '');

@@ -15,10 +15,10 @@ import { loadManifest } from '../src/manifest/parse.ts';
 import type { Manifest } from '../src/manifest/schema.ts';
 import { pushImage } from '@flui/github-emulator/registry-push';
 import { startLocalStack, type LocalStack } from './stack.ts';
-import { TERMINAL_PHASES } from '../src/workflows/api.ts';
+import { isSettled } from '../src/workflows/contract.ts';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DATA_DIR = process.env.FLUI_SANDBOX_DIR ?? join(homedir(), '.local', 'share', 'flui', 'sandbox');
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -51,8 +51,7 @@ async function deployAndFollow(stack: LocalStack, manifest: Manifest): Promise<b
       (status.error ? ` · ${status.error}` : '');
     if (line !== last) say(`  ${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s  ${line}`);
     last = line;
-    if (TERMINAL_PHASES.includes(status.phase) || status.phase === 'awaiting-retry')
-      return status.phase === 'succeeded';
+    if (isSettled(status.phase)) return status.phase === 'succeeded';
   }
   return false;
 }

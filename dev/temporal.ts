@@ -6,7 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
-import { SEARCH_ATTRIBUTES } from '../src/workflows/api.ts';
+import { SEARCH_ATTRIBUTES } from '../src/workflows/contract.ts';
 import { freePort, makeTempDir, startServerProcess, type ServerProcess } from './process.ts';
 import { findTool } from './tools.ts';
 

@@ -1,106 +1,56 @@
 /**
- * Worker and client configuration, from environment variables validated with zod. A bad value stops the process
- * with a message naming the variable. Secrets (tokens, registry password, webhook secret) live only here and in the
- * activities that read them; they never enter workflow payloads.
+ * Configuration from environment variables, in two parts: what a client needs to reach Temporal (and the cluster, for
+ * `flui images`), which the CLI reads alone, and what only the worker needs (GitHub, registry, webhook, limits). A
+ * worker-only variable can therefore never break the CLI. A bad value stops the process with a sentence naming the
+ * variable. Secrets (tokens, registry password, webhook secret, TLS keys) live only here and where they are used; they
+ * never enter workflow payloads, and errors never echo them.
+ *
+ * The `TEMPORAL_*` connection settings are read as the Temporal CLI reads them (@temporalio/envconfig): the profile
+ * `TEMPORAL_PROFILE` (default "default") of `TEMPORAL_CONFIG_FILE` (default ~/.config/temporalio/temporal.toml), then
+ * TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS, TEMPORAL_TLS_CLIENT_CERT_PATH/_DATA,
+ * TEMPORAL_TLS_CLIENT_KEY_PATH/_DATA, TEMPORAL_TLS_SERVER_CA_CERT_PATH/_DATA, TEMPORAL_TLS_SERVER_NAME and
+ * TEMPORAL_GRPC_META_* over it.
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { z } from 'zod';
+import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
+import type { TLSConfig } from '@temporalio/client';
 import { parseRegistryAuths, type RegistryAuths } from './registry/auths.ts';
 
-const optionalString = z
-  .string()
-  .optional()
-  .transform((v) => (v === '' ? undefined : v));
-
-const port = z.coerce.number().int().min(0).max(65535);
-
-const booleanFlag = z
-  .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
-  .optional()
-  .transform((v) => v === '1' || v === 'true' || v === 'yes');
-
-const envSchema = z.object({
-  TEMPORAL_ADDRESS: optionalString.pipe(
-    z
-      .string()
-      .regex(/^[^\s:/]+:[0-9]{1,5}$/, 'must be host:port, e.g. 127.0.0.1:7233')
-      .optional(),
-  ),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  TEMPORAL_TLS_CERT: optionalString,
-  TEMPORAL_TLS_KEY: optionalString,
-  TEMPORAL_API_KEY: optionalString,
-  TEMPORAL_UI_PORT: port.default(8233),
-  /** Web UI of a Temporal that is not local (self-hosted); the CLI links deploys to it. */
-  TEMPORAL_UI_URL: optionalString.pipe(z.url().optional()),
-  /** How long the CLI waits for Temporal before saying it cannot reach it. */
-  TEMPORAL_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(5000),
-  FLUI_TASK_QUEUE: z.string().min(1).default('flui-deploy'),
-  FLUI_DATA_DIR: z
-    .string()
-    .min(1)
-    .default(join(homedir(), '.local', 'share', 'flui')),
-
-  GITHUB_API_URL: z.url().default('https://api.github.com'),
-  GITHUB_TOKEN: optionalString,
-  GITHUB_APP_ID: optionalString,
-  GITHUB_APP_PRIVATE_KEY: optionalString,
-  GITHUB_APP_PRIVATE_KEY_FILE: optionalString,
-  GITHUB_APP_INSTALLATION_ID: optionalString,
-  GITHUB_WEBHOOK_SECRET: optionalString,
-  /**
-   * Least time between the starts of two writes (POST/PUT/PATCH/DELETE) to GitHub: GitHub asks for at least a second
-   * to stay clear of its secondary rate limits. A GitHub Enterprise Server without them may go lower (0: unpaced).
-   */
-  GITHUB_WRITE_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
-  /** `commit` writes the pipeline file to the branch; `pull-request` proposes it. */
-  FLUI_PIPELINE_UPDATE_MODE: z.enum(['commit', 'pull-request']).default('commit'),
-
-  REGISTRY_USERNAME: optionalString,
-  REGISTRY_PASSWORD: optionalString,
-  /** Comma-separated registry hosts spoken to over plain HTTP (local registries). */
-  REGISTRY_INSECURE_HOSTS: z.string().default('127.0.0.1,localhost'),
-
-  KUBECONFIG: optionalString,
-
-  FLUI_WEBHOOK_PORT: port.optional(),
-  FLUI_WEBHOOK_HOST: z.string().default('127.0.0.1'),
-  FLUI_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(10000).default(200),
-  /**
-   * Deploys kept in the worker's memory between workflow tasks. A deploy waiting on CI needs none (its polls are
-   * activity retries), so a small cache costs only a replay of a short history when the run finishes; a cache as
-   * large as the deploys in flight costs memory for nothing (BENCHMARKS.md).
-   */
-  FLUI_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100000).default(250),
-  FLUI_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
-  FLUI_DEBUG: booleanFlag,
-  /** Prebundled workflow code (`npm run bundle`), for a worker that starts in well under a second. */
-  FLUI_WORKFLOW_BUNDLE: optionalString,
-});
-
-/** Where the worker and the CLI look for Temporal when TEMPORAL_ADDRESS is unset (the Temporal CLI's default too). */
+/** Where the worker and the CLI look for Temporal when nothing says otherwise (the Temporal CLI's default too). */
 export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
 
 export type GitHubAuth =
-  { kind: 'token'; token: string } | { kind: 'app'; appId: string; privateKey: string; installationId: string };
+  | { kind: 'token'; token: string }
+  /** Without `installationId`, each repository's installation is looked up (one app, many accounts). */
+  | { kind: 'app'; appId: string; privateKey: string; installationId?: string };
 
-export interface Config {
+/** What a client of Flui needs: the CLI reads this and nothing else. */
+export interface ClientConfig {
   temporal: {
-    /** Temporal frontend; 127.0.0.1:7233 when TEMPORAL_ADDRESS is unset, for the worker and the CLI alike. */
+    /** Temporal frontend; 127.0.0.1:7233 when neither TEMPORAL_ADDRESS nor a profile sets one. */
     address: string;
-    /** TEMPORAL_ADDRESS was unset: errors say the address is only the default. */
+    /** No address was configured: errors say the address is only the default. */
     addressIsDefault: boolean;
     namespace: string;
     uiPort: number;
     /** Web UI base URL when set explicitly (TEMPORAL_UI_URL). */
     uiUrl?: string;
     connectTimeoutMs: number;
-    tls?: { cert: string; key: string };
+    /** TLS as the SDK takes it: `true` for TLS with the system's roots, an object for a CA, server name or mTLS. */
+    tls?: TLSConfig | boolean;
     apiKey?: string;
+    /** gRPC headers (TEMPORAL_GRPC_META_*). */
+    metadata?: Record<string, string>;
     taskQueue: string;
   };
+  /** The cluster `flui images` and `flui rollback` read (KUBECONFIG; the client library's default when unset). */
+  kubeconfig?: string;
+}
+
+/** The worker's configuration: the client part plus GitHub, the registry, the webhook receiver and limits. */
+export interface Config extends ClientConfig {
   dataDir: string;
   github: {
     apiUrl: string;
@@ -116,7 +66,6 @@ export interface Config {
     password?: string;
     insecureHosts: string[];
   };
-  kubeconfig?: string;
   webhook?: { host: string; port: number };
   worker: {
     maxConcurrentActivities: number;
@@ -134,83 +83,199 @@ export class ConfigError extends Error {
   }
 }
 
-/** Reads configuration from `env`; throws {@link ConfigError} naming every bad variable. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`);
-    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
-  }
-  const e = parsed.data;
+/**
+ * Reads variables and collects every problem as a sentence, so one run names all of them. Values are echoed only
+ * for variables that never hold secrets.
+ */
+class Env {
+  readonly problems: string[] = [];
+  constructor(private readonly env: NodeJS.ProcessEnv) {}
 
-  if ((e.TEMPORAL_TLS_CERT === undefined) !== (e.TEMPORAL_TLS_KEY === undefined)) {
-    throw new ConfigError('invalid configuration:\n  TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together');
+  /** The value, or undefined when unset or empty (an empty variable means "not set", as in most shells' scripts). */
+  string(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v === '' ? undefined : v;
   }
-  let auth: GitHubAuth | undefined;
-  if (e.GITHUB_APP_ID !== undefined) {
-    const privateKey =
-      e.GITHUB_APP_PRIVATE_KEY ?? (e.GITHUB_APP_PRIVATE_KEY_FILE && readSecretFile(e.GITHUB_APP_PRIVATE_KEY_FILE));
-    if (!privateKey || e.GITHUB_APP_INSTALLATION_ID === undefined) {
-      throw new ConfigError(
-        'invalid configuration:\n  GITHUB_APP_ID needs GITHUB_APP_PRIVATE_KEY (or GITHUB_APP_PRIVATE_KEY_FILE) and GITHUB_APP_INSTALLATION_ID',
-      );
+
+  wholeNumber(name: string, min: number, max: number, fallback: number): number;
+  wholeNumber(name: string, min: number, max: number, fallback?: number): number | undefined;
+  wholeNumber(name: string, min: number, max: number, fallback?: number): number | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw.trim());
+    if (/^[0-9]+$/.test(raw.trim()) && n >= min && n <= max) return n;
+    this.problems.push(`${name} must be a whole number between ${min} and ${max}, not ${quote(raw)}`);
+    return fallback;
+  }
+
+  oneOf<T extends string>(name: string, values: readonly T[], fallback: T): T {
+    const raw = this.string(name);
+    if (raw === undefined) return fallback;
+    if ((values as readonly string[]).includes(raw)) return raw as T;
+    this.problems.push(`${name} must be ${orList(values)}, not ${quote(raw)}`);
+    return fallback;
+  }
+
+  flag(name: string): boolean {
+    const raw = this.string(name)?.toLowerCase();
+    if (raw === undefined) return false;
+    if (['1', 'true', 'yes'].includes(raw)) return true;
+    if (!['0', 'false', 'no'].includes(raw)) this.problems.push(`${name} must be 1, true or yes (or 0, false, no)`);
+    return false;
+  }
+
+  url(name: string, fallback: string): string;
+  url(name: string): string | undefined;
+  url(name: string, fallback?: string): string | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return fallback;
+    if (/^https?:\/\/[^\s/]/.test(raw) && URL.canParse(raw)) return raw.replace(/\/+$/, '');
+    this.problems.push(`${name} must be an http(s) URL such as https://example.com, not ${quote(raw)}`);
+    return fallback;
+  }
+
+  /** Complains about variables that are set but no longer read, naming what replaced them. */
+  renamed(name: string, instead: string): void {
+    if (this.string(name) !== undefined) this.problems.push(`${name} is no longer read: set ${instead} instead`);
+  }
+
+  /** Throws a {@link ConfigError} listing every problem seen so far. */
+  check(): void {
+    if (this.problems.length) {
+      throw new ConfigError(`invalid configuration:\n${this.problems.map((p) => `  ${p}`).join('\n')}`);
     }
-    auth = { kind: 'app', appId: e.GITHUB_APP_ID, privateKey, installationId: e.GITHUB_APP_INSTALLATION_ID };
-  } else if (e.GITHUB_TOKEN !== undefined) {
-    auth = { kind: 'token', token: e.GITHUB_TOKEN };
   }
-  const registryAuths = parseRegistryAuths(env);
-  if (registryAuths.problems.length > 0) {
-    throw new ConfigError(`invalid configuration:\n${registryAuths.problems.map((p) => `  ${p}`).join('\n')}`);
-  }
+}
 
+const quote = (value: string) => JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+const orList = (values: readonly string[]) =>
+  values.length === 1 ? values[0]! : `${values.slice(0, -1).join(', ')} or ${values.at(-1)}`;
+
+/** Reads the client part: Temporal (as the Temporal CLI does), its Web UI, the task queue, the cluster. */
+export function loadClientConfig(env: NodeJS.ProcessEnv = process.env): ClientConfig {
+  const e = new Env(env);
+  const client = readClientPart(e, env);
+  e.check();
+  return client;
+}
+
+function readClientPart(e: Env, env: NodeJS.ProcessEnv): ClientConfig {
+  e.renamed('TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_CLIENT_CERT_DATA (the PEM) or TEMPORAL_TLS_CLIENT_CERT_PATH');
+  e.renamed('TEMPORAL_TLS_KEY', 'TEMPORAL_TLS_CLIENT_KEY_DATA (the PEM) or TEMPORAL_TLS_CLIENT_KEY_PATH');
+  const profile = e.string('TEMPORAL_PROFILE') ?? 'default';
+  let connect: ReturnType<typeof toClientOptions> | undefined;
+  try {
+    // Only set variables count: the SDK reads an empty one as a value (an empty address, a TLS file named "").
+    const set = Object.fromEntries(Object.entries(env).filter((kv): kv is [string, string] => Boolean(kv[1])));
+    connect = toClientOptions(loadClientConfigProfile({ overrideEnvVars: set }));
+  } catch (err) {
+    const where =
+      e.string('TEMPORAL_CONFIG_FILE') ?? 'the Temporal CLI config file (~/.config/temporalio/temporal.toml)';
+    e.problems.push(
+      `Temporal connection settings (profile "${profile}" of ${where}, TEMPORAL_* variables): ${(err as Error).message}`,
+    );
+  }
+  const options = connect?.connectionOptions;
+  const address = options?.address;
+  if (address !== undefined && !/^[^\s:/]+:[0-9]{1,5}$/.test(address)) {
+    e.problems.push(`TEMPORAL_ADDRESS must be host:port, e.g. ${DEFAULT_TEMPORAL_ADDRESS}, not ${quote(address)}`);
+  }
   return {
     temporal: {
-      address: e.TEMPORAL_ADDRESS ?? DEFAULT_TEMPORAL_ADDRESS,
-      addressIsDefault: e.TEMPORAL_ADDRESS === undefined,
-      namespace: e.TEMPORAL_NAMESPACE,
-      uiPort: e.TEMPORAL_UI_PORT,
-      uiUrl: e.TEMPORAL_UI_URL?.replace(/\/+$/, ''),
-      connectTimeoutMs: e.TEMPORAL_CONNECT_TIMEOUT_MS,
-      tls:
-        e.TEMPORAL_TLS_CERT && e.TEMPORAL_TLS_KEY ? { cert: e.TEMPORAL_TLS_CERT, key: e.TEMPORAL_TLS_KEY } : undefined,
-      apiKey: e.TEMPORAL_API_KEY,
-      taskQueue: e.FLUI_TASK_QUEUE,
+      address: address ?? DEFAULT_TEMPORAL_ADDRESS,
+      addressIsDefault: address === undefined,
+      namespace: connect?.namespace || 'default',
+      uiPort: e.wholeNumber('TEMPORAL_UI_PORT', 1, 65535, 8233),
+      uiUrl: e.url('TEMPORAL_UI_URL'),
+      connectTimeoutMs: e.wholeNumber('TEMPORAL_CONNECT_TIMEOUT_MS', 100, 120_000, 5000),
+      tls: options?.tls ?? undefined,
+      apiKey: options?.apiKey,
+      // From TEMPORAL_GRPC_META_* and the profile: always strings.
+      metadata:
+        options?.metadata && Object.keys(options.metadata).length
+          ? (options.metadata as Record<string, string>)
+          : undefined,
+      taskQueue: e.string('FLUI_TASK_QUEUE') ?? 'flui-deploy',
     },
-    dataDir: e.FLUI_DATA_DIR,
-    github: {
-      apiUrl: e.GITHUB_API_URL.replace(/\/+$/, ''),
-      auth,
-      webhookSecret: e.GITHUB_WEBHOOK_SECRET,
-      updateMode: e.FLUI_PIPELINE_UPDATE_MODE,
-      writeIntervalMs: e.GITHUB_WRITE_INTERVAL_MS,
-    },
-    registry: {
-      auths: registryAuths.auths,
-      username: e.REGISTRY_USERNAME,
-      password: e.REGISTRY_PASSWORD,
-      insecureHosts: e.REGISTRY_INSECURE_HOSTS.split(',')
-        .map((h) => h.trim())
-        .filter(Boolean),
-    },
-    kubeconfig: e.KUBECONFIG,
-    webhook: e.FLUI_WEBHOOK_PORT !== undefined ? { host: e.FLUI_WEBHOOK_HOST, port: e.FLUI_WEBHOOK_PORT } : undefined,
-    worker: {
-      maxConcurrentActivities: e.FLUI_MAX_CONCURRENT_ACTIVITIES,
-      maxCachedWorkflows: e.FLUI_MAX_CACHED_WORKFLOWS,
-      logLevel: e.FLUI_LOG_LEVEL,
-      debug: e.FLUI_DEBUG,
-      workflowBundlePath: e.FLUI_WORKFLOW_BUNDLE,
-    },
+    kubeconfig: e.string('KUBECONFIG'),
   };
 }
 
-function readSecretFile(path: string): string {
+/** Reads the worker's configuration (the client part included); throws {@link ConfigError} naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const e = new Env(env);
+  const client = readClientPart(e, env);
+
+  let auth: GitHubAuth | undefined;
+  const appId = e.string('GITHUB_APP_ID');
+  const token = e.string('GITHUB_TOKEN');
+  if (appId !== undefined) {
+    const keyFile = e.string('GITHUB_APP_PRIVATE_KEY_FILE');
+    const privateKey = e.string('GITHUB_APP_PRIVATE_KEY') ?? (keyFile && readSecretFile(e, keyFile));
+    // Without an installation id, each repository's installation is looked up (one app, many accounts).
+    const installationId = e.string('GITHUB_APP_INSTALLATION_ID');
+    if (privateKey) auth = { kind: 'app', appId, privateKey, ...(installationId ? { installationId } : {}) };
+    else if (privateKey !== null) {
+      e.problems.push('GITHUB_APP_ID needs GITHUB_APP_PRIVATE_KEY (or GITHUB_APP_PRIVATE_KEY_FILE)');
+    }
+  } else if (token !== undefined) {
+    auth = { kind: 'token', token };
+  }
+  const username = e.string('REGISTRY_USERNAME');
+  const password = e.string('REGISTRY_PASSWORD');
+  // Credentials by host (and the pair above, bound to REGISTRY_HOST); its problems name their variables.
+  const registryAuths = parseRegistryAuths(env);
+  e.problems.push(...registryAuths.problems);
+  const webhookPort = e.wholeNumber('FLUI_WEBHOOK_PORT', 0, 65535);
+
+  const config: Config = {
+    ...client,
+    dataDir: e.string('FLUI_DATA_DIR') ?? join(homedir(), '.local', 'share', 'flui'),
+    github: {
+      apiUrl: e.url('GITHUB_API_URL', 'https://api.github.com'),
+      auth,
+      webhookSecret: e.string('GITHUB_WEBHOOK_SECRET'),
+      /** `commit` writes the pipeline file to the branch; `pull-request` proposes it. */
+      updateMode: e.oneOf('FLUI_PIPELINE_UPDATE_MODE', ['commit', 'pull-request'], 'commit'),
+      // GitHub asks for at least a second between the starts of two writes, to stay clear of its secondary rate
+      // limits; a GitHub Enterprise Server without them may go lower (0: unpaced).
+      writeIntervalMs: e.wholeNumber('GITHUB_WRITE_INTERVAL_MS', 0, 60_000, 1000),
+    },
+    registry: {
+      auths: registryAuths.auths,
+      username,
+      password,
+      // Registries spoken to over plain HTTP (local ones).
+      insecureHosts: (e.string('REGISTRY_INSECURE_HOSTS') ?? '127.0.0.1,localhost')
+        .split(',')
+        .map((h) => h.trim())
+        .filter(Boolean),
+    },
+    webhook:
+      webhookPort !== undefined ? { host: e.string('FLUI_WEBHOOK_HOST') ?? '127.0.0.1', port: webhookPort } : undefined,
+    worker: {
+      maxConcurrentActivities: e.wholeNumber('FLUI_MAX_CONCURRENT_ACTIVITIES', 1, 10_000, 200),
+      // A deploy waiting on CI needs no cache (its polls are activity retries), so a small cache costs only a replay
+      // of a short history when a run finishes; one as large as the deploys in flight costs memory for nothing.
+      maxCachedWorkflows: e.wholeNumber('FLUI_MAX_CACHED_WORKFLOWS', 0, 100_000, 250),
+      logLevel: e.oneOf('FLUI_LOG_LEVEL', ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'], 'INFO'),
+      debug: e.flag('FLUI_DEBUG'),
+      // Prebundled workflow code (`npm run bundle`): the worker starts without running webpack.
+      workflowBundlePath: e.string('FLUI_WORKFLOW_BUNDLE'),
+    },
+  };
+  e.check();
+  return config;
+}
+
+/** The file's contents, or null after recording why it cannot be read. */
+function readSecretFile(e: Env, path: string): string | null {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(
-      `invalid configuration:\n  GITHUB_APP_PRIVATE_KEY_FILE: cannot read ${path}: ${(err as Error).message}`,
+    e.problems.push(
+      `GITHUB_APP_PRIVATE_KEY_FILE cannot be read (${path}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
     );
+    return null;
   }
 }

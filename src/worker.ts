@@ -1,7 +1,7 @@
 /**
  * The Flui worker: runs deploy workflows and their activities, and the CI webhook receiver beside them.
  *
- *   node --import tsx src/worker.ts        (npm run worker)
+ *   node dist/worker.js                    (npm run worker; `npm run build` compiles it)
  *
  * Configuration comes from environment variables (src/config.ts). Without TEMPORAL_ADDRESS it connects to
  * 127.0.0.1:7233, as the CLI and the Temporal CLI do, and stops with a clear error when nothing answers there: it never
@@ -9,6 +9,7 @@
  * SIGINT/SIGTERM (handled by the SDK's runtime) drain in-flight activity attempts and stop cleanly; deploys continue
  * on the next worker.
  */
+import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, Worker, type WorkflowBundleOption } from '@temporalio/worker';
@@ -18,7 +19,8 @@ import { startWebhookReceiver } from './ci/github/webhook.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { parseCiRunName, runCompletedSignal } from './workflows/contract.ts';
 
-export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
+/** The workflow code beside this module: its sources under tsx, its compiled JavaScript in the build (dist/). */
+export const WORKFLOWS_PATH = fileURLToPath(new URL(`./workflows/index${extname(import.meta.url)}`, import.meta.url));
 
 export interface RunningWorker {
   worker: Worker;
@@ -41,13 +43,10 @@ export interface StartWorkerOptions {
 /** Connects to Temporal, starts the worker and the webhook receiver. */
 export async function startWorker(config: Config, opts: StartWorkerOptions = {}): Promise<RunningWorker> {
   const say = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const address = config.temporal.address;
-  const tls = config.temporal.tls
-    ? { clientCertPair: { crt: Buffer.from(config.temporal.tls.cert), key: Buffer.from(config.temporal.tls.key) } }
-    : undefined;
+  const { address, tls, apiKey, metadata } = config.temporal;
   let connection: NativeConnection;
   try {
-    connection = await NativeConnection.connect({ address, tls, apiKey: config.temporal.apiKey });
+    connection = await NativeConnection.connect({ address, tls, apiKey, metadata });
   } catch (err) {
     throw new ConfigError(
       `cannot reach Temporal at ${address}${config.temporal.addressIsDefault ? ' (the default: TEMPORAL_ADDRESS is not set)' : ''}: ` +
@@ -74,7 +73,7 @@ export async function startWorker(config: Config, opts: StartWorkerOptions = {})
   let stopWebhook: (() => Promise<void>) | undefined;
   if (config.webhook && config.github.webhookSecret) {
     const client = new Client({
-      connection: await Connection.connect({ address, tls, apiKey: config.temporal.apiKey }),
+      connection: await Connection.connect({ address, tls, apiKey, metadata }),
       namespace: config.temporal.namespace,
     });
     const receiver = await startWebhookReceiver({

@@ -4,7 +4,8 @@
  * that names the field, and nothing is started.
  *
  * Every Temporal function takes a connected `Client`, or the configuration to connect with (the connection then lives
- * for that one call). Errors meant for people are {@link FluiError}s carrying the CLI's exit code.
+ * for that one call). Errors meant for people are {@link FluiError}s whose `kind` says what went wrong; what a kind
+ * means to a process (its exit code) is the CLI's business (src/cli/exit.ts).
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -17,7 +18,7 @@ import {
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
 import { z } from 'zod';
-import type { Config } from '../config.ts';
+import type { ClientConfig } from '../config.ts';
 import type { ImageListing } from '../kube/history.ts';
 import { DIGEST, DNS_LABEL } from '../manifest/names.ts';
 import { validateManifest } from '../manifest/parse.ts';
@@ -47,16 +48,21 @@ import {
 
 export type { ImageListing } from '../kube/history.ts';
 
-/** The exit codes of `flui`, also carried by {@link FluiError}. */
-export const EXIT = { ok: 0, failed: 1, usage: 2, cancelled: 3, unavailable: 4 } as const;
+/**
+ * What went wrong, for callers that act on it:
+ * - `invalid`: a bad argument (name, digest, option); nothing was sent anywhere.
+ * - `not-found`: the app has no deploy.
+ * - `failed`: the request cannot be carried out as things stand (nothing to cancel or retry, no such build).
+ * - `unavailable`: Temporal or the cluster cannot be reached, or is not set up for Flui (no such namespace).
+ */
+export type FluiErrorKind = 'invalid' | 'not-found' | 'failed' | 'unavailable';
 
 export class FluiError extends Error {
-  /** Exit code the CLI uses: 2 bad input, 4 Temporal/cluster unreachable or misconfigured, 1 otherwise. */
-  readonly exitCode: number;
-  constructor(message: string, exitCode: number = EXIT.failed) {
+  readonly kind: FluiErrorKind;
+  constructor(message: string, kind: FluiErrorKind = 'failed') {
     super(message);
     this.name = 'FluiError';
-    this.exitCode = exitCode;
+    this.kind = kind;
   }
 }
 
@@ -76,7 +82,7 @@ function checked<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   if (r.success) return r.data;
   const issue = r.error.issues[0];
   const field = issue?.path.length ? `${what}.${issue.path.join('.')}` : what;
-  throw new FluiError(`${field} ${issue?.message ?? 'is invalid'}`, EXIT.usage);
+  throw new FluiError(`${field} ${issue?.message ?? 'is invalid'}`, 'invalid');
 }
 
 function checkApp(namespace: string, app: string): void {
@@ -87,24 +93,17 @@ function checkApp(namespace: string, app: string): void {
 // ---- Connection ----------------------------------------------------------------------------------------------
 
 /** A connected client, or the configuration to connect with for one call. */
-export type ClientSource = Client | Pick<Config, 'temporal'>;
+export type ClientSource = Client | Pick<ClientConfig, 'temporal'>;
 
-export async function connect(config: Pick<Config, 'temporal'>): Promise<Client> {
-  const { address } = config.temporal;
+export async function connect(config: Pick<ClientConfig, 'temporal'>): Promise<Client> {
+  const { address, tls, apiKey, metadata, connectTimeoutMs, namespace } = config.temporal;
   try {
-    const connection = await Connection.connect({
-      address,
-      tls: config.temporal.tls
-        ? { clientCertPair: { crt: Buffer.from(config.temporal.tls.cert), key: Buffer.from(config.temporal.tls.key) } }
-        : undefined,
-      apiKey: config.temporal.apiKey,
-      connectTimeout: config.temporal.connectTimeoutMs,
-    });
-    return new Client({ connection, namespace: config.temporal.namespace });
+    const connection = await Connection.connect({ address, tls, apiKey, metadata, connectTimeout: connectTimeoutMs });
+    return new Client({ connection, namespace });
   } catch (err) {
     throw new FluiError(
       `cannot reach Temporal at ${address}: ${(err as Error).message}. Start it (npm start runs one) or set TEMPORAL_ADDRESS.`,
-      EXIT.unavailable,
+      'unavailable',
     );
   }
 }
@@ -125,13 +124,13 @@ function explain(err: unknown, client: Client): unknown {
   if (err instanceof NamespaceNotFoundError) {
     return new FluiError(
       `Temporal namespace "${client.options.namespace}" does not exist: set TEMPORAL_NAMESPACE, or create it (temporal operator namespace create)`,
-      EXIT.unavailable,
+      'unavailable',
     );
   }
   if (isUnavailable(err)) {
     return new FluiError(
       `lost the connection to Temporal: ${(err as Error).message}. Check that it runs, or set TEMPORAL_ADDRESS.`,
-      EXIT.unavailable,
+      'unavailable',
     );
   }
   return err;
@@ -152,7 +151,9 @@ async function withClient<T>(source: ClientSource, fn: (client: Client) => Promi
  * Base address of Temporal Web UI for this configuration: TEMPORAL_UI_URL when set, the dev server's UI for a local
  * Temporal, Temporal Cloud's UI for a Cloud namespace; otherwise unknown.
  */
-export function webUiBase(temporal: Pick<Config['temporal'], 'address' | 'uiPort' | 'uiUrl'>): string | undefined {
+export function webUiBase(
+  temporal: Pick<ClientConfig['temporal'], 'address' | 'uiPort' | 'uiUrl'>,
+): string | undefined {
   if (temporal.uiUrl) return temporal.uiUrl;
   const host = temporal.address.replace(/:[0-9]+$/, '');
   if (['127.0.0.1', 'localhost', '[::1]'].includes(host)) return `http://${host}:${temporal.uiPort}`;
@@ -369,6 +370,7 @@ async function latest(
     if (err instanceof WorkflowNotFoundError) {
       throw new FluiError(
         `no deploy of ${namespace}/${app} found: check the app name and namespace (-n), or deploy it with \`flui deploy <manifest>\``,
+        'not-found',
       );
     }
     throw err;
@@ -579,7 +581,7 @@ export async function* follow(
   const deployId = typeof b === 'string' ? c! : a;
   const opts: FollowOptions = typeof b === 'string' ? { intervalMs: d } : (b ?? {});
   const parsed = parseDeployId(deployId);
-  if (!parsed) throw new FluiError(`"${deployId}" is not a deploy id (<namespace>.<app>.<nonce>)`, EXIT.usage);
+  if (!parsed) throw new FluiError(`"${deployId}" is not a deploy id (<namespace>.<app>.<nonce>)`, 'invalid');
   const { namespace, app } = parsed;
   const client = isClient(source) ? source : await connect(source);
   try {
@@ -659,7 +661,7 @@ export async function listImages(
   } catch (err) {
     throw new FluiError(
       `cannot read the image history of ${namespace}/${app} from the cluster: ${(err as Error).message}. Check KUBECONFIG.`,
-      EXIT.unavailable,
+      'unavailable',
     );
   }
 }

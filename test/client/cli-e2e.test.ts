@@ -8,9 +8,10 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { EXIT, follow, startDeploy, type Build, type BuildLogs, type ImageListing } from '../../src/client/index.ts';
+import { follow, startDeploy, type Build, type BuildLogs, type ImageListing } from '../../src/client/index.ts';
+import { EXIT } from '../../src/cli/exit.ts';
 import type { Manifest } from '../../src/manifest/schema.ts';
-import type { DeployStatus } from '../../src/workflows/api.ts';
+import type { DeployStatus } from '../../src/workflows/contract.ts';
 import { createApplication, eventually, useStack } from '../helpers/stack.ts';
 import { events, flui, json, startFlui, type FluiRun, type RunningFlui } from './flui.ts';
 

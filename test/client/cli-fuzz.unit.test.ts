@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
-import { EXIT, main } from '../../src/client/cli.ts';
+import { EXIT } from '../../src/cli/exit.ts';
+import { main } from '../../src/cli/main.ts';
 import { freePort } from '../../dev/process.ts';
 
 const RUNS = Number(process.env.FLUI_FUZZ_RUNS ?? 1000);

@@ -10,9 +10,10 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { EXIT, type Build, type StartedDeploy } from '../../src/client/index.ts';
+import type { Build, StartedDeploy } from '../../src/client/index.ts';
+import { EXIT } from '../../src/cli/exit.ts';
 import { makeTempDir } from '../../dev/process.ts';
-import { deployWorkflowId, FluiApp, type DeployStatus } from '../../src/workflows/api.ts';
+import { deployWorkflowId, FluiApp, type DeployStatus } from '../../src/workflows/contract.ts';
 import { eventually } from '../helpers/stack.ts';
 import { useTemporal } from '../helpers/temporal.ts';
 import { events, flui, json, startFlui } from './flui.ts';
@@ -137,6 +138,19 @@ ${extra}`,
 
     const human = await flui(['status', 'web'], env, log);
     assert.match(human.stdout, /^app: {6}default\/web\ndeploy: {3}default\.web\.\S+ \(Application\)\nphase: {4}queued/);
+  });
+
+  it('status reads only the client configuration: a bad worker-only variable does not break it', async () => {
+    const workerOnly = {
+      GITHUB_APP_ID: '1',
+      GITHUB_APP_PRIVATE_KEY_FILE: '/nonexistent/key.pem',
+      FLUI_MAX_CACHED_WORKFLOWS: 'abc',
+      REGISTRY_USERNAME: 'only-half',
+    };
+    const run = await flui(['status', 'web', '--json'], { ...env, ...workerOnly }, log);
+    assert.equal(run.code, EXIT.ok, run.transcript);
+    assert.equal(json<DeployStatus>(run).phase, 'queued');
+    assert.doesNotMatch(run.stderr, /configuration|GITHUB|FLUI_MAX/);
   });
 
   it('builds lists the waiting deploy from visibility', async () => {

@@ -4,19 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  commandHelp,
-  exitCodeOf,
-  formatBuilds,
-  formatStatus,
-  HELP,
-  main,
-  Progress,
-  table,
-} from '../../src/client/cli.ts';
-import { EXIT, type Build, type StartedDeploy } from '../../src/client/index.ts';
+import type { Build, StartedDeploy } from '../../src/client/index.ts';
+import { EXIT, exitCodeOf } from '../../src/cli/exit.ts';
+import { commandHelp, HELP } from '../../src/cli/help.ts';
+import { main } from '../../src/cli/main.ts';
+import { formatBuilds, formatStatus, table } from '../../src/cli/output.ts';
+import { Progress } from '../../src/cli/progress.ts';
 import { freePort } from '../../dev/process.ts';
-import type { DeployStatus } from '../../src/workflows/api.ts';
+import type { DeployStatus } from '../../src/workflows/contract.ts';
 import { flui } from './flui.ts';
 
 function capture(isTTY = false) {
@@ -29,7 +24,7 @@ function capture(isTTY = false) {
   };
 }
 
-const COMMANDS = ['deploy', 'status', 'cancel', 'retry', 'builds', 'logs', 'images', 'rollback'];
+const COMMANDS = ['deploy', 'status', 'cancel', 'retry', 'builds', 'logs', 'images', 'rollback'] as const;
 
 function sampleStatus(over: Partial<DeployStatus> = {}): DeployStatus {
   return {
@@ -99,7 +94,7 @@ describe('flui without a server', () => {
   it('exits 4 naming the variable when the configuration is invalid', async () => {
     const c = capture();
     assert.equal(await main(['status', 'web'], c.io, { TEMPORAL_ADDRESS: 'no-port' }), EXIT.unavailable);
-    assert.match(c.err(), /TEMPORAL_ADDRESS: must be host:port/);
+    assert.match(c.err(), /TEMPORAL_ADDRESS must be host:port, e\.g\. 127\.0\.0\.1:7233, not "no-port"/);
   });
 
   it('exits 4 and says how to start Temporal when it cannot be reached', async () => {

@@ -1,10 +1,14 @@
 /**
- * Runs the real `flui` command (bin/flui.js) as a child process, the way users and scripts do, and keeps what it
- * printed: a transcript file per suite whose path failed assertions name.
+ * Runs the real `flui` command (bin/flui.js, which runs the build in dist/) as a child process, the way users and
+ * scripts do, and keeps what it printed: a transcript file per suite whose path failed assertions name. Importing
+ * this module brings dist/ up to date first.
  */
 import { spawn } from 'node:child_process';
 import { appendFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { ensureBuilt } from '../helpers/build.ts';
+
+await ensureBuilt();
 
 const BIN = fileURLToPath(new URL('../../bin/flui.js', import.meta.url));
 

@@ -1,6 +1,6 @@
 /**
  * The client library at its edge, against a real Temporal dev server (no worker): what it refuses, with which field
- * named and which exit code, before anything is started; and that a configuration works wherever a client does.
+ * named and which kind of error, before anything is started; and that a configuration works wherever a client does.
  * Then what it reads back from deploys that ended, run by the real workflow with activities held in place.
  */
 import assert from 'node:assert/strict';
@@ -11,7 +11,6 @@ import { Worker } from '@temporalio/worker';
 import type { DeployActivities } from '../../src/activities/types.ts';
 import {
   cancel,
-  EXIT,
   FluiError,
   follow,
   listBuilds,
@@ -22,7 +21,7 @@ import {
   webUiBase,
   webUiUrl,
 } from '../../src/client/index.ts';
-import { loadConfig } from '../../src/config.ts';
+import { loadClientConfig } from '../../src/config.ts';
 import { ManifestError } from '../../src/manifest/parse.ts';
 import type { Manifest } from '../../src/manifest/schema.ts';
 import { cancelSignal, deployWorkflowId, type Cancellation } from '../../src/workflows/contract.ts';
@@ -36,10 +35,10 @@ const valid = {
   spec: { image: 'registry.example.com/library/redis:7.4' },
 } as unknown as Manifest;
 
-function fluiError(exitCode: number, message: RegExp) {
+function fluiError(kind: FluiError['kind'], message: RegExp) {
   return (err: unknown) => {
     assert.ok(err instanceof FluiError, String(err));
-    assert.equal(err.exitCode, exitCode);
+    assert.equal(err.kind, kind);
     assert.match(err.message, message);
     return true;
   };
@@ -48,7 +47,7 @@ function fluiError(exitCode: number, message: RegExp) {
 describe('client library', () => {
   const temporal = useTemporal();
   const config = () =>
-    loadConfig({
+    loadClientConfig({
       TEMPORAL_ADDRESS: temporal().address,
       TEMPORAL_NAMESPACE: temporal().namespace,
       FLUI_TASK_QUEUE: 'nobody',
@@ -79,32 +78,32 @@ describe('client library', () => {
       startDeploy(temporal().client, { ...valid, metadata: { name: 'bad-cache' } } as Manifest, {
         policy: 'yolo' as 'queue',
       }),
-      fluiError(EXIT.usage, /^options\.policy /),
+      fluiError('invalid', /^options\.policy /),
     );
     await assert.rejects(
       startDeploy(temporal().client, { ...valid, metadata: { name: 'bad-cache' } } as Manifest, {
         webUi: 'not a url',
       }),
-      fluiError(EXIT.usage, /^options\.webUi /),
+      fluiError('invalid', /^options\.webUi /),
     );
     await nothingStarted('bad-cache');
   });
 
-  it('refuses bad names, digests and deploy ids with exit code 2', async () => {
+  it('refuses bad names, digests and deploy ids as invalid input', async () => {
     const client = temporal().client;
-    await assert.rejects(status(client, 'default', 'Not_A_Name'), fluiError(EXIT.usage, /^app must be a lowercase/));
-    await assert.rejects(status(client, 'a.b', 'web'), fluiError(EXIT.usage, /^namespace must be/));
+    await assert.rejects(status(client, 'default', 'Not_A_Name'), fluiError('invalid', /^app must be a lowercase/));
+    await assert.rejects(status(client, 'a.b', 'web'), fluiError('invalid', /^namespace must be/));
     await assert.rejects(
       rollback(client, 'default', 'web', { digest: 'sha256:short' }),
-      fluiError(EXIT.usage, /^digest must be "sha256:"/),
+      fluiError('invalid', /^digest must be "sha256:"/),
     );
-    await assert.rejects(listBuilds(client, 'default', 'web', 0), fluiError(EXIT.usage, /^limit /));
-    await assert.rejects(follow(client, 'web').next(), fluiError(EXIT.usage, /"web" is not a deploy id/));
+    await assert.rejects(listBuilds(client, 'default', 'web', 0), fluiError('invalid', /^limit /));
+    await assert.rejects(follow(client, 'web').next(), fluiError('invalid', /"web" is not a deploy id/));
     await nothingStarted('web');
   });
 
   it('takes configuration instead of a client, and connects for the one call', async () => {
-    await assert.rejects(status(config(), 'default', 'ghost'), fluiError(EXIT.failed, /no deploy of default\/ghost/));
+    await assert.rejects(status(config(), 'default', 'ghost'), fluiError('not-found', /no deploy of default\/ghost/));
     const started = await startDeploy(config(), valid, { webUi: 'http://ui.test', follow: true });
     assert.match(started.deployId, /^default\.cache\.[a-z0-9]+$/);
     assert.equal(

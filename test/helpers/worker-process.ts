@@ -1,13 +1,15 @@
 /**
  * The Flui worker as its own process, launched exactly as `npm run worker` does (the command line is read from
- * package.json, V8 heap flags included), so a test can SIGKILL it the way an OOM kill or a lost machine would, and
- * start the next one. Started and stopped like every other local server (dev/process.ts).
+ * package.json, V8 heap flags included, so it runs the build in dist/, brought up to date first), so a test can
+ * SIGKILL it the way an OOM kill or a lost machine would, and start the next one. Started and stopped like every
+ * other local server (dev/process.ts).
  */
 import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServerProcess } from '../../dev/process.ts';
+import { ensureBuilt } from './build.ts';
 import { workflowBundle } from './temporal.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -39,17 +41,26 @@ export async function writeBundleFile(dir: string): Promise<string> {
   return file;
 }
 
-/** Starts a worker with `env` (a stack's worker environment) and resolves once it polls its task queue. */
+/**
+ * Starts a worker with `env` (a stack's worker environment) and resolves once it polls its task queue. With
+ * `bundleFile: null` it bundles its workflow code at start, as `npm run worker` does without FLUI_WORKFLOW_BUNDLE.
+ */
 export async function startWorkerProcess(
   env: Record<string, string>,
-  opts: { bundleFile: string; logFile: string; timeoutMs?: number },
+  opts: { bundleFile: string | null; logFile: string; timeoutMs?: number },
 ): Promise<WorkerProcess> {
+  await ensureBuilt();
   const proc = await startServerProcess({
     name: 'flui worker',
     command: process.execPath,
     args: workerArgs(env),
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env, FLUI_WORKFLOW_BUNDLE: opts.bundleFile },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      ...env,
+      ...(opts.bundleFile ? { FLUI_WORKFLOW_BUNDLE: opts.bundleFile } : {}),
+    },
     logFile: opts.logFile,
     ready: async () => READY.test(await readFile(opts.logFile, 'utf8')),
     timeoutMs: opts.timeoutMs,

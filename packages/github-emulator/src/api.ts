@@ -22,8 +22,15 @@ export interface GitHubEmulatorOptions {
   runner?: { queuedMs?: number; buildMs?: number };
   /** Validate every response against GitHub's OpenAPI description (default true). */
   contract?: boolean;
-  /** Primary rate limit per token per hour (GitHub: 5000 for tokens and most installations). */
+  /** Primary rate limit per token (per installation for its tokens) per hour (GitHub: 5000 for most). */
   rateLimit?: number;
+}
+
+/** An installation of a GitHub App on `account`: all its repositories, or the `repos` (`owner/name`) selected. */
+export interface InstallationSpec {
+  account: string;
+  repos?: string[];
+  permissions?: Permissions;
 }
 
 export interface RequestInfo {
@@ -32,6 +39,14 @@ export interface RequestInfo {
   operation: string;
   repo?: string;
   status?: number;
+  /** The token the request carried and what it grants (an emulator's view: tests check what a client sent). */
+  credential?: {
+    token: string;
+    kind: 'fine-grained' | 'installation';
+    installationId?: number;
+    repos?: string[];
+    permissions?: Permissions;
+  };
 }
 
 export interface GitHubEmulator {
@@ -61,12 +76,27 @@ export interface GitHubEmulator {
   secretValue(fullName: string, name: string): string | undefined;
   /** A fine-grained token, optionally limited to repositories (`owner/name`) and permissions (absent: write). */
   createToken(spec?: { repos?: string[]; permissions?: Permissions; expiresInMs?: number }): string;
-  /** A GitHub App with one installation (optionally limited to repositories and permissions). */
-  createApp(spec?: { repos?: string[]; permissions?: Permissions }): {
+  /**
+   * A GitHub App with its installations: `installations`, one per account (each optionally limited to repositories
+   * of its account and to permissions), or one installation on every account limited by `repos` and `permissions`.
+   * `installationId` is the first installation's.
+   */
+  createApp(spec?: {
+    repos?: string[];
+    permissions?: Permissions;
+    installations?: InstallationSpec[];
+    /** How long its installation tokens live (GitHub: an hour), for tests of renewal. */
+    tokenExpiresInMs?: number;
+  }): {
     appId: string;
     privateKey: string;
     installationId: number;
+    installations: { id: number; account?: string }[];
   };
+  /** Installs an existing app on one more account. */
+  addInstallation(appId: string, spec: InstallationSpec): { installationId: number };
+  /** Uninstalls: the installation is gone, and its tokens with it. */
+  removeInstallation(appId: string, installationId: number): void;
   faults: Faults;
   records: Records;
   /** Contract check results: operations and responses checked, violations found. */

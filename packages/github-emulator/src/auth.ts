@@ -1,6 +1,6 @@
 /**
  * Who may call, and how often: tokens (fine-grained and GitHub App installation tokens), GitHub App JWTs verified
- * with node:crypto, fine-grained permissions, and GitHub's primary rate limit per token.
+ * with node:crypto, fine-grained permissions, and GitHub's primary rate limit per token or installation.
  */
 import { createPublicKey, verify } from 'node:crypto';
 import type { Route } from './http.ts';
@@ -51,7 +51,19 @@ export function verifyAppJwt(store: Store, authorization: string | undefined): {
 
 /** Whether `grant` sees `fullName` (case-insensitive, as GitHub's names are). */
 export function canSee(grant: Token, fullName: string): boolean {
-  return !grant.repos || grant.repos.some((r) => r.toLowerCase() === fullName.toLowerCase());
+  const full = fullName.toLowerCase();
+  if (grant.owner !== undefined && grant.owner.toLowerCase() !== full.split('/')[0]) return false;
+  return !grant.repos || grant.repos.some((r) => r.toLowerCase() === full);
+}
+
+/**
+ * Whose primary rate limit a request spends: an installation token spends its installation's (every token of one
+ * installation shares it, and installations never share), any other token its own.
+ */
+export function budgetOf(token: string, grant: Token | undefined): string {
+  return grant?.kind === 'installation' && grant.installationId !== undefined
+    ? `installation:${grant.installationId}`
+    : token;
 }
 
 /** GitHub's 403 message when a token lacks the permission an operation needs, or undefined when it has it. */
@@ -72,8 +84,9 @@ interface Budget {
 }
 
 /**
- * The primary rate limit: `limit` requests per token per hour, with GitHub's `x-ratelimit-*` headers. A fault can
- * make a token's (or every token's) remaining read 0 until a time.
+ * The primary rate limit: `limit` requests per budget (a token, or an installation: see {@link budgetOf}) per hour,
+ * with GitHub's `x-ratelimit-*` headers. A fault can make one budget's (or every budget's) remaining read 0 until a
+ * time.
  */
 export class RateLimits {
   readonly limit: number;
@@ -86,29 +99,29 @@ export class RateLimits {
     this.limit = limit;
   }
 
-  #budget(token: string): Budget {
-    let b = this.#budgets.get(token);
+  #budget(key: string): Budget {
+    let b = this.#budgets.get(key);
     const t = Date.now();
     if (!b || b.reset <= t) {
       b = { used: 0, reset: t + 3600_000, exhaustedUntil: b?.exhaustedUntil };
-      this.#budgets.set(token, b);
+      this.#budgets.set(key, b);
     }
     return b;
   }
 
-  state(token: string): { remaining: number; reset: number; used: number } {
-    const b = this.#budget(token);
+  state(key: string): { remaining: number; reset: number; used: number } {
+    const b = this.#budget(key);
     const exhaustedUntil = Math.max(b.exhaustedUntil ?? 0, this.#exhaustAllUntil);
     if (exhaustedUntil > Date.now()) return { remaining: 0, reset: exhaustedUntil, used: this.limit };
     return { remaining: Math.max(0, this.limit - b.used), reset: b.reset, used: b.used };
   }
 
-  charge(token: string): void {
-    this.#budget(token).used++;
+  charge(key: string): void {
+    this.#budget(key).used++;
   }
 
-  exhaust(forMs: number, token?: string): void {
-    if (token) this.#budget(token).exhaustedUntil = Date.now() + forMs;
+  exhaust(forMs: number, key?: string): void {
+    if (key) this.#budget(key).exhaustedUntil = Date.now() + forMs;
     else this.#exhaustAllUntil = Date.now() + forMs;
   }
 
@@ -118,8 +131,8 @@ export class RateLimits {
     for (const b of this.#budgets.values()) b.exhaustedUntil = undefined;
   }
 
-  headers(token: string): Record<string, string> {
-    const r = this.state(token);
+  headers(key: string): Record<string, string> {
+    const r = this.state(key);
     return {
       'x-ratelimit-limit': String(this.limit),
       'x-ratelimit-remaining': String(r.remaining),
@@ -129,9 +142,9 @@ export class RateLimits {
     };
   }
 
-  /** The body of GET /rate_limit for a token. */
-  overview(token: string) {
-    const r = this.state(token);
+  /** The body of GET /rate_limit for a budget. */
+  overview(key: string) {
+    const r = this.state(key);
     const core = { limit: this.limit, remaining: r.remaining, reset: Math.ceil(r.reset / 1000), used: r.used };
     const other = (limit: number) => ({ limit, remaining: limit, reset: Math.ceil(Date.now() / 1000) + 3600, used: 0 });
     return {

@@ -9,11 +9,15 @@
  *   GET  /_emulator/repos/{owner}/{name}/runs                                               → 200 [run]
  *   GET  /_emulator/repos/{owner}/{name}/pulls                                              → 200 [pull]
  *   POST /_emulator/tokens                        {repos?, permissions?, expiresInMs?}      → 201 {token}
- *   POST /_emulator/apps                          {repos?, permissions?}    → 201 {appId, privateKey, installationId}
+ *   POST /_emulator/apps                          {repos?, permissions?, tokenExpiresInMs?,
+ *                                                  installations?: [{account, repos?, permissions?}]}
+ *                                                 → 201 {appId, privateKey, installationId, installations: [{id, account}]}
+ *   POST /_emulator/apps/{appId}/installations    {account, repos?, permissions?}           → 201 {installationId}
+ *   DELETE /_emulator/apps/{appId}/installations/{id}                                       → 200 (uninstalled)
  *   POST /_emulator/faults/outage                 {mode?, forMs?, requests?}
  *   POST /_emulator/faults/latency                {ms}
- *   POST /_emulator/faults/exhaust-rate-limit     {forMs, token?, status?}
- *   POST /_emulator/faults/secondary-limit        {count, retryAfterSeconds, status?}
+ *   POST /_emulator/faults/exhaust-rate-limit     {forMs, token?, installationId?, status?}
+ *   POST /_emulator/faults/secondary-limit        {count, retryAfterSeconds?, status?}  (none: no retry-after)
  *   POST /_emulator/faults/keep-queued            {on}
  *   POST /_emulator/faults/runner-capacity        {count}
  *   POST /_emulator/faults/fail-builds            {count}
@@ -55,21 +59,37 @@ const permissions = z.partialRecord(
   says('must map areas to read, write or none'),
 );
 
+const installation = z.object(
+  { account: text, repos: names.optional(), permissions: permissions.optional() },
+  says('must be a list of {account, repos?, permissions?}'),
+);
+
 /** The body of each control request that takes one. */
 const bodies = {
   repo: z.object({ owner: text, name: text, defaultBranch: text.optional(), files: files.optional() }),
   commit: z.object({ branch: text, files, message: text.optional() }),
   protection: z.object({ branch: text, on: on.optional() }),
   token: z.object({ repos: names.optional(), permissions: permissions.optional(), expiresInMs: count.optional() }),
-  app: z.object({ repos: names.optional(), permissions: permissions.optional() }),
+  installation,
+  app: z.object({
+    tokenExpiresInMs: count.optional(),
+    repos: names.optional(),
+    permissions: permissions.optional(),
+    installations: z.array(installation, says('must be a list of {account, repos?, permissions?}')).optional(),
+  }),
   outage: z.object({
     mode: z.enum(['503', 'reset'], says('is 503 or reset')).optional(),
     forMs: count.optional(),
     requests: count.optional(),
   }),
   latency: z.object({ ms: count }),
-  exhaustRateLimit: z.object({ forMs: count, token: text.optional(), status: limitStatus.optional() }),
-  secondaryLimit: z.object({ count, retryAfterSeconds: count, status: limitStatus.optional() }),
+  exhaustRateLimit: z.object({
+    forMs: count,
+    token: text.optional(),
+    installationId: count.optional(),
+    status: limitStatus.optional(),
+  }),
+  secondaryLimit: z.object({ count, retryAfterSeconds: count.optional(), status: limitStatus.optional() }),
   keepQueued: z.object({ on }),
   count: z.object({ count }),
   webhooks: z.object({ drop: count.optional(), duplicate: count.optional() }),
@@ -122,7 +142,9 @@ export async function handleControl(
     }
 
     const repo = /^\/_emulator\/repos\/([^/]+)\/([^/]+)\/(commits|protection|runs|pulls)$/.exec(path);
-    const key = `${method} ${repo ? `repos/*/${repo[3]}` : path.slice('/_emulator'.length) || '/'}`;
+    const app = /^\/_emulator\/apps\/([^/]+)\/installations(?:\/([0-9]+))?$/.exec(path);
+    const appPath = app && (app[2] ? 'apps/*/installations/*' : 'apps/*/installations');
+    const key = `${method} ${repo ? `repos/*/${repo[3]}` : (appPath ?? (path.slice('/_emulator'.length) || '/'))}`;
     const fullName = repo ? `${decodeURIComponent(repo[1]!)}/${decodeURIComponent(repo[2]!)}` : '';
     if (repo && !env.store.repo(fullName)) throw new BadRequest(`no repository ${fullName}`, 404);
     const f = emulator.faults;
@@ -154,6 +176,20 @@ export async function handleControl(
         return json(201, { token: emulator.createToken(parse(bodies.token, body)) });
       case 'POST /apps':
         return json(201, emulator.createApp(parse(bodies.app, body)));
+      case 'POST apps/*/installations': {
+        const appId = decodeURIComponent(app![1]!);
+        if (!env.store.state.apps[appId]) throw new BadRequest(`no GitHub App ${appId}`, 404);
+        return json(201, emulator.addInstallation(appId, parse(bodies.installation, body)));
+      }
+      case 'DELETE apps/*/installations/*': {
+        const appId = decodeURIComponent(app![1]!);
+        const id = Number(app![2]);
+        if (!env.store.state.apps[appId]?.installations.some((i) => i.id === id)) {
+          throw new BadRequest(`no installation ${id} of GitHub App ${appId}`, 404);
+        }
+        emulator.removeInstallation(appId, id);
+        return json(200, { ok: true });
+      }
       case 'POST /faults/outage':
         f.outage(parse(bodies.outage, body));
         return json(200, { ok: true });

@@ -12,12 +12,16 @@ export interface Faults {
   /** Every API request waits `ms` before it is handled (0: none). */
   latency(ms: number): void;
   /**
-   * The primary rate limit of every token (or of `token`) reads 0 for `forMs`: requests get a 403 (or 429) with
-   * `x-ratelimit-remaining: 0` and `x-ratelimit-reset` at the window's end.
+   * The primary rate limit of every token (or of `token`'s budget, or of every token of `installationId`) reads 0 for
+   * `forMs`: requests get a 403 (or 429) with `x-ratelimit-remaining: 0` and `x-ratelimit-reset` at the window's end.
+   * An installation token's budget is its installation's, so `token` may name any of them.
    */
-  exhaustRateLimit(opts: { forMs: number; token?: string; status?: 403 | 429 }): void;
-  /** The next `count` authenticated requests hit a secondary rate limit: 403 (or 429) with `retry-after`. */
-  secondaryLimit(opts: { count: number; retryAfterSeconds: number; status?: 403 | 429 }): void;
+  exhaustRateLimit(opts: { forMs: number; token?: string; installationId?: number; status?: 403 | 429 }): void;
+  /**
+   * The next `count` authenticated requests hit a secondary rate limit: 403 (or 429) with `retry-after`, or, without
+   * `retryAfterSeconds`, with no header at all (GitHub then asks for at least a minute's wait in its docs only).
+   */
+  secondaryLimit(opts: { count: number; retryAfterSeconds?: number; status?: 403 | 429 }): void;
   /** Runs stay queued (no runner picks them up) while on; they start as soon as it is off. */
   keepQueued(on: boolean): void;
   /** At most `count` runs in progress at once, like a plan's concurrent-job limit (unlimited by default). */
@@ -41,7 +45,11 @@ type Mutation = { method?: string; mutate: (body: Record<string, unknown>) => un
 export class FaultState {
   #outage: { mode: '503' | 'reset'; until: number; requests: number } | undefined;
   latencyMs = 0;
-  #secondary = { count: 0, retryAfter: 0, status: 403 as 403 | 429 };
+  #secondary: { count: number; retryAfter: number | undefined; status: 403 | 429 } = {
+    count: 0,
+    retryAfter: undefined,
+    status: 403,
+  };
   #drop = 0;
   #duplicate = 0;
   readonly #corrupt = new Map<string, Mutation>();
@@ -67,11 +75,11 @@ export class FaultState {
     return o.mode;
   }
 
-  setSecondary(count: number, retryAfter: number, status: 403 | 429 = 403): void {
+  setSecondary(count: number, retryAfter: number | undefined, status: 403 | 429 = 403): void {
     this.#secondary = { count, retryAfter, status };
   }
 
-  takeSecondary(): { retryAfter: number; status: 403 | 429 } | undefined {
+  takeSecondary(): { retryAfter: number | undefined; status: 403 | 429 } | undefined {
     if (this.#secondary.count <= 0) return undefined;
     this.#secondary.count--;
     return this.#secondary;
@@ -109,7 +117,7 @@ export class FaultState {
   reset(): void {
     this.#outage = undefined;
     this.latencyMs = 0;
-    this.#secondary = { count: 0, retryAfter: 0, status: 403 };
+    this.#secondary = { count: 0, retryAfter: undefined, status: 403 };
     this.#drop = 0;
     this.#duplicate = 0;
     this.#corrupt.clear();

@@ -9,11 +9,13 @@
  * secrets (list/get/put/delete), variables (get/create/update); workflows (list/get); dispatch (200 with
  * `return_run_details`, else 204; 422 without a `workflow_dispatch` trigger or with wrong inputs); runs (list with
  * `branch`, `event`, `status`, `created`, `head_sha`, `actor` and pages, get, cancel, re-run, re-run failed jobs);
- * jobs; logs (302 to a zip); GitHub App installation tokens (RS256 JWT); /rate_limit. `workflow_run` webhooks on
- * completion, signed with `X-Hub-Signature-256`.
+ * jobs; logs (302 to a zip); GitHub Apps with several installations (one per account): the installation of a
+ * repository, installation tokens narrowed to repositories and permissions (RS256 JWT); /rate_limit. `workflow_run`
+ * webhooks on completion, signed with `X-Hub-Signature-256`.
  *
  * Auth: `Authorization: token X` or `Bearer X` with a token from {@link GitHubEmulator.createToken} (fine-grained,
- * optionally limited to repositories and permissions) or a GitHub App installation token (`ghs_...`).
+ * optionally limited to repositories and permissions) or a GitHub App installation token (`ghs_...`), which reaches
+ * only its installation's account and spends that installation's rate limit.
  *
  * The registry credential: the simulated runner (runner.ts) reads it from the two Actions secrets the workflow's
  * `docker/login-action` step names as `username: ${{ secrets.X }}` and `password: ${{ secrets.Y }}` — Flui's
@@ -33,7 +35,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sodium from 'libsodium-wrappers';
-import { canSee, lacksPermission, RateLimits, verifyAppJwt } from './auth.ts';
+import { budgetOf, canSee, lacksPermission, RateLimits, verifyAppJwt } from './auth.ts';
 import { LogLinks, type Emulation } from './context.ts';
 import { ContractChecker } from './contract.ts';
 import { handleControl, handleHtml } from './control.ts';
@@ -45,7 +47,7 @@ import { registerAppRoutes } from './routes-apps.ts';
 import { registerRepoRoutes } from './routes-repos.ts';
 import { Runner } from './runner.ts';
 import { workflowRun } from './shapes.ts';
-import { Store } from './store.ts';
+import { Store, type Installation, type Permissions } from './store.ts';
 import { Webhooks } from './webhooks.ts';
 
 export type { Faults } from './faults.ts';
@@ -54,7 +56,7 @@ export type { Permissions, PullRequest, Run, RunStep } from './store.ts';
 
 import type { EmulatedRun, GitHubEmulator, GitHubEmulatorOptions, RequestInfo } from './api.ts';
 
-export type { EmulatedRun, GitHubEmulator, GitHubEmulatorOptions, RequestInfo } from './api.ts';
+export type { EmulatedRun, GitHubEmulator, GitHubEmulatorOptions, InstallationSpec, RequestInfo } from './api.ts';
 
 /** Larger request bodies get a 413, as from GitHub's front end. */
 const MAX_BODY = 50 * 1024 * 1024;
@@ -81,7 +83,7 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
 
   registerRepoRoutes(env);
   registerActionsRoutes(env);
-  registerAppRoutes(env, (token) => limits.overview(token));
+  registerAppRoutes(env, (token) => limits.overview(budgetOf(token, store.state.tokens[token])));
 
   // ---- the API server ----
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -161,13 +163,13 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
         error(
           secondary.status,
           'You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.',
-          { 'retry-after': String(secondary.retryAfter) },
+          secondary.retryAfter === undefined ? undefined : { 'retry-after': String(secondary.retryAfter) },
           'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
         ),
         token,
       );
     }
-    if (limits.state(token).remaining === 0) {
+    if (limits.state(budgetOf(token, grant)).remaining === 0) {
       records.requestsOverLimit++;
       bump(records.limitRefusals, token);
       return send(
@@ -193,7 +195,18 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
     const denied = lacksPermission(grant!, route.permission);
     if (denied) return send(res, req, route, error(403, denied), token, true);
 
-    const info: RequestInfo = { method, operation: route.operation, repo: fullName };
+    const info: RequestInfo = {
+      method,
+      operation: route.operation,
+      repo: fullName,
+      credential: {
+        token: token!,
+        kind: grant!.kind,
+        installationId: grant!.installationId,
+        repos: grant!.repos,
+        permissions: grant!.permissions,
+      },
+    };
     await hooks.before?.(info);
     const reply = await run(route, ctx);
     info.status = reply.status;
@@ -257,11 +270,14 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
       }
     }
     if (token) {
+      const grant = store.state.tokens[token];
+      const budget = budgetOf(token, grant);
       if (charged) {
-        limits.charge(token);
+        limits.charge(budget);
         bump(records.rateLimited, token);
+        if (grant?.installationId !== undefined) bump(records.rateLimitedByInstallation, String(grant.installationId));
       }
-      Object.assign(headers, limits.headers(token));
+      Object.assign(headers, limits.headers(budget));
     }
     if (contractOn && route && !reply.raw) {
       try {
@@ -306,6 +322,15 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
 
   // Runs acknowledged before a restart carry on.
   for (const repo of Object.values(store.state.repos)) for (const run of repo.runs) runner.schedule(repo, run);
+
+  /** A new installation; one on an account covers only that account's repositories. */
+  const installation = (spec: { account?: string; repos?: string[]; permissions?: Permissions }): Installation => {
+    const stray = spec.repos?.find(
+      (r) => spec.account && r.split('/')[0]!.toLowerCase() !== spec.account.toLowerCase(),
+    );
+    if (stray) throw new Error(`GitHub emulator: ${stray} is not a repository of ${spec.account}`);
+    return { id: store.id(), account: spec.account, repos: spec.repos, permissions: spec.permissions };
+  };
 
   const repoOf = (fullName: string) => {
     const repo = store.repo(fullName);
@@ -379,22 +404,51 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
     createApp(spec = {}) {
       const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
       const appId = String(store.id());
-      const installationId = store.id();
+      const specs = spec.installations ?? [{ repos: spec.repos, permissions: spec.permissions }];
+      const installations = specs.map((i) => installation(i));
       store.state.apps[appId] = {
         publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-        installationId,
-        repos: spec.repos,
-        permissions: spec.permissions,
+        installations,
+        tokenExpiresInMs: spec.tokenExpiresInMs,
       };
       store.save();
-      return { appId, privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), installationId };
+      return {
+        appId,
+        privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        installationId: installations[0]?.id ?? 0,
+        installations: installations.map(({ id, account }) => ({ id, account })),
+      };
+    },
+    addInstallation(appId, spec) {
+      const app = store.state.apps[appId];
+      if (!app) throw new Error(`GitHub emulator: no GitHub App ${appId}`);
+      const added = installation(spec);
+      app.installations.push(added);
+      store.save();
+      return { installationId: added.id };
+    },
+    removeInstallation(appId, installationId) {
+      const app = store.state.apps[appId];
+      if (!app?.installations.some((i) => i.id === installationId)) {
+        throw new Error(`GitHub emulator: GitHub App ${appId} has no installation ${installationId}`);
+      }
+      app.installations = app.installations.filter((i) => i.id !== installationId);
+      // Uninstalling revokes the installation's tokens, as on GitHub.
+      for (const [token, grant] of Object.entries(store.state.tokens)) {
+        if (grant.installationId === installationId) delete store.state.tokens[token];
+      }
+      store.save();
     },
     faults: {
       outage: (o) => fault.setOutage(o),
       latency: (ms) => void (fault.latencyMs = Math.max(0, ms)),
-      exhaustRateLimit({ forMs, token, status = 403 }) {
+      exhaustRateLimit({ forMs, token, installationId, status = 403 }) {
         limits.status = status;
-        limits.exhaust(forMs, token);
+        const budget =
+          installationId !== undefined
+            ? `installation:${installationId}`
+            : token && budgetOf(token, store.state.tokens[token]);
+        limits.exhaust(forMs, budget);
       },
       secondaryLimit: ({ count, retryAfterSeconds, status }) => fault.setSecondary(count, retryAfterSeconds, status),
       keepQueued: (on) => void (runner.faults.keepQueued = on),

@@ -10,6 +10,8 @@ export interface Records {
   operations: Record<string, number>;
   /** Requests that counted against the primary rate limit, per token. */
   rateLimited: Record<string, number>;
+  /** The same, per installation id, for requests made with installation tokens (one budget per installation). */
+  rateLimitedByInstallation: Record<string, number>;
   /** Requests refused by a primary or secondary rate limit, per token. */
   limitRefusals: Record<string, number>;
   /** Conditional requests answered 304 (free). */
@@ -43,6 +45,7 @@ export function createRecords(): Records {
     requests: 0,
     operations: {},
     rateLimited: {},
+    rateLimitedByInstallation: {},
     limitRefusals: {},
     notModified: 0,
     commits: {},

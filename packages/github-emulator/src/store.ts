@@ -107,17 +107,39 @@ export type Permissions = Partial<Record<PermissionArea, Permission>>;
 export interface Token {
   /** `owner/name` the token can see; all when undefined. */
   repos?: string[];
+  /** An installation token sees only the repositories of the account its installation is on. */
+  owner?: string;
   kind: 'fine-grained' | 'installation';
+  /** The installation an installation token was issued for: its requests count against that installation's limit. */
+  installationId?: number;
   expiresAt?: string;
+  permissions?: Permissions;
+}
+
+/** One installation of a GitHub App, on one account (a user or an organization). */
+export interface Installation {
+  id: number;
+  /** The account the app is installed on; undefined: every account (an emulator shortcut, not GitHub's model). */
+  account?: string;
+  /** The repositories it covers (`owner/name`, "selected"); all of the account's when undefined. */
+  repos?: string[];
+  /** What the account granted; an area absent from it gets the app's default. */
   permissions?: Permissions;
 }
 
 export interface App {
   publicKeyPem: string;
-  installationId: number;
-  /** Repositories the installation covers (`owner/name`); all when undefined. */
-  repos?: string[];
-  permissions?: Permissions;
+  installations: Installation[];
+  /** How long installation tokens live; an hour (GitHub's) when undefined. */
+  tokenExpiresInMs?: number;
+}
+
+/** Whether `installation` covers the repository `fullName` (names ignore case, as GitHub's do). */
+export function covers(installation: Installation, fullName: string): boolean {
+  const full = fullName.toLowerCase();
+  const owner = full.split('/')[0];
+  if (installation.account !== undefined && installation.account.toLowerCase() !== owner) return false;
+  return !installation.repos || installation.repos.some((r) => r.toLowerCase() === full);
 }
 
 export interface State {
@@ -157,6 +179,7 @@ export class Store {
     }
     this.state = loaded ?? { nextId: 1000, repos: {}, tokens: {}, apps: {} };
     for (const repo of Object.values(this.state.repos)) upgrade(repo);
+    for (const app of Object.values(this.state.apps)) upgradeApp(app);
   }
 
   /** Persist before acknowledging: callers save, then answer. */
@@ -316,6 +339,18 @@ export class Store {
     }
     return undefined;
   }
+}
+
+/** An app as older emulators stored it: exactly one installation, its fields on the app. */
+type AppOfOlderState = Partial<App> & { installationId?: number; repos?: string[]; permissions?: Permissions };
+
+/** Folds the one installation of an app stored by an older emulator into `installations`. */
+function upgradeApp(app: AppOfOlderState): void {
+  if (app.installations || app.installationId === undefined) return;
+  app.installations = [{ id: app.installationId, repos: app.repos, permissions: app.permissions }];
+  delete app.installationId;
+  delete app.repos;
+  delete app.permissions;
 }
 
 /** Fills in fields that state files written by older emulators lack. */

@@ -13,6 +13,8 @@ import { useGitHubEmulator } from '../../../test/helpers/github-emulator.ts';
 import { errorOf, octokitFor, statusOf } from './support.ts';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+/** An installation's account is a user or an organization (which GitHub's schema calls an enterprise here). */
+const login = (account: object | null | undefined) => (account && 'login' in account ? account.login : undefined);
 
 describe('GitHub emulator: authentication, visibility and permissions', () => {
   const github = useGitHubEmulator();
@@ -122,6 +124,117 @@ describe('GitHub emulator: authentication, visibility and permissions', () => {
       422,
       'a repository outside the installation',
     );
+  });
+
+  it('serves an app installed on several accounts: each repository names its installation, each token stays in its own', async () => {
+    for (const name of ['shop', 'blog']) await github().createRepo({ owner: 'tenant-a', name });
+    await github().createRepo({ owner: 'tenant-b', name: 'shop' });
+    const app = github().createApp({
+      installations: [{ account: 'tenant-a' }, { account: 'tenant-b', repos: ['tenant-b/shop'] }],
+    });
+    const [a, b] = app.installations.map((i) => i.id) as [number, number];
+    assert.equal(app.installationId, a);
+    assert.notEqual(a, b);
+    const gh = new Octokit({ baseUrl: github().url, log: quiet });
+    const auth = createAppAuth({ appId: app.appId, privateKey: app.privateKey, request: gh.request });
+    const jwt = { authorization: `Bearer ${(await auth({ type: 'app' })).token}` };
+    const installationOf = (owner: string, repo: string) =>
+      gh.request('GET /repos/{owner}/{repo}/installation', { owner, repo, headers: jwt });
+    const ofA = await installationOf('tenant-a', 'blog');
+    assert.deepEqual([ofA.data.id, login(ofA.data.account), ofA.data.repository_selection], [a, 'tenant-a', 'all']);
+    const ofB = await installationOf('tenant-b', 'shop');
+    assert.deepEqual(
+      [ofB.data.id, login(ofB.data.account), ofB.data.repository_selection],
+      [b, 'tenant-b', 'selected'],
+    );
+    assert.notEqual(ofA.data.account?.id, ofB.data.account?.id);
+    assert.equal(await statusOf(installationOf('tenant-c', 'shop')), 404, 'an account the app is not installed on');
+
+    const tokenOf = async (installation_id: number, body: Record<string, unknown> = {}) =>
+      (
+        await gh.request('POST /app/installations/{installation_id}/access_tokens', {
+          installation_id,
+          ...body,
+          headers: jwt,
+        })
+      ).data;
+    // A token of tenant-a's installation, for all its repositories: the same name under tenant-b stays out of reach.
+    const whole = octokitFor(github(), (await tokenOf(a)).token);
+    assert.equal((await whole.rest.repos.get({ owner: 'tenant-a', repo: 'shop' })).status, 200);
+    assert.equal(await statusOf(whole.rest.repos.get({ owner: 'tenant-b', repo: 'shop' })), 404);
+
+    // Narrowed to one repository and two permissions: refused everywhere else, and for anything else.
+    const narrowed = await tokenOf(a, { repositories: ['shop'], permissions: { contents: 'write', actions: 'read' } });
+    assert.deepEqual(narrowed.permissions, { metadata: 'read', contents: 'write', actions: 'read' });
+    assert.equal(narrowed.repository_selection, 'selected');
+    const one = octokitFor(github(), narrowed.token);
+    assert.equal((await one.rest.repos.getContent({ owner: 'tenant-a', repo: 'shop', path: 'README.md' })).status, 200);
+    assert.equal(await statusOf(one.rest.repos.get({ owner: 'tenant-a', repo: 'blog' })), 404, 'another repository');
+    assert.equal(await statusOf(one.rest.repos.get({ owner: 'tenant-b', repo: 'shop' })), 404, 'another tenant');
+    const secrets = await errorOf(one.rest.actions.getRepoPublicKey({ owner: 'tenant-a', repo: 'shop' }));
+    assert.deepEqual([secrets.status, secrets.message], [403, 'Resource not accessible by integration']);
+    assert.equal(
+      await statusOf(
+        one.rest.actions.createWorkflowDispatch({ owner: 'tenant-a', repo: 'shop', workflow_id: 'x.yml', ref: 'main' }),
+      ),
+      403,
+      'actions: read only',
+    );
+
+    // What an installation does not cover, or was not granted, is refused when the token is asked for.
+    const refused = (installation: number, body: Record<string, unknown>) =>
+      errorOf(tokenOf(installation, body)).then((e) => [e.status, e.message]);
+    assert.deepEqual(await refused(b, { repositories: ['blog'] }), [
+      422,
+      'There is at least one repository that does not exist or is not accessible to the parent installation.',
+    ]);
+    const readOnly = github().addInstallation(app.appId, { account: 'tenant-c', permissions: { secrets: 'read' } });
+    assert.deepEqual(await refused(readOnly.installationId, { permissions: { secrets: 'write' } }), [
+      422,
+      'The permissions requested are not granted to this installation.',
+    ]);
+    assert.equal(
+      (await tokenOf(readOnly.installationId, { permissions: { secrets: 'read' } })).permissions?.secrets,
+      'read',
+    );
+    assert.equal(await statusOf(tokenOf(999_999)), 404, 'not an installation of this app');
+
+    // Uninstalled: the installation is gone, and its tokens stop working at once.
+    github().removeInstallation(app.appId, a);
+    assert.equal(await statusOf(whole.rest.repos.get({ owner: 'tenant-a', repo: 'shop' })), 401);
+    assert.equal(await statusOf(installationOf('tenant-a', 'shop')), 404);
+    assert.equal(await statusOf(tokenOf(a)), 404);
+  });
+
+  it('keeps one primary rate limit per installation, shared by its tokens', async () => {
+    await github().createRepo({ owner: 'budget-a', name: 'app' });
+    await github().createRepo({ owner: 'budget-b', name: 'app' });
+    const app = github().createApp({ installations: [{ account: 'budget-a' }, { account: 'budget-b' }] });
+    const [a, b] = app.installations.map((i) => i.id) as [number, number];
+    const client = (installationId: number) =>
+      new Octokit({
+        authStrategy: createAppAuth,
+        auth: { appId: app.appId, privateKey: app.privateKey, installationId },
+        baseUrl: github().url,
+        log: quiet,
+      });
+    const [ofA, ofB] = [client(a), client(b)];
+    const get = (gh: Octokit, owner: string) => gh.rest.repos.get({ owner, repo: 'app' });
+    const first = await get(ofA, 'budget-a');
+    const second = await get(client(a), 'budget-a'); // another client: another token of the same installation
+    assert.equal(Number(second.headers['x-ratelimit-used']), Number(first.headers['x-ratelimit-used']) + 1);
+    assert.equal((await get(ofB, 'budget-b')).headers['x-ratelimit-used'], '1', 'installation b starts fresh');
+    assert.equal(github().records.rateLimitedByInstallation[String(a)], 2);
+    assert.equal(github().records.rateLimitedByInstallation[String(b)], 1);
+
+    github().faults.exhaustRateLimit({ forMs: 60_000, installationId: a });
+    try {
+      const limited = await errorOf(get(ofA, 'budget-a'));
+      assert.deepEqual([limited.status, limited.headers['x-ratelimit-remaining']], [403, '0']);
+      assert.equal((await get(ofB, 'budget-b')).status, 200, 'the other installation is unaffected');
+    } finally {
+      github().faults.reset();
+    }
   });
 
   it('refuses JWTs that are forged, expired, or for another installation', async () => {

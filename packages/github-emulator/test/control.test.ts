@@ -70,6 +70,17 @@ describe('GitHub emulator: control API', () => {
     const app = await control('POST', '/apps', { repos: ['ops/site'] });
     assert.equal(app.status, 201);
     assert.match(String(app.body.privateKey), /BEGIN PRIVATE KEY/);
+    const tenants = await control('POST', '/apps', { installations: [{ account: 'ops' }] });
+    assert.deepEqual(tenants.body.installations, [{ id: tenants.body.installationId, account: 'ops' }]);
+    const added = await control('POST', `/apps/${String(tenants.body.appId)}/installations`, {
+      account: 'other',
+      repos: ['other/x'],
+    });
+    assert.equal(added.status, 201);
+    assert.equal(typeof added.body.installationId, 'number');
+    const uninstall = `/apps/${String(tenants.body.appId)}/installations/${String(added.body.installationId)}`;
+    assert.equal((await control('DELETE', uninstall)).status, 200);
+    assert.equal((await control('DELETE', uninstall)).status, 404, 'already uninstalled');
 
     await gh.rest.actions.createWorkflowDispatch({
       owner: 'ops',
@@ -109,6 +120,8 @@ describe('GitHub emulator: control API', () => {
     assert.equal(await get(), 200);
     await set('secondary-limit', { count: 1, retryAfterSeconds: 2, status: 429 });
     assert.equal(await get(), 429);
+    await set('secondary-limit', { count: 1 });
+    assert.equal(await get(), 403);
     await set('exhaust-rate-limit', { forMs: 60_000 });
     assert.equal(await get(), 403);
     await set('reset');
@@ -131,6 +144,8 @@ describe('GitHub emulator: control API', () => {
       ['POST', '/faults/exhaust-rate-limit', { forMs: 1, status: 500 }, 422],
       ['POST', '/tokens', { permissions: { everything: 'write' } }, 422],
       ['POST', '/tokens', { permissions: { contents: 'admin' } }, 422],
+      ['POST', '/apps', { installations: [{ repos: ['a/b'] }] }, 422],
+      ['POST', '/apps/404/installations', { account: 'x' }, 404],
       ['POST', '/repos/none/such/commits', { branch: 'b', files: {} }, 404],
       ['GET', '/nothing', undefined, 404],
       ['GET', '/logs/deadbeef.zip', undefined, 404],

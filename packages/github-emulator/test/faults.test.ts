@@ -1,7 +1,7 @@
 /**
  * The GitHub emulator's faults, each deterministic: outages (503 or connection resets, by time or by request
  * count), latency, primary rate limits (spent, or exhausted on demand, with 403 or 429), and secondary limits with
- * `retry-after`. Each is seen through @octokit/rest the way production code sees it.
+ * `retry-after` or without it. Each is seen through @octokit/rest the way production code sees it.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -105,6 +105,18 @@ describe('GitHub emulator: faults', () => {
     assert.equal(second.headers['retry-after'], '3');
     assert.equal((await get()).status, 200);
     assert.equal(github().records.limitRefusals[token], 2);
+  });
+
+  it('can hit a secondary rate limit that names no wait (no retry-after), as GitHub sometimes does', async (t) => {
+    t.after(() => github().faults.reset());
+    const { get } = await client();
+    github().faults.secondaryLimit({ count: 1 });
+    const limited = await errorOf(get());
+    assert.equal(limited.status, 403);
+    assert.match(limited.message, /secondary rate limit/);
+    assert.equal(limited.headers['retry-after'], undefined);
+    assert.notEqual(limited.headers['x-ratelimit-remaining'], '0', 'not the primary limit either');
+    assert.equal((await get()).status, 200);
   });
 
   it('is healthy again after reset', async () => {

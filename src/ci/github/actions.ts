@@ -35,7 +35,8 @@ import type { Config } from '../../config.ts';
 import type { Application } from '../../manifest/schema.ts';
 import { ServiceError } from '../../errors.ts';
 import { ciRunName, type CiRunRef, type CiRunResult } from '../../workflows/contract.ts';
-import { authHint, createGitHubClient, githubError, hasStatus, isRequestError, type GitHubClient } from './octokit.ts';
+import { createGitHubClients, singleClient, type GitHubClients, type TokenPermissions } from './clients.ts';
+import { authHint, githubError, hasStatus, isRequestError, type GitHubClient } from './octokit.ts';
 import {
   appKey,
   pipelineFileName,
@@ -155,20 +156,38 @@ function toRunState(run: RunObject): RunState {
 }
 
 export interface GitHubActionsOptions {
-  /** Octokit client to use instead of one built from `github` (tests add hooks to it). */
+  /** Octokit client to use for every repository instead of those built from `github` (tests add hooks to it). */
   client?: GitHubClient;
+}
+
+/**
+ * What the backend's GitHub App installation tokens may do, each narrowed to one repository: write the pipeline file
+ * (contents), store the credential (secrets, and the fingerprint variable), dispatch, read and cancel runs (actions);
+ * propose the file in pull-request mode only (pull requests).
+ */
+export function tokenPermissions(mode: Config['github']['updateMode']): TokenPermissions {
+  return {
+    contents: 'write',
+    actions: 'write',
+    secrets: 'write',
+    variables: 'write',
+    ...(mode === 'pull-request' ? { pull_requests: 'write' as const } : {}),
+  };
 }
 
 export class GitHubActionsBackend implements CiBackend {
   readonly name = 'github-actions';
-  readonly #gh: GitHubClient;
+  /** Sends each request with the client and credentials of its repository (one per GitHub App installation). */
+  readonly #gh: GitHubClients;
   readonly #mode: Config['github']['updateMode'];
   readonly #hint: string;
   /** Last ETag and body per GET (route and parameters): repeating an unchanged read costs a free 304. */
   readonly #cache = new Map<string, { etag: string; data: unknown }>();
 
   constructor(github: Config['github'], options: GitHubActionsOptions = {}) {
-    this.#gh = options.client ?? createGitHubClient(github);
+    this.#gh = options.client
+      ? singleClient(options.client)
+      : createGitHubClients(github, tokenPermissions(github.updateMode));
     this.#mode = github.updateMode;
     this.#hint = authHint(github);
   }

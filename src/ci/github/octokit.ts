@@ -2,9 +2,9 @@
  * The Octokit client Flui uses in production and against the emulator alike, composed from plugins: throttling
  * (primary and secondary rate limits) and retry (transient 5xx). Long waits are not slept here: they surface as a
  * `rate-limited` service error that says how long to wait, so the caller (Temporal) waits durably and the worker
- * stays free.
+ * stays free. Which client serves which repository (one per GitHub App installation) is clients.ts's business.
  */
-import { createAppAuth } from '@octokit/auth-app';
+import { createHash } from 'node:crypto';
 import { retry } from '@octokit/plugin-retry';
 import { throttling } from '@octokit/plugin-throttling';
 import { Octokit } from '@octokit/rest';
@@ -12,17 +12,25 @@ import Bottleneck from 'bottleneck';
 import type { Config } from '../../config.ts';
 import { ServiceError, type ServiceErrorKind } from '../../errors.ts';
 
-const FluiOctokit = Octokit.plugin(throttling, retry);
+export const FluiOctokit = Octokit.plugin(throttling, retry);
 export type GitHubClient = InstanceType<typeof FluiOctokit>;
+type ClientOptions = NonNullable<ConstructorParameters<typeof FluiOctokit>[0]>;
 
 /** Rate-limit waits up to this long are slept in place, at most this many times; longer ones go back to Temporal. */
 const MAX_INLINE_WAIT_SECONDS = 5;
 const MAX_INLINE_RETRIES = 2;
 const REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * How long to wait after a secondary rate limit that names no wait (no `retry-after`): GitHub's documentation says
+ * at least a minute. The throttling plugin is told the same, so it never retries such a limit in place.
+ */
+export const SECONDARY_LIMIT_WAIT_SECONDS = 60;
 
 /**
- * Writes start at least `intervalMs` apart, as GitHub asks: one pacing queue per interval for the whole process, so
- * every client of the worker shares it (the throttling plugin's own write queue, with a settable interval).
+ * Writes start at least `intervalMs` apart, as GitHub asks. The throttling plugin keeps one write queue per client
+ * `id` in the group it is given: one group per interval for the whole process, and the `id` names whose writes are
+ * paced together (a token, or a GitHub App installation: see `clientOptions`), so one tenant's writes never wait
+ * behind another's.
  */
 const writeQueues = new Map<number, Bottleneck.Group>();
 function writeQueue(intervalMs: number): Bottleneck.Group {
@@ -34,36 +42,53 @@ function writeQueue(intervalMs: number): Bottleneck.Group {
   return group;
 }
 
+/** The worker has no GitHub credentials at all. */
+export function noCredentials(): ServiceError {
+  return new ServiceError({
+    service: 'GitHub',
+    kind: 'misconfigured',
+    message: 'the worker has no GitHub credentials',
+    hint: 'set GITHUB_TOKEN, or GITHUB_APP_ID with its private key',
+  });
+}
+
+/**
+ * A client for one token (GITHUB_TOKEN). With GitHub App credentials, see `createGitHubClients` in clients.ts, which
+ * builds one client per installation with `clientOptions`.
+ */
 export function createGitHubClient(github: Config['github']): GitHubClient {
-  if (!github.auth) {
+  if (!github.auth) throw noCredentials();
+  if (github.auth.kind !== 'token') {
     throw new ServiceError({
       service: 'GitHub',
       kind: 'misconfigured',
-      message: 'the worker has no GitHub credentials',
-      hint: 'set GITHUB_TOKEN, or GITHUB_APP_ID with its private key and installation id',
+      message: 'a single GitHub client needs a token; GitHub App credentials get one client per installation',
     });
   }
-  const auth =
-    github.auth.kind === 'token'
-      ? { auth: github.auth.token }
-      : {
-          authStrategy: createAppAuth,
-          auth: {
-            appId: github.auth.appId,
-            privateKey: github.auth.privateKey,
-            installationId: Number(github.auth.installationId),
-          },
-        };
+  return new FluiOctokit({ ...clientOptions(github, tokenClientId(github.auth.token)), auth: github.auth.token });
+}
+
+/** The throttling `id` of a token's client: a hash, so the token itself is never a key anywhere. */
+export function tokenClientId(token: string): string {
+  return `token-${createHash('sha256').update(token).digest('hex').slice(0, 16)}`;
+}
+
+/**
+ * Everything but the credentials: the API URL, quiet logs, rate-limit handling, write pacing and retries. `id` names
+ * whose writes are paced together and whose rate-limit retries queue together: one token, or one installation.
+ */
+export function clientOptions(github: Config['github'], id: string): ClientOptions {
   const inlineRetry = (retryAfter: number, _options: unknown, _octokit: unknown, retryCount: number) =>
     retryAfter <= MAX_INLINE_WAIT_SECONDS && retryCount < MAX_INLINE_RETRIES;
-  return new FluiOctokit({
-    ...auth,
+  return {
     baseUrl: github.apiUrl,
     userAgent: 'flui-build-pipeline',
     log: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
     throttle: {
+      id,
       onRateLimit: inlineRetry,
       onSecondaryRateLimit: inlineRetry,
+      fallbackSecondaryRateRetryAfter: SECONDARY_LIMIT_WAIT_SECONDS,
       write: writeQueue(github.writeIntervalMs ?? 1000),
     },
     // One quick in-process retry for a flaky 5xx; anything longer is Temporal's retry policy. The plugin waits
@@ -73,7 +98,7 @@ export function createGitHubClient(github: Config['github']): GitHubClient {
       fetch: (url: string, init: RequestInit) =>
         fetch(url, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }),
     },
-  });
+  };
 }
 
 interface RequestErrorLike {
@@ -83,8 +108,13 @@ interface RequestErrorLike {
   response?: { headers?: Record<string, string | number | undefined>; data?: unknown };
 }
 
+/** An error response from GitHub as Octokit throws it (a service error made from one is not: it was handled). */
 export function isRequestError(err: unknown): err is RequestErrorLike {
-  return err instanceof Error && typeof (err as Partial<RequestErrorLike>).status === 'number';
+  return (
+    err instanceof Error &&
+    !(err instanceof ServiceError) &&
+    typeof (err as Partial<RequestErrorLike>).status === 'number'
+  );
 }
 
 export function hasStatus(err: unknown, ...statuses: number[]): boolean {
@@ -95,6 +125,21 @@ export function hasStatus(err: unknown, ...statuses: number[]): boolean {
 function githubMessage(err: RequestErrorLike): string {
   const data = err.response?.data as { message?: string } | undefined;
   return data?.message ?? err.message.split(' - ')[0] ?? `HTTP ${err.status}`;
+}
+
+/**
+ * Whether GitHub refused a request for its rate: a 429 always; a 403 when it names a wait, says the primary limit is
+ * spent (`x-ratelimit-remaining: 0`), or says so in words (a secondary limit, or the older "abuse detection").
+ */
+export function isRateLimited(err: RequestErrorLike): boolean {
+  if (err.status === 429) return true;
+  if (err.status !== 403) return false;
+  const h = err.response?.headers ?? {};
+  return (
+    h['retry-after'] !== undefined ||
+    String(h['x-ratelimit-remaining']) === '0' ||
+    /secondary rate limit|abuse detection/i.test(githubMessage(err))
+  );
 }
 
 /** Seconds until GitHub said to come back, from `retry-after` or `x-ratelimit-reset`. */
@@ -109,9 +154,10 @@ export function retryAfterSeconds(err: RequestErrorLike, now = Date.now()): numb
 
 /** What to check when GitHub refuses the worker's credentials, by the kind of credentials configured. */
 export function authHint(github: Config['github']): string {
-  return github.auth?.kind === 'app'
+  if (github.auth?.kind !== 'app') return 'check GITHUB_TOKEN';
+  return github.auth.installationId !== undefined
     ? 'check GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID, and that the app is installed on the repository'
-    : 'check GITHUB_TOKEN';
+    : 'check GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY, and that the app is installed on the repository';
 }
 
 /**
@@ -129,7 +175,8 @@ export function githubError(err: unknown, doing: string, hint = 'check GITHUB_TO
   const said = `${status} ${githubMessage(err)}`;
   const error = (kind: ServiceErrorKind, message: string, more: { hint?: string; retryAfterSeconds?: number } = {}) =>
     new ServiceError({ service, kind, message, status, ...more });
-  const wait = status === 403 || status === 429 ? retryAfterSeconds(err) : undefined;
+  // A limit that names no wait is still a limit, never a refusal: wait the least GitHub documents.
+  const wait = isRateLimited(err) ? (retryAfterSeconds(err) ?? SECONDARY_LIMIT_WAIT_SECONDS) : undefined;
   if (wait !== undefined) {
     return error('rate-limited', `GitHub rate limit while ${doing} (${said}); retrying in ${wait}s`, {
       retryAfterSeconds: wait,

@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { components } from '@octokit/openapi-webhooks-types';
 import { verify } from '@octokit/webhooks-methods';
-import type { CiRunResult } from '../../workflows/api.ts';
+import type { CiRunResult } from '../../workflows/contract.ts';
 
 export interface RunCompletedEvent {
   /** The run's title (`run-name`), e.g. `flui default.hello.k3x9a1`. */
