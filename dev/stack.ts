@@ -95,6 +95,8 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       env.REGISTRY_USERNAME = configured.REGISTRY_USERNAME;
       env.REGISTRY_PASSWORD = configured.REGISTRY_PASSWORD;
       registryHost = configured.FLUI_REGISTRY_HOST ?? '';
+      if (configured.FLUI_REGISTRY_PUSH) env.FLUI_REGISTRY_PUSH = configured.FLUI_REGISTRY_PUSH;
+      else if (registryHost) env.FLUI_REGISTRY_PUSH = JSON.stringify({ [registryHost]: { method: 'static' } });
       say('Registry: configured credentials');
     } else {
       const auth = { username: 'flui-push', password: randomBytes(18).toString('base64url') };
@@ -104,6 +106,8 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       env.REGISTRY_USERNAME = auth.username;
       env.REGISTRY_PASSWORD = auth.password;
       registryHost = registry.host;
+      // The local registry uses htpasswd, not tokens: its CI gets the password, an explicit opt-in (FLUI_REGISTRY_PUSH).
+      env.FLUI_REGISTRY_PUSH = JSON.stringify({ [registry.host]: { method: 'static' } });
       say(`OCI registry: ${registry.url} (htpasswd auth)`);
     }
 

@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { parseGitHubEnvironment } from './ci/github/settings.ts';
+import { parseRegistryPushSettings, type RegistryPushSettings } from './registry/push-access.ts';
 
 const optionalString = z
   .string()
@@ -107,11 +109,15 @@ export interface Config {
     webhookSecret?: string;
     updateMode: 'commit' | 'pull-request';
     writeIntervalMs: number;
+    /** FLUI_GITHUB_ENVIRONMENT (src/ci/github/settings.ts). */
+    environment?: string;
   };
   registry: {
     username?: string;
     password?: string;
     insecureHosts: string[];
+    /** How each registry's CI pushes: FLUI_REGISTRY_PUSH (src/registry/push-access.ts); none configured if absent. */
+    push?: RegistryPushSettings;
   };
   kubeconfig?: string;
   webhook?: { host: string; port: number };
@@ -159,6 +165,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if ((e.REGISTRY_USERNAME === undefined) !== (e.REGISTRY_PASSWORD === undefined)) {
     throw new ConfigError('invalid configuration:\n  REGISTRY_USERNAME and REGISTRY_PASSWORD must be set together');
   }
+  const push = parseRegistryPushSettings(env);
+  const environment = parseGitHubEnvironment(env);
+  const problems = [...push.problems, ...environment.problems];
+  if (problems.length) throw new ConfigError(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
 
   return {
     temporal: {
@@ -180,6 +190,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       webhookSecret: e.GITHUB_WEBHOOK_SECRET,
       updateMode: e.FLUI_PIPELINE_UPDATE_MODE,
       writeIntervalMs: e.GITHUB_WRITE_INTERVAL_MS,
+      environment: environment.value,
     },
     registry: {
       username: e.REGISTRY_USERNAME,
@@ -187,6 +198,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       insecureHosts: e.REGISTRY_INSECURE_HOSTS.split(',')
         .map((h) => h.trim())
         .filter(Boolean),
+      push: push.value,
     },
     kubeconfig: e.KUBECONFIG,
     webhook: e.FLUI_WEBHOOK_PORT !== undefined ? { host: e.FLUI_WEBHOOK_HOST, port: e.FLUI_WEBHOOK_PORT } : undefined,

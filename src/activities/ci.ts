@@ -7,7 +7,10 @@ import { ApplicationFailureCategory } from '@temporalio/common';
 import type { CiBackend, RegistryCredential, RunState } from '../ci/backend.ts';
 import type { Config } from '../config.ts';
 import { ServiceError } from '../errors.ts';
-import { imageHost } from '../registry/reference.ts';
+import type { Application } from '../manifest/schema.ts';
+import { pushAccessFor, pushTokenIssuer } from '../registry/push-access.ts';
+import { mintPushToken } from '../registry/push-token.ts';
+import { imageHost, parseImageReference } from '../registry/reference.ts';
 import { FailureType } from '../workflows/contract.ts';
 import type {
   AwaitRunInput,
@@ -44,7 +47,9 @@ export function createCiActivities(
      * pipeline, or not start at all. Once the proposal is merged, a retry finds the file current.
      */
     async ensureWorkflowFile({ app }: EnsureWorkflowFileInput) {
-      const result = await ci.ensurePipeline(app);
+      const result = await ci.ensurePipeline(app, {
+        push: pushAccessFor(config.registry.push, app.spec.image.repository),
+      });
       const { pullRequestUrl } = result;
       if (!pullRequestUrl) return result;
       const { namespace, name } = app.metadata;
@@ -56,12 +61,22 @@ export function createCiActivities(
       );
     },
 
-    /** Key: the credential's fingerprint stored beside the secret; unchanged credentials are not rewritten. */
+    /**
+     * A static credential (opted in per registry): key, its fingerprint stored beside the secrets; unchanged
+     * credentials are not rewritten. Every other push method stores nothing here: the job's token and OIDC need no
+     * secret, and a minted token is stored by `triggerRun`, right before the dispatch it is for.
+     */
     async ensureRegistryCredential({ app }: EnsureRegistryCredentialInput) {
+      const access = pushAccessFor(config.registry.push, app.spec.image.repository);
+      if (access.method !== 'static') return { method: access.method, changed: false };
       return ci.ensureCredential(app, registryCredential(config, app.spec.image.repository));
     },
 
-    /** Key: the run key (deploy id + attempt) in the run's name: a crash after dispatch finds the run instead. */
+    /**
+     * Key: the run key (deploy id + attempt) in the run's name: a crash after dispatch finds the run instead. For a
+     * minted-token registry, a fresh token for this app's repository is stored first (each attempt overwrites the
+     * last: the secret is this app's, and only the run dispatched next reads it).
+     */
     async triggerRun({ runKey, app }: TriggerRunInput) {
       // Only a retry can follow a dispatch that was never recorded (a crash or timeout of an earlier attempt);
       // the first attempt skips the lookup and its rate-limited request.
@@ -70,6 +85,8 @@ export function createCiActivities(
         Context.current().log.info('CI run already dispatched for this deploy; reusing it', { runId: existing.id });
         return existing;
       }
+      const access = pushAccessFor(config.registry.push, app.spec.image.repository);
+      if (access.method === 'minted-token') await ci.ensureCredential(app, deployPushToken(config, app));
       return ci.trigger(app, runKey);
     },
 
@@ -131,7 +148,23 @@ export function createCiActivities(
   };
 }
 
-/** The push credential for the image's registry, from worker configuration. */
+/**
+ * A token for this deploy's push: `push,pull` on the app's image repository only, valid for the app's build and
+ * queue timeouts (the longest the run can take to push), capped by the registry's `maxTokenMinutes`.
+ */
+export function deployPushToken(config: Pick<Config, 'registry'>, app: Application) {
+  const image = parseImageReference(app.spec.image.repository);
+  const { signer, maxTokenMinutes } = pushTokenIssuer(config.registry.push, image.host);
+  const { buildTimeoutMinutes, queueTimeoutMinutes } = app.spec.deploy;
+  const { token, expiresAt } = mintPushToken(signer, {
+    repository: image.repository,
+    subject: `flui:${app.metadata.namespace}.${app.metadata.name}`,
+    ttlSeconds: Math.min(buildTimeoutMinutes + queueTimeoutMinutes, maxTokenMinutes) * 60,
+  });
+  return { registry: image.host, token, expiresAt };
+}
+
+/** The static push credential for the image's registry, from worker configuration. */
 export function registryCredential(config: Pick<Config, 'registry'>, imageRepository: string): RegistryCredential {
   const { username, password } = config.registry;
   if (!username || !password) {

@@ -20,6 +20,11 @@ export interface RegistryCredentials {
 
 export interface RegistryOptions {
   credentials?: RegistryCredentials;
+  /**
+   * A registry token to send as `Bearer` from the first request, instead of credentials (a docker config's
+   * `registrytoken`): no token service is asked, and a 401 is a refusal.
+   */
+  bearerToken?: string;
   /** Hosts spoken to over plain HTTP (default: 127.0.0.1 and localhost on any port). */
   insecureHosts?: string[];
   /** Per request (default 30 s). */
@@ -91,7 +96,11 @@ export class RegistrySession {
     this.#repository = repository;
     this.#opts = opts;
     this.base = baseUrl(host, opts);
-    this.#authorization = opts.credentials ? basic(opts.credentials) : undefined;
+    this.#authorization = opts.bearerToken
+      ? `Bearer ${opts.bearerToken}`
+      : opts.credentials
+        ? basic(opts.credentials)
+        : undefined;
   }
 
   #signal(): AbortSignal {
@@ -130,7 +139,7 @@ export class RegistrySession {
       } catch (err) {
         throw this.#unreachable(err, what);
       }
-      if (res.status === 401 && attempt === 0) {
+      if (res.status === 401 && attempt === 0 && !this.#opts.bearerToken) {
         const challenge = res.headers.get('www-authenticate') ?? '';
         await res.body?.cancel();
         if (/^Bearer /i.test(challenge)) {
@@ -148,7 +157,7 @@ export class RegistrySession {
   }
 
   #refused(status: 401 | 403, what: string): RegistryUnauthorizedError {
-    const who = this.#opts.credentials ? 'the credentials' : 'anonymous access';
+    const who = this.#opts.bearerToken ? 'the token' : this.#opts.credentials ? 'the credentials' : 'anonymous access';
     return new RegistryUnauthorizedError(
       `registry ${this.host} refused ${who} (${status} unauthorized) for ${what}`,
       status,

@@ -42,6 +42,7 @@ import { DOCS, error, Refusal, Router, type Ctx, type Reply, type Route } from '
 import { bump, createRecords } from './records.ts';
 import { registerActionsRoutes } from './routes-actions.ts';
 import { registerAppRoutes } from './routes-apps.ts';
+import { registerEnvironmentRoutes } from './routes-environments.ts';
 import { registerRepoRoutes } from './routes-repos.ts';
 import { Runner } from './runner.ts';
 import { workflowRun } from './shapes.ts';
@@ -81,6 +82,7 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
 
   registerRepoRoutes(env);
   registerActionsRoutes(env);
+  registerEnvironmentRoutes(env);
   registerAppRoutes(env, (token) => limits.overview(token));
 
   // ---- the API server ----
@@ -352,14 +354,19 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
       return repo.runs as EmulatedRun[];
     },
     pulls: (fullName) => store.repo(fullName)?.pulls ?? [],
-    secretNames: (fullName) => Object.keys(store.repo(fullName)?.secrets ?? {}),
-    secretValue(fullName, name) {
+    secretNames(fullName, environment) {
       const repo = store.repo(fullName);
-      const secret = repo?.secrets[name.toUpperCase()];
-      if (!repo || !secret) return undefined;
+      const scope = repo && environment ? store.environment(repo, environment, false) : repo;
+      return Object.keys(scope?.secrets ?? {});
+    },
+    secretValue(fullName, name, environment) {
+      const repo = store.repo(fullName);
+      const scope = repo && environment ? store.environment(repo, environment, false) : repo;
+      const secret = scope?.secrets[name.toUpperCase()];
+      if (!scope || !secret) return undefined;
       const b64 = (s: string) => sodium.from_base64(s, sodium.base64_variants.ORIGINAL);
       return sodium.to_string(
-        sodium.crypto_box_seal_open(b64(secret.encrypted), b64(repo.keyPair.publicKey), b64(repo.keyPair.privateKey)),
+        sodium.crypto_box_seal_open(b64(secret.encrypted), b64(scope.keyPair.publicKey), b64(scope.keyPair.privateKey)),
       );
     },
     createToken(spec = {}) {
