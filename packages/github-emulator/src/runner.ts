@@ -155,7 +155,8 @@ export function buildPlan(steps: Step[], sha: string, inputs: Record<string, str
   const login = steps.find(isLogin);
   const tokenLogin = steps.find(isTokenLogin);
   const build = steps.find(isBuild);
-  if (!login && !tokenLogin) return 'the workflow has no registry login step: the push would be anonymous';
+  if (!login && !tokenLogin)
+    return 'the workflow has no docker/login-action step (nor a registry token step): the push would be anonymous';
   if (!build) return 'the workflow has no docker/build-push-action step';
   let registry: string;
   let how: RegistryLogin;
