@@ -43,6 +43,7 @@ import { bump, createRecords } from './records.ts';
 import { registerActionsRoutes } from './routes-actions.ts';
 import { registerAppRoutes } from './routes-apps.ts';
 import { registerEnvironmentRoutes } from './routes-environments.ts';
+import { registerTagRoutes } from './routes-tags.ts';
 import { registerRepoRoutes } from './routes-repos.ts';
 import { Runner } from './runner.ts';
 import { workflowRun } from './shapes.ts';
@@ -83,6 +84,7 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
   registerRepoRoutes(env);
   registerActionsRoutes(env);
   registerEnvironmentRoutes(env);
+  registerTagRoutes(env);
   registerAppRoutes(env, (token) => limits.overview(token));
 
   // ---- the API server ----

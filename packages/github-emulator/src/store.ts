@@ -93,11 +93,23 @@ export interface Repo {
   secrets: Record<string, { encrypted: string; createdAt: string; updatedAt: string }>;
   variables: Record<string, { value: string; createdAt: string; updatedAt: string }>;
   keyPair: { keyId: string; publicKey: string; privateKey: string };
+  /** Tags: name → the object it points at (a commit, or an annotated tag object of `tagObjects`). */
+  tags?: Record<string, string>;
+  /** Annotated tag objects by their sha. */
+  tagObjects?: Record<string, TagObject>;
   /** GitHub Environments by name as created (looked up case-insensitively), each with its own secrets and key. */
   environments?: Record<string, Environment>;
   workflows: Record<string, number>; // path -> workflow id
   runs: Run[];
   pulls: PullRequest[];
+}
+
+export interface TagObject {
+  tag: string;
+  message: string;
+  /** What the tag points at: a commit, or another tag object. */
+  object: { sha: string; type: 'commit' | 'tag' };
+  tagger: { name: string; email: string; date: string };
 }
 
 export interface Environment {
