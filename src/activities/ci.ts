@@ -63,13 +63,17 @@ export function createCiActivities(
 
     /**
      * A static credential (opted in per registry): key, its fingerprint stored beside the secrets; unchanged
-     * credentials are not rewritten. Every other push method stores nothing here: the job's token and OIDC need no
-     * secret, and a minted token is stored by `triggerRun`, right before the dispatch it is for.
+     * credentials are not rewritten. Every other push method stores nothing here (the job's token and OIDC need no
+     * secret; a minted token is stored by `triggerRun`, right before the dispatch it is for) and removes a password
+     * stored before: key, the secrets' names, absent once removed.
      */
     async ensureRegistryCredential({ app }: EnsureRegistryCredentialInput) {
       const access = pushAccessFor(config.registry.push, app.spec.image.repository);
-      if (access.method !== 'static') return { method: access.method, changed: false };
-      return ci.ensureCredential(app, registryCredential(config, app.spec.image.repository));
+      if (access.method === 'static')
+        return ci.ensureCredential(app, registryCredential(config, app.spec.image.repository));
+      // Nothing to store now; a password stored before (by an older Flui, or while this registry was static) goes.
+      const { changed } = await ci.ensureCredential(app, { registry: access.registry, none: true });
+      return { method: access.method, changed };
     },
 
     /**

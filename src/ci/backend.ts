@@ -25,6 +25,15 @@ export interface PipelineResult {
   pullRequestUrl?: string;
 }
 
+/**
+ * No credential to store: the CI authenticates itself (the job's token, OIDC) or gets a token at dispatch. What Flui
+ * stored before for the app (a password) is removed.
+ */
+export interface NoStoredCredential {
+  registry: string;
+  none: true;
+}
+
 /** What the pipeline definition depends on besides the manifest: how the CI may push (never a secret). */
 export interface PipelineSettings {
   push: PushAccess;
@@ -75,9 +84,13 @@ export interface CiBackend {
   ensurePipeline(app: Application, settings: PipelineSettings): Promise<PipelineResult>;
   /**
    * Make a push credential available to the app's pipeline as its own secret(s). A static credential is written only
-   * when the stored fingerprint differs; a minted token (a new one per deploy) is written every time.
+   * when the stored fingerprint differs; a minted token (a new one per deploy) is written every time; with none to
+   * store, passwords stored earlier are removed.
    */
-  ensureCredential(app: Application, credential: RegistryCredential | RegistryToken): Promise<CredentialResult>;
+  ensureCredential(
+    app: Application,
+    credential: RegistryCredential | RegistryToken | NoStoredCredential,
+  ): Promise<CredentialResult>;
   /**
    * Find the run started for `runKey` (`ciRunKey`, src/workflows/contract.ts), if any: the run is named
    * `ciRunName(runKey)`, so a crash between dispatch and record finds it instead of dispatching again.

@@ -28,6 +28,7 @@ import type {
   CredentialResult,
   PipelineResult,
   PipelineSettings,
+  NoStoredCredential,
   RegistryCredential,
   RegistryToken,
   RunState,
@@ -59,6 +60,11 @@ const RUN_VISIBLE_WAIT = { attempts: 10, intervalMs: 1000 };
 const MAX_CACHED = 2000;
 /** Secrets per page of the list `ensureCredential` checks (GitHub's maximum). */
 const SECRETS_PER_PAGE = 100;
+/**
+ * What Flui stored before secrets were per app: one long-lived password in every app repository, readable by every
+ * workflow of it. Removed when seen.
+ */
+const LEGACY_SECRETS = ['FLUI_REGISTRY_USERNAME', 'FLUI_REGISTRY_PASSWORD'];
 
 const scryptAsync = promisify(scrypt) as (
   password: string,
@@ -157,6 +163,7 @@ interface SecretsScope {
   list: string;
   one: string;
   put: string;
+  remove: string;
   params: Record<string, string>;
 }
 
@@ -174,6 +181,8 @@ export class GitHubActionsBackend implements CiBackend {
   readonly #environment: string | undefined;
   /** Last ETag and body per GET (route and parameters): repeating an unchanged read costs a free 304. */
   readonly #cache = new Map<string, { etag: string; data: unknown }>();
+  /** Apps whose earlier passwords this worker has already removed (see ensureCredential). */
+  readonly #cleaned = new Set<string>();
 
   constructor(github: Config['github'], options: GitHubActionsOptions = {}) {
     this.#gh = options.client ?? createGitHubClient(github);
@@ -371,8 +380,7 @@ export class GitHubActionsBackend implements CiBackend {
    * Where this backend stores secrets: the configured GitHub Environment's (readable only by jobs that run in it,
    * under its protection rules), else the repository's. Routes and parameters for each operation.
    */
-  #secretsScope(owner: string, repo: string): SecretsScope {
-    const environment_name = this.#environment;
+  #secretsScope(owner: string, repo: string, environment_name = this.#environment): SecretsScope {
     const base: { prefix: string; params: Record<string, string> } = environment_name
       ? {
           prefix: '/repos/{owner}/{repo}/environments/{environment_name}/secrets',
@@ -385,8 +393,13 @@ export class GitHubActionsBackend implements CiBackend {
       list: `GET ${base.prefix}`,
       one: `GET ${base.prefix}/{secret_name}`,
       put: `PUT ${base.prefix}/{secret_name}`,
+      remove: `DELETE ${base.prefix}/{secret_name}`,
       params: base.params,
     };
+  }
+
+  #repositoryScope(owner: string, repo: string): SecretsScope {
+    return this.#secretsScope(owner, repo, '');
   }
 
   /**
@@ -400,7 +413,10 @@ export class GitHubActionsBackend implements CiBackend {
    * A minted token (one per deploy). Written every time, just before the dispatch; a retry writes a fresh one. One
    * rate-limited request (the key is read conditionally).
    */
-  async ensureCredential(app: Application, credential: RegistryCredential | RegistryToken): Promise<CredentialResult> {
+  async ensureCredential(
+    app: Application,
+    credential: RegistryCredential | RegistryToken | NoStoredCredential,
+  ): Promise<CredentialResult> {
     const { owner, repo } = repoOf(app);
     const scope = this.#secretsScope(owner, repo);
     const names = pushSecretNames(app);
@@ -408,6 +424,18 @@ export class GitHubActionsBackend implements CiBackend {
       if ('token' in credential) {
         await this.#putSecrets(scope, { [names.token]: credential.token });
         return { method: 'minted-token', secretName: names.token, changed: true };
+      }
+      if ('none' in credential) {
+        // The job's token, OIDC, or a token at dispatch: a password this app (or an older Flui) stored must go. Once
+        // per app and worker: the list of secrets changes with every minted token, so checking it each deploy would
+        // cost a full read each time.
+        const key = `${scope.where}\0${names.password}`;
+        if (this.#cleaned.has(key)) return { changed: false };
+        const removed = await this.#removeSecrets(scope, [names.username, names.password]);
+        const legacy = await this.#removeSecrets(this.#repositoryScope(owner, repo), LEGACY_SECRETS);
+        this.#cleaned.add(key);
+        if (this.#cleaned.size > MAX_CACHED) this.#cleaned.delete(this.#cleaned.values().next().value!);
+        return { changed: removed + legacy > 0 };
       }
       return await this.#ensureStaticCredential(owner, repo, scope, names, credential);
     } catch (err) {
@@ -425,6 +453,24 @@ export class GitHubActionsBackend implements CiBackend {
     }
   }
 
+  /**
+   * Deletes those of `names` the scope's first page of secrets lists (best effort beyond it: looking absent names
+   * up one by one would cost requests on every deploy). The list is read conditionally, so this is free while
+   * nothing changed. Returns how many were deleted.
+   */
+  async #removeSecrets(scope: SecretsScope, names: string[]): Promise<number> {
+    const present = Object.keys(await this.#secretsUpdatedAt(scope, names, []));
+    for (const secret_name of present) {
+      try {
+        await this.#gh.request(scope.remove, { ...scope.params, secret_name });
+      } catch (err) {
+        if (!hasStatus(err, 404)) throw err;
+      }
+    }
+    if (present.length) await this.#prime(() => this.#secretsUpdatedAt(scope, names, []));
+    return present.length;
+  }
+
   async #ensureStaticCredential(
     owner: string,
     repo: string,
@@ -440,11 +486,17 @@ export class GitHubActionsBackend implements CiBackend {
         name: names.fingerprint,
       });
     // The (deliberately slow) fingerprint and both reads at once; in steady state the reads are free 304s.
-    const checks = Promise.all([readVariable(), this.#secretsUpdatedAt(scope, secretNames)]);
+    // The repository's list also shows whether an older Flui's shared secrets are still there (no extra request).
+    const legacy = this.#environment ? [] : LEGACY_SECRETS;
+    const checks = Promise.all([
+      readVariable(),
+      this.#secretsUpdatedAt(scope, [...secretNames, ...legacy], secretNames),
+    ]);
     checks.catch(() => undefined); // observed below, after the fingerprint
     const fingerprint = await credentialFingerprint(credential);
     const result = { method: 'static' as const, secretName: names.password, fingerprint };
     const [variable, current] = await checks;
+    if (legacy.some((name) => current[name] !== undefined)) await this.#removeSecrets(scope, legacy);
     const stored = variable ? parseStoredCredential(variable.value) : undefined;
     if (
       stored?.fingerprint === fingerprint &&
@@ -482,9 +534,13 @@ export class GitHubActionsBackend implements CiBackend {
 
   /**
    * `updated_at` of the named secrets that exist (no values: GitHub never returns them). One conditional request for
-   * the scope's list; by name only for those not on its first page.
+   * the scope's list; those of `byName` not on its first page are looked up by name.
    */
-  async #secretsUpdatedAt(scope: SecretsScope, names: string[]): Promise<Record<string, string>> {
+  async #secretsUpdatedAt(
+    scope: SecretsScope,
+    names: string[],
+    byName: string[] = names,
+  ): Promise<Record<string, string>> {
     const list = await this.#get<{ total_count: number; secrets: { name: string; updated_at: string }[] }>(scope.list, {
       ...scope.params,
       per_page: SECRETS_PER_PAGE,
@@ -492,7 +548,7 @@ export class GitHubActionsBackend implements CiBackend {
     const found: Record<string, string> = {};
     for (const s of list.secrets) if (names.includes(s.name)) found[s.name] = s.updated_at;
     if (list.total_count > list.secrets.length) {
-      for (const secret_name of names.filter((name) => found[name] === undefined)) {
+      for (const secret_name of byName.filter((name) => found[name] === undefined)) {
         const one = await this.#getIfExists<{ updated_at: string }>(scope.one, { ...scope.params, secret_name });
         if (one) found[secret_name] = one.updated_at;
       }

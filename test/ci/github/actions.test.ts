@@ -384,6 +384,55 @@ describe('GitHub Actions backend against the emulator', () => {
       assert.equal(github().secretValue(full, pushSecretNames(a).password), credential.password);
     });
 
+    it("removes the shared password an older Flui stored, and this app's password once it pushes another way", async () => {
+      const a = await repo('legacy');
+      const full = a.spec.source.repository;
+      const [owner, name] = full.split('/') as [string, string];
+      const someone = person();
+      const key = (await someone.request('GET /repos/{owner}/{repo}/actions/secrets/public-key', { owner, repo: name }))
+        .data;
+      await sodium.ready;
+      const seal = (value: string) =>
+        sodium.to_base64(
+          sodium.crypto_box_seal(
+            sodium.from_string(value),
+            sodium.from_base64(key.key, sodium.base64_variants.ORIGINAL),
+          ),
+          sodium.base64_variants.ORIGINAL,
+        );
+      const storeLegacy = async () => {
+        for (const secret_name of ['FLUI_REGISTRY_USERNAME', 'FLUI_REGISTRY_PASSWORD']) {
+          await someone.request('PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}', {
+            owner,
+            repo: name,
+            secret_name,
+            encrypted_value: seal('old-shared-password'),
+            key_id: key.key_id,
+          });
+        }
+      };
+      const names = pushSecretNames(a);
+      await storeLegacy();
+      const ci = backend();
+      assert.equal((await ci.ensureCredential(a, credential)).changed, true);
+      assert.deepEqual(github().secretNames(full).sort(), [names.password, names.username].sort(), 'legacy gone');
+
+      // The registry moves to a minted token (or OIDC): nothing is stored in prepare, and the password goes.
+      await storeLegacy();
+      const none = { registry: credential.registry, none: true as const };
+      assert.deepEqual(await ci.ensureCredential(a, none), { changed: true });
+      assert.deepEqual(github().secretNames(full), []);
+      const token = github().createToken();
+      const steady = backend(token);
+      assert.deepEqual(await steady.ensureCredential(a, none), { changed: false });
+      const before = used(token);
+      await storeLegacy();
+      assert.deepEqual(await steady.ensureCredential(a, none), { changed: false }, 'checked once per worker');
+      assert.equal(used(token), before, 'and then no more requests');
+      assert.deepEqual(await backend().ensureCredential(a, none), { changed: true }, 'a restarted worker removes it');
+      assert.deepEqual(github().secretNames(full), []);
+    });
+
     it('fingerprints deterministically, per registry and username, without showing the password', async () => {
       const fp = await credentialFingerprint(credential);
       assert.match(fp, /^scrypt:[a-f0-9]{32}$/);
@@ -460,6 +509,42 @@ describe('GitHub Actions backend against the emulator', () => {
         `${DISPATCH} 200`,
       ]);
       assert.equal(github().records.secretWrites[full], secretWrites);
+    });
+  });
+
+  describe('requests per deploy with a minted token', () => {
+    it('a steady-state deploy spends the token write, the dispatch and one request per run state (at most 6)', async (t) => {
+      clearFaults(t);
+      const a = await repo('minted');
+      const { ci, log, charged, token } = logged();
+      const settings: PipelineSettings = { push: { method: 'minted-token', registry: credential.registry } };
+      const none = { registry: credential.registry, none: true as const };
+      /** What the deploy's activities do: prepare, then store this deploy's token right before the dispatch. */
+      const deploy = async (runKey: string) => {
+        await Promise.all([ci.ensurePipeline(a, settings), ci.ensureCredential(a, none)]);
+        await ci.ensureCredential(a, { registry: credential.registry, token: `token-for-${runKey}`, expiresAt: '' });
+        return ci.trigger(a, runKey);
+      };
+      await pollToCompletion(ci, a, await deploy('default.minted.k1'));
+      assert.equal(
+        github().secretValue(a.spec.source.repository, pushSecretNames(a).token),
+        'token-for-default.minted.k1',
+      );
+
+      log.length = 0;
+      const before = used(token);
+      const run = await deploy('default.minted.k2');
+      assert.deepEqual(charged(), [`${DISPATCH} 200`, 'PUT /repos/{owner}/{repo}/actions/secrets/{secret_name} 204']);
+      const polls = await pollToCompletion(ci, a, run);
+      assert.ok(polls >= 1);
+      const perDeploy = used(token) - before;
+      const stateReads = charged().filter((l) => l.startsWith(`${RUN} `)).length;
+      assert.equal(perDeploy, 2 + stateReads);
+      assert.ok(perDeploy <= 6, `${perDeploy} rate-limited requests for a steady-state deploy (target ≤ 6)`);
+      assert.equal(
+        github().secretValue(a.spec.source.repository, pushSecretNames(a).token),
+        'token-for-default.minted.k2',
+      );
     });
   });
 
