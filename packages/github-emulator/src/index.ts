@@ -5,8 +5,10 @@
  * missing permissions, outages, slow responses, runs that stay queued, failing builds, lost and duplicated webhooks.
  *
  * Served (see routes-*.ts): repository get; contents get/create/update (blob SHAs, 409 on a stale `sha`, 422 without
- * one); git refs; pull requests (list with `head`/`base`/`state`, create, get, update, merge); Actions public key,
- * secrets (list/get/put/delete), variables (get/create/update); workflows (list/get); dispatch (200 with
+ * one); git refs (branches and tags, matching-refs) and annotated tag objects; pull requests (list with
+ * `head`/`base`/`state`, create, get, update, merge); Actions public key, secrets (list/get/put/delete), variables
+ * (get/create/update); environments (get, create) and their secrets, each environment with its own key; workflows
+ * (list/get); dispatch (200 with
  * `return_run_details`, else 204; 422 without a `workflow_dispatch` trigger or with wrong inputs); runs (list with
  * `branch`, `event`, `status`, `created`, `head_sha`, `actor` and pages, get, cancel, re-run, re-run failed jobs);
  * jobs; logs (302 to a zip); GitHub App installation tokens (RS256 JWT); /rate_limit. `workflow_run` webhooks on
@@ -15,11 +17,11 @@
  * Auth: `Authorization: token X` or `Bearer X` with a token from {@link GitHubEmulator.createToken} (fine-grained,
  * optionally limited to repositories and permissions) or a GitHub App installation token (`ghs_...`).
  *
- * The registry credential: the simulated runner (runner.ts) reads it from the two Actions secrets the workflow's
- * `docker/login-action` step names as `username: ${{ secrets.X }}` and `password: ${{ secrets.Y }}` — Flui's
- * generated workflow uses FLUI_REGISTRY_USERNAME and FLUI_REGISTRY_PASSWORD — each sealed (libsodium sealed box)
- * with the repository's Actions public key, as on GitHub. It logs in to the step's `registry` with them and pushes
- * `<repository>:<head sha>` there; a wrong credential fails the run with the registry's 401 in the job log.
+ * The registry credential: the simulated runner (runner.ts) reads it from the Actions secrets the workflow names —
+ * a `docker/login-action` step's `username: ${{ secrets.X }}` and `password: ${{ secrets.Y }}`, or the registry token
+ * of Flui's minted-token login step — each sealed (libsodium sealed box) with the repository's (or the job's
+ * environment's) public key, as on GitHub. It logs in to the registry with them and pushes the build step's tags
+ * there; a wrong credential fails the run with the registry's 401 in the job log.
  *
  * Every response (and webhook payload) is checked against GitHub's OpenAPI description (contract.ts); the test helper
  * fails the test that caused a violation. With `dataDir`, state is persisted before each acknowledgement, so a

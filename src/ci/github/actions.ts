@@ -7,8 +7,14 @@
  * requests whatever the build length, from the deploy right after the first on: the dispatch and one status read per
  * state the run goes through (queued, in progress, completed). Measured against the emulator, polling to completion:
  * 15 for an app's first deploy, 4 from the second on, 7 for the first deploy after a worker restart (no ETags yet: one
- * full read each of the file, the fingerprint variable and the list of secrets). The ETags only save requests: a 304
- * means GitHub's answer is the one remembered, and every decision is made on GitHub's answer.
+ * full read each of the file, the fingerprint variable and the list of secrets). That is with a static credential;
+ * with a token minted per deploy, the token's write adds one (4 to 5 in steady state), and with the job's token or
+ * OIDC nothing is stored at all. The ETags only save requests: a 304 means GitHub's answer is the one remembered, and
+ * every decision is made on GitHub's answer.
+ *
+ * Secrets are per app (`pushSecretNames`), in the configured GitHub Environment when there is one
+ * (FLUI_GITHUB_ENVIRONMENT), so two apps of one repository never overwrite each other's credential, and only jobs
+ * running in that environment, under its protection rules, can read it.
  *
  * Pull-request mode (`FLUI_PIPELINE_UPDATE_MODE=pull-request`): when the pipeline on the app's branch differs from
  * the manifest, Flui commits it to `flui/pipeline-<namespace>.<name>-<blob sha>` (a fresh branch from the app's

@@ -22,6 +22,7 @@ import { ServiceError } from '../../../src/errors.ts';
 import { validateManifest } from '../../../src/manifest/parse.ts';
 import type { Application } from '../../../src/manifest/schema.ts';
 import type { PushAccess } from '../../../src/registry/push-access.ts';
+import { ciImageTag } from '../../../src/workflows/contract.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -420,5 +421,17 @@ describe('the generated pipeline file', () => {
       context: '.',
     });
     assert.match(String(plan(PUSH_EXAMPLES['aws-oidc'].push, PUSH_EXAMPLES['aws-oidc'].image)), /cannot log in/);
+  });
+
+  it('tags each deploy attempt with its own valid tag (what Flui resolves and rolls out)', () => {
+    const tag = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+    assert.equal(ciImageTag('staging.web.k3x9'), 'flui-staging.web.k3x9');
+    assert.equal(ciImageTag('staging.web.k3x9/2'), 'flui-staging.web.k3x9-2');
+    const long = `${'n'.repeat(63)}.${'a'.repeat(63)}.${'z'.repeat(40)}`;
+    for (const key of [long, `${long}/12`]) {
+      assert.match(ciImageTag(key), tag);
+      assert.ok(ciImageTag(key).endsWith(key.endsWith('/12') ? `.${'z'.repeat(40)}-12` : 'z'), ciImageTag(key));
+    }
+    assert.notEqual(ciImageTag(long), ciImageTag(`${long}/2`));
   });
 });
