@@ -9,6 +9,7 @@ if [ -n "${FLUI_ZIZMOR:-}" ] || { [ -x "$FLUI_BIN/zizmor" ] && [ "$(cat "$FLUI_B
   exit 0
 fi
 require_cmd python3 "install Python 3 (Debian: python3 python3-venv)"
+python3 -c 'import venv, ensurepip' 2>/dev/null || fail "Python's venv module is missing: install it (Debian: apt-get install python3-venv)"
 say "zizmor $VERSION: installing from PyPI"
 rm -rf "$VENV"
 timed zizmor-venv python3 -m venv "$VENV"

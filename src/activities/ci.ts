@@ -69,8 +69,9 @@ export function createCiActivities(
      */
     async ensureRegistryCredential({ app }: EnsureRegistryCredentialInput) {
       const access = pushAccessFor(config.registry.push, app.spec.image.repository);
-      if (access.method === 'static')
+      if (access.method === 'static') {
         return ci.ensureCredential(app, registryCredential(config, app.spec.image.repository));
+      }
       // Nothing to store now; a password stored before (by an older Flui, or while this registry was static) goes.
       const { changed } = await ci.ensureCredential(app, { registry: access.registry, none: true });
       return { method: access.method, changed };
