@@ -213,7 +213,7 @@ async function overheadOfNaive(stack: LocalStack, n: number): Promise<{ overhead
   const requests: number[] = [];
   for (let i = 0; i < n; i++) {
     const app = await newApp(stack);
-    await backend.ensurePipeline(app);
+    await backend.ensurePipeline(app, { push: { method: 'static', registry: stack.registryHost } });
     await backend.ensureCredential(app, {
       registry: stack.registryHost,
       username: stack.env.REGISTRY_USERNAME!,
@@ -228,7 +228,7 @@ async function overheadOfNaive(stack: LocalStack, n: number): Promise<{ overhead
       repo,
       workflow_id: file,
       ref: 'main',
-      inputs: { deploy_id: `naive-${i}` },
+      inputs: { deploy_id: `naive-${i}`, image_tag: `naive-${i}` },
     });
     let runId: number | undefined;
     for (;;) {
@@ -533,7 +533,7 @@ async function burstOfNaive(stack: LocalStack, n: number, perSecond: number): Pr
   const apps: Application[] = [];
   for (let i = 0; i < n; i++) {
     const app = await newApp(stack, { replicas: 0 });
-    await backend.ensurePipeline(app);
+    await backend.ensurePipeline(app, { push: { method: 'static', registry: stack.registryHost } });
     apps.push(app);
   }
   const t0 = performance.now();
@@ -547,7 +547,7 @@ async function burstOfNaive(stack: LocalStack, n: number, perSecond: number): Pr
         repo,
         workflow_id: pipelinePath(app).split('/').pop()!,
         ref: 'main',
-        inputs: { deploy_id: `naive-burst-${i}` },
+        inputs: { deploy_id: `naive-burst-${i}`, image_tag: `naive-burst-${i}` },
       });
       return performance.now() - start;
     }),

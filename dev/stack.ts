@@ -96,6 +96,8 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       env.REGISTRY_PASSWORD = configured.REGISTRY_PASSWORD;
       registryHost = configured.REGISTRY_HOST ?? configured.FLUI_REGISTRY_HOST ?? '';
       env.REGISTRY_HOST = registryHost;
+      if (configured.FLUI_REGISTRY_PUSH) env.FLUI_REGISTRY_PUSH = configured.FLUI_REGISTRY_PUSH;
+      else if (registryHost) env.FLUI_REGISTRY_PUSH = JSON.stringify({ [registryHost]: { method: 'static' } });
       say('Registry: configured credentials');
     } else {
       const auth = { username: 'flui-push', password: randomBytes(18).toString('base64url') };
@@ -107,6 +109,8 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       // The push credential belongs to this registry alone: the worker sends it nowhere else.
       env.REGISTRY_HOST = registry.host;
       registryHost = registry.host;
+      // The local registry uses htpasswd, not tokens: its CI gets the password, an explicit opt-in (FLUI_REGISTRY_PUSH).
+      env.FLUI_REGISTRY_PUSH = JSON.stringify({ [registry.host]: { method: 'static' } });
       say(`OCI registry: ${registry.url} (htpasswd auth)`);
     }
 

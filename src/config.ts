@@ -17,6 +17,8 @@ import { join } from 'node:path';
 import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
 import type { TLSConfig } from '@temporalio/client';
 import { parseRegistryAuths, type RegistryAuths } from './registry/auths.ts';
+import { parseGitHubEnvironment } from './ci/github/settings.ts';
+import { parseRegistryPushSettings, type RegistryPushSettings } from './registry/push-access.ts';
 
 /** Where the worker and the CLI look for Temporal when nothing says otherwise (the Temporal CLI's default too). */
 export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
@@ -58,6 +60,8 @@ export interface Config extends ClientConfig {
     webhookSecret?: string;
     updateMode: 'commit' | 'pull-request';
     writeIntervalMs: number;
+    /** FLUI_GITHUB_ENVIRONMENT (src/ci/github/settings.ts). */
+    environment?: string;
   };
   registry: {
     /** Credentials by registry host, each sent to its own host only (src/registry/auths.ts). */
@@ -65,6 +69,8 @@ export interface Config extends ClientConfig {
     username?: string;
     password?: string;
     insecureHosts: string[];
+    /** How each registry's CI pushes: FLUI_REGISTRY_PUSH (src/registry/push-access.ts); none configured if absent. */
+    push?: RegistryPushSettings;
   };
   webhook?: { host: string; port: number };
   worker: {
@@ -225,7 +231,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const password = e.string('REGISTRY_PASSWORD');
   // Credentials by host (and the pair above, bound to REGISTRY_HOST); its problems name their variables.
   const registryAuths = parseRegistryAuths(env);
-  e.problems.push(...registryAuths.problems);
+  const push = parseRegistryPushSettings(env);
+  const environment = parseGitHubEnvironment(env);
+  e.problems.push(...registryAuths.problems, ...push.problems, ...environment.problems);
   const webhookPort = e.wholeNumber('FLUI_WEBHOOK_PORT', 0, 65535);
 
   const config: Config = {
@@ -240,6 +248,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       // GitHub asks for at least a second between the starts of two writes, to stay clear of its secondary rate
       // limits; a GitHub Enterprise Server without them may go lower (0: unpaced).
       writeIntervalMs: e.wholeNumber('GITHUB_WRITE_INTERVAL_MS', 0, 60_000, 1000),
+      environment: environment.value,
     },
     registry: {
       auths: registryAuths.auths,
@@ -250,6 +259,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         .split(',')
         .map((h) => h.trim())
         .filter(Boolean),
+      push: push.value,
     },
     webhook:
       webhookPort !== undefined ? { host: e.string('FLUI_WEBHOOK_HOST') ?? '127.0.0.1', port: webhookPort } : undefined,

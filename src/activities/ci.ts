@@ -6,8 +6,12 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ApplicationFailureCategory } from '@temporalio/common';
 import type { CiBackend, RegistryCredential, RunState } from '../ci/backend.ts';
 import type { Config } from '../config.ts';
+import { authFor } from '../registry/auths.ts';
 import { ServiceError } from '../errors.ts';
-import { imageHost } from '../registry/reference.ts';
+import type { Application } from '../manifest/schema.ts';
+import { pushAccessFor, pushTokenIssuer } from '../registry/push-access.ts';
+import { mintPushToken } from '../registry/push-token.ts';
+import { imageHost, parseImageReference } from '../registry/reference.ts';
 import { FailureType } from '../workflows/contract.ts';
 import type {
   AwaitRunInput,
@@ -44,7 +48,9 @@ export function createCiActivities(
      * pipeline, or not start at all. Once the proposal is merged, a retry finds the file current.
      */
     async ensureWorkflowFile({ app }: EnsureWorkflowFileInput) {
-      const result = await ci.ensurePipeline(app);
+      const result = await ci.ensurePipeline(app, {
+        push: pushAccessFor(config.registry.push, app.spec.image.repository),
+      });
       const { pullRequestUrl } = result;
       if (!pullRequestUrl) return result;
       const { namespace, name } = app.metadata;
@@ -56,12 +62,27 @@ export function createCiActivities(
       );
     },
 
-    /** Key: the credential's fingerprint stored beside the secret; unchanged credentials are not rewritten. */
+    /**
+     * A static credential (opted in per registry): key, its fingerprint stored beside the secrets; unchanged
+     * credentials are not rewritten. Every other push method stores nothing here (the job's token and OIDC need no
+     * secret; a minted token is stored by `triggerRun`, right before the dispatch it is for) and removes a password
+     * stored before: key, the secrets' names, absent once removed.
+     */
     async ensureRegistryCredential({ app }: EnsureRegistryCredentialInput) {
-      return ci.ensureCredential(app, registryCredential(config, app.spec.image.repository));
+      const access = pushAccessFor(config.registry.push, app.spec.image.repository);
+      if (access.method === 'static') {
+        return ci.ensureCredential(app, registryCredential(config, app.spec.image.repository));
+      }
+      // Nothing to store now; a password stored before (by an older Flui, or while this registry was static) goes.
+      const { changed } = await ci.ensureCredential(app, { registry: access.registry, none: true });
+      return { method: access.method, changed };
     },
 
-    /** Key: the run key (deploy id + attempt) in the run's name: a crash after dispatch finds the run instead. */
+    /**
+     * Key: the run key (deploy id + attempt) in the run's name: a crash after dispatch finds the run instead. For a
+     * minted-token registry, a fresh token for this app's repository is stored first (each attempt overwrites the
+     * last: the secret is this app's, and only the run dispatched next reads it).
+     */
     async triggerRun({ runKey, app }: TriggerRunInput) {
       // Only a retry can follow a dispatch that was never recorded (a crash or timeout of an earlier attempt);
       // the first attempt skips the lookup and its rate-limited request.
@@ -70,6 +91,8 @@ export function createCiActivities(
         Context.current().log.info('CI run already dispatched for this deploy; reusing it', { runId: existing.id });
         return existing;
       }
+      const access = pushAccessFor(config.registry.push, app.spec.image.repository);
+      if (access.method === 'minted-token') await ci.ensureCredential(app, deployPushToken(config, app));
       return ci.trigger(app, runKey);
     },
 
@@ -131,16 +154,36 @@ export function createCiActivities(
   };
 }
 
-/** The push credential for the image's registry, from worker configuration. */
+/**
+ * A token for this deploy's push: `push,pull` on the app's image repository only, valid for the app's build and
+ * queue timeouts (the longest the run can take to push), capped by the registry's `maxTokenMinutes`.
+ */
+export function deployPushToken(config: Pick<Config, 'registry'>, app: Application) {
+  const image = parseImageReference(app.spec.image.repository);
+  const { signer, maxTokenMinutes } = pushTokenIssuer(config.registry.push, image.host);
+  const { buildTimeoutMinutes, queueTimeoutMinutes } = app.spec.deploy;
+  const { token, expiresAt } = mintPushToken(signer, {
+    repository: image.repository,
+    subject: `flui:${app.metadata.namespace}.${app.metadata.name}`,
+    ttlSeconds: Math.min(buildTimeoutMinutes + queueTimeoutMinutes, maxTokenMinutes) * 60,
+  });
+  return { registry: image.host, token, expiresAt };
+}
+
+/**
+ * The static push credential for the image's registry, from worker configuration: the credential held for that very
+ * host (REGISTRY_AUTH_FILE, or REGISTRY_USERNAME/PASSWORD bound to it by REGISTRY_HOST), never another host's.
+ */
 export function registryCredential(config: Pick<Config, 'registry'>, imageRepository: string): RegistryCredential {
-  const { username, password } = config.registry;
-  if (!username || !password) {
+  const registry = imageHost(imageRepository);
+  const auth = authFor(config.registry.auths, registry);
+  if (!auth) {
     throw new ServiceError({
       service: 'Registry',
       kind: 'misconfigured',
-      message: `the worker has no registry credential to give the CI for ${imageRepository}`,
-      hint: 'set REGISTRY_USERNAME and REGISTRY_PASSWORD',
+      message: `the worker has no registry credential for ${registry} to give the CI of ${imageRepository}`,
+      hint: `add ${registry} to REGISTRY_AUTH_FILE, or set REGISTRY_HOST=${registry} with REGISTRY_USERNAME and REGISTRY_PASSWORD`,
     });
   }
-  return { registry: imageHost(imageRepository), username, password };
+  return { registry, username: auth.username, password: auth.password };
 }

@@ -8,6 +8,7 @@
  * `retryAfterSeconds` when the CI said so). A backend knows nothing of Temporal; the activities translate.
  */
 import type { Application } from '../manifest/schema.ts';
+import type { PushAccess } from '../registry/push-access.ts';
 import type { CiRunRef, CiRunResult } from '../workflows/contract.ts';
 
 export interface PipelineResult {
@@ -24,18 +25,42 @@ export interface PipelineResult {
   pullRequestUrl?: string;
 }
 
+/**
+ * No credential to store: the CI authenticates itself (the job's token, OIDC) or gets a token at dispatch. What Flui
+ * stored before for the app (a password) is removed.
+ */
+export interface NoStoredCredential {
+  registry: string;
+  none: true;
+}
+
+/** What the pipeline definition depends on besides the manifest: how the CI may push (never a secret). */
+export interface PipelineSettings {
+  push: PushAccess;
+}
+
 export interface CredentialResult {
-  secretName: string;
-  /** Non-reversible fingerprint of the stored credential (never the credential). */
-  fingerprint: string;
+  /** How the CI pushes (src/registry/push-access.ts). */
+  method?: PushAccess['method'];
+  /** The secret the CI reads the credential from; none when nothing is stored (job token, OIDC). */
+  secretName?: string;
+  /** Non-reversible fingerprint of the stored credential (never the credential), when one is kept. */
+  fingerprint?: string;
   changed: boolean;
 }
 
-/** The push credential, read from worker configuration; never leaves the activity that uses it. */
+/** A static push credential, read from worker configuration; never leaves the activity that uses it. */
 export interface RegistryCredential {
   registry: string;
   username: string;
   password: string;
+}
+
+/** A push token Flui minted for one deploy (src/registry/push-token.ts); never leaves the activity that uses it. */
+export interface RegistryToken {
+  registry: string;
+  token: string;
+  expiresAt: string;
 }
 
 export type RunState =
@@ -56,15 +81,25 @@ export interface CiBackend {
    * Write or refresh the pipeline definition in the repository; no commit when it is already current. Where the
    * installation asks for reviews, propose the change instead and return its `pullRequestUrl`.
    */
-  ensurePipeline(app: Application): Promise<PipelineResult>;
-  /** Make the push credential available to the pipeline; no write when the stored fingerprint matches. */
-  ensureCredential(app: Application, credential: RegistryCredential): Promise<CredentialResult>;
+  ensurePipeline(app: Application, settings: PipelineSettings): Promise<PipelineResult>;
+  /**
+   * Make a push credential available to the app's pipeline as its own secret(s). A static credential is written only
+   * when the stored fingerprint differs; a minted token (a new one per deploy) is written every time; with none to
+   * store, passwords stored earlier are removed.
+   */
+  ensureCredential(
+    app: Application,
+    credential: RegistryCredential | RegistryToken | NoStoredCredential,
+  ): Promise<CredentialResult>;
   /**
    * Find the run started for `runKey` (`ciRunKey`, src/workflows/contract.ts), if any: the run is named
    * `ciRunName(runKey)`, so a crash between dispatch and record finds it instead of dispatching again.
    */
   findRun(app: Application, runKey: string): Promise<CiRunRef | undefined>;
-  /** Start a run named `ciRunName(runKey)`; callers use `findRun` first. */
+  /**
+   * Start a run named `ciRunName(runKey)` that also pushes the image as `ciImageTag(runKey)`; callers use `findRun`
+   * first.
+   */
   trigger(app: Application, runKey: string): Promise<CiRunRef>;
   status(app: Application, run: CiRunRef, etag?: string): Promise<RunStatusResponse>;
   cancel(app: Application, run: CiRunRef): Promise<void>;

@@ -13,7 +13,7 @@ export function createCiBackend(config: Config): CiBackend {
   return {
     name: 'github-actions',
     // async: a missing credential rejects the call like any other failure instead of throwing synchronously.
-    ensurePipeline: async (app) => get().ensurePipeline(app),
+    ensurePipeline: async (app, settings) => get().ensurePipeline(app, settings),
     ensureCredential: async (app, credential) => get().ensureCredential(app, credential),
     findRun: async (app, key) => get().findRun(app, key),
     trigger: async (app, key) => get().trigger(app, key),

@@ -26,6 +26,11 @@ export interface RegistryOptions {
   credentials?: RegistryCredentials;
   /** Token realms on another origin (`https://auth.example.com`) trusted with the credentials of this registry. */
   trustedRealms?: string[];
+  /**
+   * A registry token to send as `Bearer` from the first request, instead of credentials (a docker config's
+   * `registrytoken`): no token service is asked, and a 401 is a refusal.
+   */
+  bearerToken?: string;
   /** Hosts spoken to over plain HTTP (default: 127.0.0.1 and localhost on any port). */
   insecureHosts?: string[];
   /** Per request (default 30 s). */
@@ -105,8 +110,10 @@ export class RegistrySession {
     this.#opts = opts;
     this.base = baseUrl(host, opts);
     this.#origin = new URL(this.base).origin;
-    // The host asked for Basic credentials before: skip the anonymous round trip it would refuse again.
-    if (opts.credentials && basicHosts.has(this.#origin)) this.#authorization = basic(opts.credentials);
+    // A registry token (a docker config's `registrytoken`) is this host's own, sent from the first request; a host that
+    // asked for Basic credentials before gets them at once, skipping the anonymous round trip it would refuse again.
+    if (opts.bearerToken) this.#authorization = `Bearer ${opts.bearerToken}`;
+    else if (opts.credentials && basicHosts.has(this.#origin)) this.#authorization = basic(opts.credentials);
   }
 
   #signal(): AbortSignal {
@@ -164,7 +171,7 @@ export class RegistrySession {
     const url = new URL(/^https?:/.test(path) ? path : `${this.base}${path}`);
     for (let attempt = 0; ; attempt++) {
       const res = await this.#send(url, init, what);
-      if (res.status === 401 && attempt === 0 && url.origin === this.#origin) {
+      if (res.status === 401 && attempt === 0 && url.origin === this.#origin && !this.#opts.bearerToken) {
         const challenge = res.headers.get('www-authenticate') ?? '';
         await res.body?.cancel();
         if (/^Bearer /i.test(challenge)) {
@@ -191,7 +198,7 @@ export class RegistrySession {
     what: string,
     sentCredentials = Boolean(this.#opts.credentials),
   ): RegistryUnauthorizedError {
-    const who = sentCredentials ? 'the credentials' : 'anonymous access';
+    const who = this.#opts.bearerToken ? 'the token' : sentCredentials ? 'the credentials' : 'anonymous access';
     const realm = this.#untrustedRealm
       ? `; its token realm ${this.#untrustedRealm} was asked without credentials, as it is not configured for ${this.host}`
       : '';

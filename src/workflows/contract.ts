@@ -111,6 +111,20 @@ export function parseCiRunKey(runKey: string): (DeployIdParts & { runKey: string
   return parts && { ...parts, runKey, attempt: Number(m![5] ?? 1) };
 }
 
+/**
+ * The tag the CI run of `runKey` pushes the image under (besides the commit SHA), which Flui then resolves and rolls
+ * out: it names this deploy attempt, so a later or concurrent build of the same commit cannot be taken for it.
+ * `flui-<run key>` with `/` as `-` (a nonce holds no `-`, so keys stay distinct); past a tag's 128 characters, the
+ * namespace is left out (the nonce already tells deploys apart).
+ */
+export function ciImageTag(runKey: string): string {
+  const tag = `flui-${runKey.replace(/[^A-Za-z0-9_.-]/g, '-')}`;
+  if (tag.length <= 128) return tag;
+  const key = parseCiRunKey(runKey);
+  const short = key ? `flui-${key.app}.${key.nonce}${key.attempt > 1 ? `-${key.attempt}` : ''}` : tag;
+  return short.slice(0, 128);
+}
+
 const CI_RUN_NAME_PREFIX = 'flui ';
 
 /**

@@ -32,6 +32,7 @@ import type { DeployActivities } from '../activities/types.ts';
 import {
   appOf,
   cancelSignal,
+  ciImageTag,
   ciRunKey,
   ciRunName,
   deployMemo,
@@ -355,7 +356,8 @@ export async function deployWorkflow(
       );
     }
     status.ciRun = { ...run, htmlUrl: result.htmlUrl };
-    status.image = `${manifest.spec.image.repository}:${result.headSha}`;
+    // The tag this run pushed for this deploy attempt (the commit's tag may since name another build).
+    status.image = `${manifest.spec.image.repository}:${ciImageTag(runKey)}`;
     recordMemo();
   }
 

@@ -18,15 +18,18 @@ describe('createCiBackend', () => {
       metadata: { name: 'hello' },
       spec: { source: { repository: 'acme/hello' }, image: { repository: 'ghcr.io/acme/hello' } },
     }) as Application;
-    await assert.rejects(ci.ensurePipeline(app), (err: unknown) => {
-      assert.ok(err instanceof ServiceError && err.kind === 'misconfigured', String(err));
-      const failure = toActivityFailure(err);
-      return (
-        failure instanceof ApplicationFailure &&
-        failure.nonRetryable &&
-        failure.type === 'Misconfigured' &&
-        /GITHUB_TOKEN/.test(failure.message)
-      );
-    });
+    await assert.rejects(
+      ci.ensurePipeline(app, { push: { method: 'github-token', registry: 'ghcr.io' } }),
+      (err: unknown) => {
+        assert.ok(err instanceof ServiceError && err.kind === 'misconfigured', String(err));
+        const failure = toActivityFailure(err);
+        return (
+          failure instanceof ApplicationFailure &&
+          failure.nonRetryable &&
+          failure.type === 'Misconfigured' &&
+          /GITHUB_TOKEN/.test(failure.message)
+        );
+      },
+    );
   });
 });

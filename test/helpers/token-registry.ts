@@ -5,6 +5,9 @@
  * retries with it. The registry verifies the token's signature against the service's certificate (made here with
  * openssl) and its `access` claims.
  *
+ * It can also trust other signers' certificates (`trust`): Flui's own, whose tokens (src/registry/push-token.ts)
+ * then push without any token service, as a registry that trusts Flui's minting certificate does.
+ *
  * Only tests need this (the sandbox's registry uses htpasswd: dev/registry.ts), so it lives here.
  */
 import { execFile } from 'node:child_process';
@@ -25,6 +28,9 @@ const ISSUER = 'flui-test-token-service';
 export interface TokenRegistry {
   /** `127.0.0.1:PORT` of the registry. */
   host: string;
+  /** What tokens must name as `iss` and `aud` (the registry's `auth.token.issuer` and `service`). */
+  issuer: string;
+  service: string;
   url: string;
   /** The token service's realm. */
   realm: string;
@@ -36,26 +42,48 @@ export interface TokenRegistry {
   stop(): Promise<void>;
 }
 
-export async function startTokenRegistry(auth: { username: string; password: string }): Promise<TokenRegistry> {
-  const dataDir = await makeTempDir('token-registry');
+/**
+ * A signing key and its self-signed certificate, made with openssl (`rsa`: RSA 2048, `ec`: P-256), as files in `dir`.
+ */
+export async function makeSigningFiles(
+  dir: string,
+  name: string,
+  kind: 'rsa' | 'ec' = 'rsa',
+): Promise<{ keyFile: string; certificateFile: string }> {
   const openssl = findTool('openssl', undefined, 'Install the Debian package openssl.');
-  const [keyPath, certPath] = [join(dataDir, 'token.key'), join(dataDir, 'token.pem')];
+  const [keyFile, certificateFile] = [join(dir, `${name}.key`), join(dir, `${name}.pem`)];
+  const newkey = kind === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
   await run(openssl, [
     'req',
     '-x509',
-    '-newkey',
-    'rsa:2048',
+    ...newkey,
     '-nodes',
     '-keyout',
-    keyPath,
+    keyFile,
     '-out',
-    certPath,
+    certificateFile,
     '-days',
     '2',
     '-subj',
-    `/CN=${ISSUER}`,
+    `/CN=${name}`,
   ]);
-  const [key, cert] = [await readFile(keyPath, 'utf8'), new X509Certificate(await readFile(certPath))];
+  return { keyFile, certificateFile };
+}
+
+export async function startTokenRegistry(
+  auth: { username: string; password: string },
+  opts: { trust?: string[] } = {},
+): Promise<TokenRegistry> {
+  const dataDir = await makeTempDir('token-registry');
+  const { keyFile: keyPath, certificateFile: ownCertPath } = await makeSigningFiles(dataDir, ISSUER);
+  // The registry trusts the token service's certificate and any other signer's it is given.
+  const certPath = join(dataDir, 'trusted.pem');
+  const trusted = [
+    await readFile(ownCertPath, 'utf8'),
+    ...(await Promise.all((opts.trust ?? []).map((f) => readFile(f, 'utf8')))),
+  ];
+  await writeFile(certPath, trusted.join('\n'));
+  const [key, cert] = [await readFile(keyPath, 'utf8'), new X509Certificate(await readFile(ownCertPath))];
   const x5c = cert.raw.toString('base64');
 
   const tokens = { issued: 0, refused: 0 };
@@ -130,6 +158,8 @@ export async function startTokenRegistry(auth: { username: string; password: str
   const registry = proc;
   return {
     host,
+    issuer: ISSUER,
+    service: SERVICE,
     url,
     realm,
     tokens,
@@ -142,7 +172,10 @@ export async function startTokenRegistry(auth: { username: string; password: str
   };
 }
 
-/** A token-auth registry for this suite. */
-export function useTokenRegistry(auth: { username: string; password: string }): () => TokenRegistry {
-  return useServer(() => startTokenRegistry(auth));
+/** A token-auth registry for this suite (trusting the certificates in `trust`, files, besides its own). */
+export function useTokenRegistry(
+  auth: { username: string; password: string },
+  opts: { trust?: () => string[] } = {},
+): () => TokenRegistry {
+  return useServer(() => startTokenRegistry(auth, { trust: opts.trust?.() }));
 }

@@ -71,9 +71,10 @@ export interface GitHubEmulator {
   /** The repository's runs, oldest first: the live records (they change as the runs proceed). */
   runs(fullName: string): EmulatedRun[];
   pulls(fullName: string): PullRequest[];
-  secretNames(fullName: string): string[];
-  /** A secret's plain value, opened with the repository's private key (what a run would see). */
-  secretValue(fullName: string, name: string): string | undefined;
+  /** Names of the repository's secrets, or of one of its environments' (undefined environment: the repository's). */
+  secretNames(fullName: string, environment?: string): string[];
+  /** A secret's plain value, opened with the repository's (or environment's) private key (what a run would see). */
+  secretValue(fullName: string, name: string, environment?: string): string | undefined;
   /** A fine-grained token, optionally limited to repositories (`owner/name`) and permissions (absent: write). */
   createToken(spec?: { repos?: string[]; permissions?: Permissions; expiresInMs?: number }): string;
   /**

@@ -5,8 +5,10 @@
  * missing permissions, outages, slow responses, runs that stay queued, failing builds, lost and duplicated webhooks.
  *
  * Served (see routes-*.ts): repository get; contents get/create/update (blob SHAs, 409 on a stale `sha`, 422 without
- * one); git refs; pull requests (list with `head`/`base`/`state`, create, get, update, merge); Actions public key,
- * secrets (list/get/put/delete), variables (get/create/update); workflows (list/get); dispatch (200 with
+ * one); git refs (branches and tags, matching-refs) and annotated tag objects; pull requests (list with
+ * `head`/`base`/`state`, create, get, update, merge); Actions public key, secrets (list/get/put/delete), variables
+ * (get/create/update); environments (get, create) and their secrets, each environment with its own key; workflows
+ * (list/get); dispatch (200 with
  * `return_run_details`, else 204; 422 without a `workflow_dispatch` trigger or with wrong inputs); runs (list with
  * `branch`, `event`, `status`, `created`, `head_sha`, `actor` and pages, get, cancel, re-run, re-run failed jobs);
  * jobs; logs (302 to a zip); GitHub Apps with several installations (one per account): the installation of a
@@ -17,11 +19,11 @@
  * optionally limited to repositories and permissions) or a GitHub App installation token (`ghs_...`), which reaches
  * only its installation's account and spends that installation's rate limit.
  *
- * The registry credential: the simulated runner (runner.ts) reads it from the two Actions secrets the workflow's
- * `docker/login-action` step names as `username: ${{ secrets.X }}` and `password: ${{ secrets.Y }}` — Flui's
- * generated workflow uses FLUI_REGISTRY_USERNAME and FLUI_REGISTRY_PASSWORD — each sealed (libsodium sealed box)
- * with the repository's Actions public key, as on GitHub. It logs in to the step's `registry` with them and pushes
- * `<repository>:<head sha>` there; a wrong credential fails the run with the registry's 401 in the job log.
+ * The registry credential: the simulated runner (runner.ts) reads it from the Actions secrets the workflow names —
+ * a `docker/login-action` step's `username: ${{ secrets.X }}` and `password: ${{ secrets.Y }}`, or the registry token
+ * of Flui's minted-token login step — each sealed (libsodium sealed box) with the repository's (or the job's
+ * environment's) public key, as on GitHub. It logs in to the registry with them and pushes the build step's tags
+ * there; a wrong credential fails the run with the registry's 401 in the job log.
  *
  * Every response (and webhook payload) is checked against GitHub's OpenAPI description (contract.ts); the test helper
  * fails the test that caused a violation. With `dataDir`, state is persisted before each acknowledgement, so a
@@ -44,6 +46,8 @@ import { DOCS, error, Refusal, Router, type Ctx, type Reply, type Route } from '
 import { bump, createRecords } from './records.ts';
 import { registerActionsRoutes } from './routes-actions.ts';
 import { registerAppRoutes } from './routes-apps.ts';
+import { registerEnvironmentRoutes } from './routes-environments.ts';
+import { registerTagRoutes } from './routes-tags.ts';
 import { registerRepoRoutes } from './routes-repos.ts';
 import { Runner } from './runner.ts';
 import { workflowRun } from './shapes.ts';
@@ -83,6 +87,8 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
 
   registerRepoRoutes(env);
   registerActionsRoutes(env);
+  registerEnvironmentRoutes(env);
+  registerTagRoutes(env);
   registerAppRoutes(env, (token) => limits.overview(budgetOf(token, store.state.tokens[token])));
 
   // ---- the API server ----
@@ -377,14 +383,19 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
       return repo.runs as EmulatedRun[];
     },
     pulls: (fullName) => store.repo(fullName)?.pulls ?? [],
-    secretNames: (fullName) => Object.keys(store.repo(fullName)?.secrets ?? {}),
-    secretValue(fullName, name) {
+    secretNames(fullName, environment) {
       const repo = store.repo(fullName);
-      const secret = repo?.secrets[name.toUpperCase()];
-      if (!repo || !secret) return undefined;
+      const scope = repo && environment ? store.environment(repo, environment, false) : repo;
+      return Object.keys(scope?.secrets ?? {});
+    },
+    secretValue(fullName, name, environment) {
+      const repo = store.repo(fullName);
+      const scope = repo && environment ? store.environment(repo, environment, false) : repo;
+      const secret = scope?.secrets[name.toUpperCase()];
+      if (!scope || !secret) return undefined;
       const b64 = (s: string) => sodium.from_base64(s, sodium.base64_variants.ORIGINAL);
       return sodium.to_string(
-        sodium.crypto_box_seal_open(b64(secret.encrypted), b64(repo.keyPair.publicKey), b64(repo.keyPair.privateKey)),
+        sodium.crypto_box_seal_open(b64(secret.encrypted), b64(scope.keyPair.publicKey), b64(scope.keyPair.privateKey)),
       );
     },
     createToken(spec = {}) {

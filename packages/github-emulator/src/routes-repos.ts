@@ -129,6 +129,11 @@ export function registerRepoRoutes(env: Emulation): void {
     'GET',
     '/repos/{owner}/{repo}/git/ref/{ref}',
     ({ repo, params }) => {
+      const tag = /^tags\/(.+)$/.exec(params.ref!)?.[1];
+      if (tag !== undefined) {
+        const target = repo!.tags?.[tag];
+        return target ? { status: 200, body: tagRef(env.api(), repo!, tag, target) } : error(404, 'Not Found');
+      }
       const m = /^heads\/(.+)$/.exec(params.ref!);
       const sha = m ? repo!.branches[m[1]!] : undefined;
       if (!m || !sha) return error(404, 'Not Found');
@@ -143,6 +148,15 @@ export function registerRepoRoutes(env: Emulation): void {
     ({ repo, body }) => {
       const r = repo!;
       const { ref, sha } = parseBody(bodies.createRef, body);
+      const tag = /^refs\/tags\/([A-Za-z0-9._-]+)$/.exec(ref)?.[1];
+      if (tag !== undefined) {
+        if (!r.commits[sha] && !r.tagObjects?.[sha]) return invalid('Object does not exist');
+        if (r.tags?.[tag]) return invalid('Reference already exists');
+        (r.tags ??= {})[tag] = sha;
+        store.save();
+        const reply = tagRef(env.api(), r, tag, sha);
+        return { status: 201, body: reply, headers: { location: reply.url } };
+      }
       const m = /^refs\/heads\/([A-Za-z0-9._/-]+)$/.exec(ref);
       if (!m || m[1]!.includes('..') || m[1]!.endsWith('/') || m[1]!.endsWith('.lock')) {
         return invalid('Reference name invalid');
@@ -331,6 +345,18 @@ export function gitRef(api: string, repo: Repo, branch: string, sha: string) {
     node_id: Buffer.from(`Ref:${full}:${branch}`).toString('base64'),
     url: `${api}/repos/${full}/git/refs/heads/${branch}`,
     object: { type: 'commit', sha, url: `${api}/repos/${full}/git/commits/${sha}` },
+  };
+}
+
+/** A tag's ref: to a commit (lightweight) or to an annotated tag object. */
+export function tagRef(api: string, repo: Repo, tag: string, sha: string) {
+  const full = `${repo.owner}/${repo.name}`;
+  const type = repo.tagObjects?.[sha] ? 'tag' : 'commit';
+  return {
+    ref: `refs/tags/${tag}`,
+    node_id: Buffer.from(`Ref:${full}:tags/${tag}`).toString('base64'),
+    url: `${api}/repos/${full}/git/refs/tags/${tag}`,
+    object: { type, sha, url: `${api}/repos/${full}/git/${type === 'tag' ? 'tags' : 'commits'}/${sha}` },
   };
 }
 

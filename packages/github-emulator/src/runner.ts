@@ -5,19 +5,27 @@
  * the registry, builds a small OCI image from the repository's files at that commit and pushes it with that
  * credential. A wrong credential fails the login step with the registry's 401, and the run with it, as on GitHub.
  *
- * What the runner reads from the workflow file (tolerantly: step order, extra steps and action versions do not
- * matter):
+ * What the runner reads from the workflow file (tolerantly: step order, extra steps and action versions, by tag or
+ * by commit SHA, do not matter):
  * - `on: workflow_dispatch` (its `inputs` are what a dispatch may and must pass);
- * - a `docker/login-action` step whose `username` and `password` are `${{ secrets.NAME }}` (Flui:
- *   FLUI_REGISTRY_USERNAME and FLUI_REGISTRY_PASSWORD), and whose `registry` is the registry host;
+ * - the job's `environment`, whose secrets then take precedence over the repository's, as on GitHub;
+ * - how the job logs in to the registry, one of:
+ *   - a `docker/login-action` step whose `username` and `password` are `${{ secrets.NAME }}` (a static credential),
+ *     or `${{ github.actor }}` and `${{ secrets.GITHUB_TOKEN }}` (the job's token: this emulator is no ghcr.io, so
+ *     a real registry refuses it);
+ *   - a `run` step with `env: { REGISTRY: <host>, REGISTRY_TOKEN: ${{ secrets.NAME }} }`, which on GitHub writes the
+ *     token into the docker config as `registrytoken` (Flui's minted-token login): pushes then send it as the Bearer
+ *     token itself, without a login and without a token service, as docker and buildx do;
+ *   - cloud OIDC logins (AWS, Google, Azure) cannot be emulated, and the run fails saying so;
  * - a `docker/build-push-action` step with `push: true` and `tags` (a string, comma or newline separated, or a
- *   list) that use `${{ github.sha }}`; `context` (default `.`) selects the files of the layer, and `file` (default
- *   `<context>/Dockerfile`) must exist at that commit, as docker would require.
- * The credential is sent only to the login step's registry; a tag on another host is pushed anonymously.
+ *   list) whose expressions are `${{ github.sha }}` or `${{ inputs.<name> }}`; `context` (default `.`) selects the
+ *   files of the layer, and `file` (default `<context>/Dockerfile`) must exist at that commit, as docker requires.
+ * The credential is sent only to the login's registry; a tag on another host is pushed anonymously.
  */
 import sodium from 'libsodium-wrappers';
 import { parse } from 'yaml';
 import { parseImageReference } from '../../../src/registry/reference.ts';
+import type { RegistryOptions } from '../../../src/registry/oci.ts';
 import { checkLogin, pushImage } from './registry-push.ts';
 import { now, type Conclusion, type Repo, type Run, type RunStep, type Store } from './store.ts';
 
@@ -42,13 +50,19 @@ interface Step {
   uses?: string;
   run?: string;
   with?: Record<string, unknown>;
+  env?: Record<string, unknown>;
 }
+
+/** How the job logs in to its registry. */
+export type RegistryLogin =
+  | { kind: 'password'; usernameSecret: string; passwordSecret: string }
+  | { kind: 'github-token' }
+  | { kind: 'bearer'; tokenSecret: string };
 
 /** What Flui's generated workflow tells the runner to do, extracted tolerantly from the YAML. */
 export interface BuildPlan {
   registry: string;
-  usernameSecret: string;
-  passwordSecret: string;
+  login: RegistryLogin;
   tags: string[];
   context: string;
 }
@@ -63,6 +77,8 @@ export function readWorkflow(text: string): {
   runName?: string;
   dispatchInputs?: Record<string, DispatchInput>;
   steps: Step[];
+  /** The GitHub Environment a job runs in (the first job that names one). */
+  environment?: string;
 } {
   let doc: Record<string, unknown>;
   try {
@@ -79,12 +95,18 @@ export function readWorkflow(text: string): {
   } else if (on === 'workflow_dispatch' || (Array.isArray(on) && on.includes('workflow_dispatch'))) {
     dispatchInputs = {};
   }
-  const jobs = Object.values((doc.jobs ?? {}) as Record<string, { steps?: Step[] } | null>);
+  const jobs = Object.values(
+    (doc.jobs ?? {}) as Record<string, { steps?: Step[]; environment?: string | { name?: string } } | null>,
+  );
+  const environment = jobs
+    .map((j) => (typeof j?.environment === 'string' ? j.environment : j?.environment?.name))
+    .find((e): e is string => typeof e === 'string' && e !== '');
   return {
     name: typeof doc.name === 'string' ? doc.name : undefined,
     runName: typeof doc['run-name'] === 'string' ? doc['run-name'] : undefined,
     dispatchInputs,
     steps: jobs.flatMap((j) => (Array.isArray(j?.steps) ? j.steps.filter((s) => s && typeof s === 'object') : [])),
+    ...(environment ? { environment } : {}),
   };
 }
 
@@ -116,35 +138,57 @@ export function checkDispatchInputs(
   return undefined;
 }
 
-const isLogin = (s: Step) => s.uses?.startsWith('docker/login-action@') ?? false;
-const isBuild = (s: Step) => s.uses?.startsWith('docker/build-push-action@') ?? false;
+/** `owner/name@ref` is the action `owner/name`, whatever the ref (a tag, a branch, a commit SHA). */
+const isAction = (s: Step, action: string) => s.uses?.toLowerCase().startsWith(`${action}@`) ?? false;
+const isLogin = (s: Step) => isAction(s, 'docker/login-action');
+const isBuild = (s: Step) => isAction(s, 'docker/build-push-action');
+/** A `run` step that writes a registry token into the docker config (Flui's minted-token login). */
+const isTokenLogin = (s: Step) =>
+  typeof s.run === 'string' && typeof s.env?.REGISTRY === 'string' && s.env.REGISTRY_TOKEN !== undefined;
+const CLOUD_LOGINS = ['aws-actions/configure-aws-credentials', 'google-github-actions/auth', 'azure/login'];
+const GITHUB_ACTOR = /^\$\{\{\s*github\.actor\s*\}\}$/;
+const GITHUB_TOKEN_REF = /^\$\{\{\s*(secrets\.GITHUB_TOKEN|github\.token)\s*\}\}$/;
 
-export function buildPlan(steps: Step[], sha: string): BuildPlan | string {
+export function buildPlan(steps: Step[], sha: string, inputs: Record<string, string> = {}): BuildPlan | string {
+  const cloud = steps.find((s) => CLOUD_LOGINS.some((action) => isAction(s, action)));
+  if (cloud) return `the emulated runner cannot log in with ${cloud.uses!.split('@')[0]} (cloud OIDC)`;
   const login = steps.find(isLogin);
+  const tokenLogin = steps.find(isTokenLogin);
   const build = steps.find(isBuild);
-  if (!login) return 'the workflow has no docker/login-action step: the push would be anonymous';
+  if (!login && !tokenLogin)
+    return 'the workflow has no docker/login-action step (nor a registry token step): the push would be anonymous';
   if (!build) return 'the workflow has no docker/build-push-action step';
-  const user = SECRET_REF.exec(String(login.with?.username ?? ''))?.[1];
-  const pass = SECRET_REF.exec(String(login.with?.password ?? ''))?.[1];
-  if (!user || !pass) return 'the registry login must take username and password from secrets';
+  let registry: string;
+  let how: RegistryLogin;
+  if (login) {
+    const username = String(login.with?.username ?? '');
+    const password = String(login.with?.password ?? '');
+    const user = SECRET_REF.exec(username)?.[1];
+    const pass = SECRET_REF.exec(password)?.[1];
+    registry = String(login.with?.registry ?? '');
+    if (GITHUB_ACTOR.test(username) && GITHUB_TOKEN_REF.test(password)) how = { kind: 'github-token' };
+    else if (user && pass && pass !== 'GITHUB_TOKEN')
+      how = { kind: 'password', usernameSecret: user, passwordSecret: pass };
+    else return 'the registry login must take username and password from secrets';
+  } else {
+    const token = SECRET_REF.exec(String(tokenLogin!.env!.REGISTRY_TOKEN))?.[1];
+    if (!token) return 'the registry token must come from a secret';
+    registry = String(tokenLogin!.env!.REGISTRY);
+    how = { kind: 'bearer', tokenSecret: token };
+  }
   if (build.with?.push !== true && build.with?.push !== 'true') return 'the build step does not push';
   const rawTags = build.with?.tags;
   const tags = (Array.isArray(rawTags) ? rawTags : String(rawTags ?? '').split(/[\n,]/))
     .map((t) =>
       String(t)
         .trim()
-        .replace(/\$\{\{\s*github\.sha\s*\}\}/g, sha),
+        .replace(/\$\{\{\s*github\.sha\s*\}\}/g, sha)
+        .replace(/\$\{\{\s*inputs\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}/g, (_, name: string) => inputs[name] ?? ''),
     )
     .filter(Boolean);
   if (!tags.length || tags.some((t) => t.includes('${{')))
-    return 'the build step must tag the image with ${{ github.sha }}';
-  return {
-    registry: String(login.with?.registry ?? ''),
-    usernameSecret: user,
-    passwordSecret: pass,
-    tags,
-    context: String(build.with?.context ?? '.'),
-  };
+    return 'the build step must tag the image with ${{ github.sha }} or dispatch inputs';
+  return { registry, login: how, tags, context: String(build.with?.context ?? '.') };
 }
 
 /** The Dockerfile the build step names, relative to the repository root. */
@@ -257,36 +301,55 @@ export class Runner {
     const setup = steps[0]!;
     begin(setup);
     log(setup, `Job build started for ${run.headSha} (attempt ${run.attempt})`);
-    const plan = file ? buildPlan(workflow.steps, run.headSha) : `${run.workflowPath} not found at ${run.headSha}`;
+    const plan = file
+      ? buildPlan(workflow.steps, run.headSha, run.inputs)
+      : `${run.workflowPath} not found at ${run.headSha}`;
     if (typeof plan === 'string') return fail(setup, `Invalid workflow for Flui's build: ${plan}`);
+    const environment = workflow.environment ? this.#store.environment(repo, workflow.environment) : undefined;
+    if (workflow.environment) {
+      // GitHub creates an environment a job names on its first run.
+      log(setup, `Environment: ${workflow.environment}${environment ? '' : ' (created)'}`);
+    }
     end(setup, 'success');
 
-    let username = '';
-    let password = '';
+    await sodium.ready;
+    /** A secret as the job sees it: the environment's first, then the repository's; '' when not set, as on GitHub. */
+    const secret = (name: string): string => {
+      const upper = name.toUpperCase();
+      const scope = environment?.secrets[upper] ? environment : repo.secrets[upper] ? repo : undefined;
+      const sealed = scope?.secrets[upper];
+      if (!scope || !sealed) return '';
+      const pk = sodium.from_base64(scope.keyPair.publicKey, sodium.base64_variants.ORIGINAL);
+      const sk = sodium.from_base64(scope.keyPair.privateKey, sodium.base64_variants.ORIGINAL);
+      const cipher = sodium.from_base64(sealed.encrypted, sodium.base64_variants.ORIGINAL);
+      return sodium.to_string(sodium.crypto_box_seal_open(cipher, pk, sk));
+    };
+    /** What the pushes to the login's registry authenticate with. */
+    let auth: Partial<Pick<RegistryOptions, 'credentials' | 'bearerToken'>> = {};
     for (const [i, spec] of workflow.steps.entries()) {
       const step = steps[i + 1]!;
       if (signal.aborted) return 'failure';
       begin(step);
-      if (spec.uses?.startsWith('actions/checkout@')) {
+      if (isAction(spec, 'actions/checkout')) {
         log(step, `Checked out ${repo.owner}/${repo.name} at ${run.headSha}`);
       } else if (isLogin(spec)) {
-        await sodium.ready;
-        const open = (name: string): string => {
-          const secret = repo.secrets[name.toUpperCase()];
-          // GitHub substitutes an empty string for a secret that is not set.
-          if (!secret) return '';
-          const pk = sodium.from_base64(repo.keyPair.publicKey, sodium.base64_variants.ORIGINAL);
-          const sk = sodium.from_base64(repo.keyPair.privateKey, sodium.base64_variants.ORIGINAL);
-          const cipher = sodium.from_base64(secret.encrypted, sodium.base64_variants.ORIGINAL);
-          return sodium.to_string(sodium.crypto_box_seal_open(cipher, pk, sk));
-        };
-        username = open(plan.usernameSecret);
-        password = open(plan.passwordSecret);
-        if (!username || !password) {
-          return fail(
-            step,
-            `Username and password required (secrets ${plan.usernameSecret} and ${plan.passwordSecret} must be set)`,
-          );
+        let username: string;
+        let password: string;
+        if (plan.login.kind === 'github-token') {
+          // The job's own token: an emulated one, which only an emulated ghcr.io would know.
+          username = 'github-actions';
+          password = `ghs_emulated${run.id}`;
+        } else if (plan.login.kind === 'password') {
+          username = secret(plan.login.usernameSecret);
+          password = secret(plan.login.passwordSecret);
+          if (!username || !password) {
+            return fail(
+              step,
+              `Username and password required (secrets ${plan.login.usernameSecret} and ${plan.login.passwordSecret} must be set)`,
+            );
+          }
+        } else {
+          return fail(step, 'the workflow logs in twice');
         }
         log(step, `Logging into ${plan.registry}...`);
         try {
@@ -299,7 +362,14 @@ export class Runner {
           if (signal.aborted) return 'failure';
           return fail(step, `Error response from daemon: login to ${plan.registry} failed: ${(err as Error).message}`);
         }
+        auth = { credentials: { username, password } };
         log(step, 'Login Succeeded!');
+      } else if (plan.login.kind === 'bearer' && isTokenLogin(spec)) {
+        const token = secret(plan.login.tokenSecret);
+        if (!token) return fail(step, `jq: error: the secret ${plan.login.tokenSecret} is not set`);
+        // What the step does on GitHub: `auths.<registry>.registrytoken` in the docker config, sent as is.
+        auth = { bearerToken: token };
+        log(step, `Wrote a registry token for ${plan.registry} into the docker config`);
       } else if (isBuild(spec)) {
         if (this.faults.failBuilds > 0) {
           this.faults.failBuilds--;
@@ -323,7 +393,7 @@ export class Runner {
           try {
             const pushed = await pushImage(tag, {
               files,
-              credentials: host === plan.registry ? { username, password } : undefined,
+              ...(host === plan.registry ? auth : {}),
               insecureHosts: this.#opts.insecureHosts,
               labels: { 'org.opencontainers.image.revision': run.headSha },
               signal,

@@ -93,9 +93,32 @@ export interface Repo {
   secrets: Record<string, { encrypted: string; createdAt: string; updatedAt: string }>;
   variables: Record<string, { value: string; createdAt: string; updatedAt: string }>;
   keyPair: { keyId: string; publicKey: string; privateKey: string };
+  /** Tags: name → the object it points at (a commit, or an annotated tag object of `tagObjects`). */
+  tags?: Record<string, string>;
+  /** Annotated tag objects by their sha. */
+  tagObjects?: Record<string, TagObject>;
+  /** GitHub Environments by name as created (looked up case-insensitively), each with its own secrets and key. */
+  environments?: Record<string, Environment>;
   workflows: Record<string, number>; // path -> workflow id
   runs: Run[];
   pulls: PullRequest[];
+}
+
+export interface TagObject {
+  tag: string;
+  message: string;
+  /** What the tag points at: a commit, or another tag object. */
+  object: { sha: string; type: 'commit' | 'tag' };
+  tagger: { name: string; email: string; date: string };
+}
+
+export interface Environment {
+  id: number;
+  name: string;
+  createdAt: string;
+  updatedAt: string;
+  secrets: Record<string, { encrypted: string; createdAt: string; updatedAt: string }>;
+  keyPair: { keyId: string; publicKey: string; privateKey: string };
 }
 
 export type Permission = 'read' | 'write' | 'none';
@@ -202,6 +225,28 @@ export class Store {
 
   repo(fullName: string): Repo | undefined {
     return this.state.repos[fullName.toLowerCase()];
+  }
+
+  /** The repository's environment of that name (case-insensitive), created when `create` and absent. */
+  environment(repo: Repo, name: string, create = true): Environment | undefined {
+    const found = Object.values(repo.environments ?? {}).find((e) => e.name.toLowerCase() === name.toLowerCase());
+    if (found || !create) return found;
+    const kp = sodium.crypto_box_keypair();
+    const environment: Environment = {
+      id: this.id(),
+      name,
+      createdAt: now(),
+      updatedAt: now(),
+      secrets: {},
+      keyPair: {
+        keyId: String(this.id()) + randomBytes(4).toString('hex'),
+        publicKey: sodium.to_base64(kp.publicKey, sodium.base64_variants.ORIGINAL),
+        privateKey: sodium.to_base64(kp.privateKey, sodium.base64_variants.ORIGINAL),
+      },
+    };
+    (repo.environments ??= {})[name] = environment;
+    this.save();
+    return environment;
   }
 
   async createRepo(

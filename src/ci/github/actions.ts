@@ -7,8 +7,14 @@
  * requests whatever the build length, from the deploy right after the first on: the dispatch and one status read per
  * state the run goes through (queued, in progress, completed). Measured against the emulator, polling to completion:
  * 15 for an app's first deploy, 4 from the second on, 7 for the first deploy after a worker restart (no ETags yet: one
- * full read each of the file, the fingerprint variable and the list of secrets). The ETags only save requests: a 304
- * means GitHub's answer is the one remembered, and every decision is made on GitHub's answer.
+ * full read each of the file, the fingerprint variable and the list of secrets). That is with a static credential;
+ * with a token minted per deploy, the token's write adds one (4 to 5 in steady state), and with the job's token or
+ * OIDC nothing is stored at all. The ETags only save requests: a 304 means GitHub's answer is the one remembered, and
+ * every decision is made on GitHub's answer.
+ *
+ * Secrets are per app (`pushSecretNames`), in the configured GitHub Environment when there is one
+ * (FLUI_GITHUB_ENVIRONMENT), so two apps of one repository never overwrite each other's credential, and only jobs
+ * running in that environment, under its protection rules, can read it.
  *
  * Pull-request mode (`FLUI_PIPELINE_UPDATE_MODE=pull-request`): when the pipeline on the app's branch differs from
  * the manifest, Flui commits it to `flui/pipeline-<namespace>.<name>-<blob sha>` (a fresh branch from the app's
@@ -27,30 +33,27 @@ import type {
   CiBackend,
   CredentialResult,
   PipelineResult,
+  PipelineSettings,
+  NoStoredCredential,
   RegistryCredential,
+  RegistryToken,
   RunState,
   RunStatusResponse,
 } from '../backend.ts';
 import type { Config } from '../../config.ts';
 import type { Application } from '../../manifest/schema.ts';
 import { ServiceError } from '../../errors.ts';
-import { ciRunName, type CiRunRef, type CiRunResult } from '../../workflows/contract.ts';
+import { ciImageTag, ciRunName, type CiRunRef, type CiRunResult } from '../../workflows/contract.ts';
 import { createGitHubClients, singleClient, type GitHubClients, type TokenPermissions } from './clients.ts';
 import { authHint, githubError, hasStatus, isRequestError, type GitHubClient } from './octokit.ts';
 import {
   appKey,
+  DISPATCH_INPUTS,
   pipelineFileName,
   pipelinePath,
-  REGISTRY_PASSWORD_SECRET,
-  REGISTRY_USERNAME_SECRET,
+  pushSecretNames,
   renderPipelineFile,
 } from './pipeline-file.ts';
-
-/**
- * Repository variable (not secret) holding the fingerprint of the credential last written to the secrets, and when
- * GitHub says each secret was written (see formatStoredCredential).
- */
-export const FINGERPRINT_VARIABLE = 'FLUI_REGISTRY_FINGERPRINT';
 
 /** Stale-`sha` conflicts re-read and retried this many times before giving the attempt back to Temporal. */
 const MAX_WRITE_CONFLICTS = 3;
@@ -64,7 +67,11 @@ const RUN_VISIBLE_WAIT = { attempts: 10, intervalMs: 1000 };
 const MAX_CACHED = 2000;
 /** Secrets per page of the list `ensureCredential` checks (GitHub's maximum). */
 const SECRETS_PER_PAGE = 100;
-const SECRET_NAMES = [REGISTRY_USERNAME_SECRET, REGISTRY_PASSWORD_SECRET];
+/**
+ * What Flui stored before secrets were per app: one long-lived password in every app repository, readable by every
+ * workflow of it. Removed when seen.
+ */
+const LEGACY_SECRETS = ['FLUI_REGISTRY_USERNAME', 'FLUI_REGISTRY_PASSWORD'];
 
 const scryptAsync = promisify(scrypt) as (
   password: string,
@@ -105,13 +112,13 @@ export async function credentialFingerprint(c: RegistryCredential): Promise<stri
 }
 
 /**
- * What FINGERPRINT_VARIABLE holds: the fingerprint, then each secret's `updated_at` as GitHub reported it right after
- * Flui wrote it, `scrypt:<hex>;FLUI_REGISTRY_USERNAME=<time>;FLUI_REGISTRY_PASSWORD=<time>`. Timestamps, not
- * values: nothing in it is secret. A value in an older format (the fingerprint alone) parses with no timestamps, so
- * the first deploy after an upgrade writes the secrets once more and records them.
+ * What an app's fingerprint variable (`pushSecretNames(app).fingerprint`, a repository variable, not a secret) holds:
+ * the fingerprint, then each secret's `updated_at` as GitHub reported it right after Flui wrote it,
+ * `scrypt:<hex>;<username secret>=<time>;<password secret>=<time>`. Timestamps, not values: nothing in it is secret.
+ * A value in an older format (the fingerprint alone) parses with no timestamps, so the secrets are written once more.
  */
-function formatStoredCredential(fingerprint: string, updatedAt: Record<string, string>): string {
-  return [fingerprint, ...SECRET_NAMES.filter((n) => updatedAt[n]).map((n) => `${n}=${updatedAt[n]}`)].join(';');
+function formatStoredCredential(fingerprint: string, names: string[], updatedAt: Record<string, string>): string {
+  return [fingerprint, ...names.filter((n) => updatedAt[n]).map((n) => `${n}=${updatedAt[n]}`)].join(';');
 }
 
 function parseStoredCredential(value: string): { fingerprint: string; updatedAt: Record<string, string> } {
@@ -155,6 +162,18 @@ function toRunState(run: RunObject): RunState {
   return { state, createdAt: run.created_at, htmlUrl: run.html_url, headSha: run.head_sha };
 }
 
+/** The routes of one place secrets are kept (a repository, or one of its environments). */
+interface SecretsScope {
+  /** For messages. */
+  where: string;
+  publicKey: string;
+  list: string;
+  one: string;
+  put: string;
+  remove: string;
+  params: Record<string, string>;
+}
+
 export interface GitHubActionsOptions {
   /** Octokit client to use for every repository instead of those built from `github` (tests add hooks to it). */
   client?: GitHubClient;
@@ -181,8 +200,12 @@ export class GitHubActionsBackend implements CiBackend {
   readonly #gh: GitHubClients;
   readonly #mode: Config['github']['updateMode'];
   readonly #hint: string;
+  /** GitHub Environment the build job runs in and whose secrets hold the push credential (FLUI_GITHUB_ENVIRONMENT). */
+  readonly #environment: string | undefined;
   /** Last ETag and body per GET (route and parameters): repeating an unchanged read costs a free 304. */
   readonly #cache = new Map<string, { etag: string; data: unknown }>();
+  /** Apps whose earlier passwords this worker has already removed (see ensureCredential). */
+  readonly #cleaned = new Set<string>();
 
   constructor(github: Config['github'], options: GitHubActionsOptions = {}) {
     this.#gh = options.client
@@ -190,6 +213,7 @@ export class GitHubActionsBackend implements CiBackend {
       : createGitHubClients(github, tokenPermissions(github.updateMode));
     this.#mode = github.updateMode;
     this.#hint = authHint(github);
+    this.#environment = github.environment;
   }
 
   #failure(err: unknown, doing: string): ServiceError {
@@ -242,10 +266,10 @@ export class GitHubActionsBackend implements CiBackend {
    * Key: the file's blob SHA on the branch. Writes only when it differs from the rendered file, with the current
    * `sha` so a concurrent change is never silently lost.
    */
-  async ensurePipeline(app: Application): Promise<PipelineResult> {
+  async ensurePipeline(app: Application, settings: PipelineSettings): Promise<PipelineResult> {
     const { owner, repo } = repoOf(app);
     const path = pipelinePath(app);
-    const content = renderPipelineFile(app);
+    const content = renderPipelineFile(app, { push: settings.push, environment: this.#environment });
     const want = gitBlobSha(content);
     const base = app.spec.source.branch;
     try {
@@ -378,90 +402,186 @@ export class GitHubActionsBackend implements CiBackend {
   }
 
   /**
-   * Key: the credential fingerprint in the repository variable FLUI_REGISTRY_FINGERPRINT, written after both
-   * secrets together with the `updated_at` GitHub then reported for each. Skips the write when the fingerprint
-   * matches and both secrets still carry those timestamps: a secret deleted, or rewritten by anyone else, is written
-   * again. Two conditional requests (the variable, the list of secrets), both free while nothing changed.
+   * Where this backend stores secrets: the configured GitHub Environment's (readable only by jobs that run in it,
+   * under its protection rules), else the repository's. Routes and parameters for each operation.
    */
-  async ensureCredential(app: Application, credential: RegistryCredential): Promise<CredentialResult> {
-    const { owner, repo } = repoOf(app);
-    const readVariable = () =>
-      this.#getIfExists<{ value: string }>('GET /repos/{owner}/{repo}/actions/variables/{name}', {
-        owner,
-        repo,
-        name: FINGERPRINT_VARIABLE,
-      });
-    // The (deliberately slow) fingerprint and both reads at once; in steady state the reads are free 304s.
-    const checks = Promise.all([readVariable(), this.#secretsUpdatedAt(owner, repo)]);
-    checks.catch(() => undefined); // observed below, after the fingerprint
-    const fingerprint = await credentialFingerprint(credential);
-    const result = { secretName: REGISTRY_PASSWORD_SECRET, fingerprint };
-    try {
-      const [variable, current] = await checks;
-      const stored = variable ? parseStoredCredential(variable.value) : undefined;
-      if (
-        stored?.fingerprint === fingerprint &&
-        SECRET_NAMES.every((name) => current[name] !== undefined && current[name] === stored.updatedAt[name])
-      ) {
-        return { ...result, changed: false };
-      }
+  #secretsScope(owner: string, repo: string, environment_name = this.#environment): SecretsScope {
+    const base: { prefix: string; params: Record<string, string> } = environment_name
+      ? {
+          prefix: '/repos/{owner}/{repo}/environments/{environment_name}/secrets',
+          params: { owner, repo, environment_name },
+        }
+      : { prefix: '/repos/{owner}/{repo}/actions/secrets', params: { owner, repo } };
+    return {
+      where: environment_name ? `the GitHub Environment "${environment_name}" of ${owner}/${repo}` : `${owner}/${repo}`,
+      publicKey: `GET ${base.prefix}/public-key`,
+      list: `GET ${base.prefix}`,
+      one: `GET ${base.prefix}/{secret_name}`,
+      put: `PUT ${base.prefix}/{secret_name}`,
+      remove: `DELETE ${base.prefix}/{secret_name}`,
+      params: base.params,
+    };
+  }
 
-      const key = await this.#get<{ key_id: string; key: string }>(
-        'GET /repos/{owner}/{repo}/actions/secrets/public-key',
-        { owner, repo },
-      );
-      await sodium.ready;
-      const publicKey = sodium.from_base64(key.key, sodium.base64_variants.ORIGINAL);
-      const seal = (value: string) =>
-        sodium.to_base64(sodium.crypto_box_seal(sodium.from_string(value), publicKey), sodium.base64_variants.ORIGINAL);
-      const values: Record<string, string> = {
-        [REGISTRY_USERNAME_SECRET]: credential.username,
-        [REGISTRY_PASSWORD_SECRET]: credential.password,
-      };
-      for (const secret_name of SECRET_NAMES) {
-        await this.#gh.request('PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}', {
-          owner,
-          repo,
-          secret_name,
-          encrypted_value: seal(values[secret_name]!),
-          key_id: key.key_id,
+  #repositoryScope(owner: string, repo: string): SecretsScope {
+    return this.#secretsScope(owner, repo, '');
+  }
+
+  /**
+   * Makes `credential` this app's push secret(s), in the configured environment if any.
+   *
+   * A static credential (username and password). Key: its fingerprint in the app's fingerprint variable, written
+   * after both secrets together with the `updated_at` GitHub then reported for each. Skips the write when the
+   * fingerprint matches and both secrets still carry those timestamps: a secret deleted, or rewritten by anyone else,
+   * is written again. Two conditional requests (the variable, the list of secrets), both free while nothing changed.
+   *
+   * A minted token (one per deploy). Written every time, just before the dispatch; a retry writes a fresh one. One
+   * rate-limited request (the key is read conditionally).
+   */
+  async ensureCredential(
+    app: Application,
+    credential: RegistryCredential | RegistryToken | NoStoredCredential,
+  ): Promise<CredentialResult> {
+    const { owner, repo } = repoOf(app);
+    const scope = this.#secretsScope(owner, repo);
+    const names = pushSecretNames(app);
+    try {
+      if ('token' in credential) {
+        await this.#putSecrets(scope, { [names.token]: credential.token });
+        return { method: 'minted-token', secretName: names.token, changed: true };
+      }
+      if ('none' in credential) {
+        // The job's token, OIDC, or a token at dispatch: a password this app (or an older Flui) stored must go. Once
+        // per app and worker: the list of secrets changes with every minted token, so checking it each deploy would
+        // cost a full read each time.
+        const key = `${scope.where}\0${names.password}`;
+        if (this.#cleaned.has(key)) return { changed: false };
+        const removed = await this.#removeSecrets(scope, [names.username, names.password]);
+        const legacy = await this.#removeSecrets(this.#repositoryScope(owner, repo), LEGACY_SECRETS);
+        this.#cleaned.add(key);
+        if (this.#cleaned.size > MAX_CACHED) this.#cleaned.delete(this.#cleaned.values().next().value!);
+        return { changed: removed + legacy > 0 };
+      }
+      return await this.#ensureStaticCredential(owner, repo, scope, names, credential);
+    } catch (err) {
+      const failure = this.#failure(err, `storing the registry credential as secrets of ${scope.where}`);
+      if (this.#environment && hasStatus(err, 404)) {
+        throw new ServiceError({
+          service: 'GitHub',
+          kind: 'misconfigured',
+          status: 404,
+          message: `${failure.problem}: the GitHub Environment "${this.#environment}" does not exist in ${owner}/${repo} (or the token cannot see it)`,
+          hint: `create it in the repository's settings (Environments), or unset FLUI_GITHUB_ENVIRONMENT`,
         });
       }
-      // The timestamps of this write, as GitHub reports them (this read also leaves the list's new ETag cached).
-      const written = await this.#secretsUpdatedAt(owner, repo);
-      await this.#storeFingerprint(owner, repo, formatStoredCredential(fingerprint, written), variable !== undefined);
-      await this.#prime(readVariable);
-      return { ...result, changed: true };
-    } catch (err) {
-      throw this.#failure(err, `storing the registry credential as Actions secrets of ${owner}/${repo}`);
+      throw failure;
     }
   }
 
   /**
-   * `updated_at` of Flui's secrets that exist, by name (no values: GitHub never returns them). One conditional
-   * request for the repository's list; by name only for those not on its first page.
+   * Deletes those of `names` the scope's first page of secrets lists (best effort beyond it: looking absent names
+   * up one by one would cost requests on every deploy). The list is read conditionally, so this is free while
+   * nothing changed. Returns how many were deleted.
    */
-  async #secretsUpdatedAt(owner: string, repo: string): Promise<Record<string, string>> {
-    const list = await this.#get<{ total_count: number; secrets: { name: string; updated_at: string }[] }>(
-      'GET /repos/{owner}/{repo}/actions/secrets',
-      { owner, repo, per_page: SECRETS_PER_PAGE },
+  async #removeSecrets(scope: SecretsScope, names: string[]): Promise<number> {
+    const present = Object.keys(await this.#secretsUpdatedAt(scope, names, []));
+    for (const secret_name of present) {
+      try {
+        await this.#gh.request(scope.remove, { ...scope.params, secret_name });
+      } catch (err) {
+        if (!hasStatus(err, 404)) throw err;
+      }
+    }
+    if (present.length) await this.#prime(() => this.#secretsUpdatedAt(scope, names, []));
+    return present.length;
+  }
+
+  async #ensureStaticCredential(
+    owner: string,
+    repo: string,
+    scope: SecretsScope,
+    names: ReturnType<typeof pushSecretNames>,
+    credential: RegistryCredential,
+  ): Promise<CredentialResult> {
+    const secretNames = [names.username, names.password];
+    const readVariable = () =>
+      this.#getIfExists<{ value: string }>('GET /repos/{owner}/{repo}/actions/variables/{name}', {
+        owner,
+        repo,
+        name: names.fingerprint,
+      });
+    // The (deliberately slow) fingerprint and both reads at once; in steady state the reads are free 304s.
+    // The repository's list also shows whether an older Flui's shared secrets are still there (no extra request).
+    const legacy = this.#environment ? [] : LEGACY_SECRETS;
+    const checks = Promise.all([
+      readVariable(),
+      this.#secretsUpdatedAt(scope, [...secretNames, ...legacy], secretNames),
+    ]);
+    checks.catch(() => undefined); // observed below, after the fingerprint
+    const fingerprint = await credentialFingerprint(credential);
+    const result = { method: 'static' as const, secretName: names.password, fingerprint };
+    const [variable, current] = await checks;
+    if (legacy.some((name) => current[name] !== undefined)) await this.#removeSecrets(scope, legacy);
+    const stored = variable ? parseStoredCredential(variable.value) : undefined;
+    if (
+      stored?.fingerprint === fingerprint &&
+      secretNames.every((name) => current[name] !== undefined && current[name] === stored.updatedAt[name])
+    ) {
+      return { ...result, changed: false };
+    }
+    await this.#putSecrets(scope, { [names.username]: credential.username, [names.password]: credential.password });
+    // The timestamps of this write, as GitHub reports them (this read also leaves the list's new ETag cached).
+    const written = await this.#secretsUpdatedAt(scope, secretNames);
+    await this.#storeFingerprint(
+      owner,
+      repo,
+      names.fingerprint,
+      formatStoredCredential(fingerprint, secretNames, written),
+      variable !== undefined,
     );
+    await this.#prime(readVariable);
+    return { ...result, changed: true };
+  }
+
+  /** Seals each value with the scope's public key (read conditionally: free while it is unchanged) and writes it. */
+  async #putSecrets(scope: SecretsScope, values: Record<string, string>) {
+    const key = await this.#get<{ key_id: string; key: string }>(scope.publicKey, scope.params);
+    await sodium.ready;
+    const publicKey = sodium.from_base64(key.key, sodium.base64_variants.ORIGINAL);
+    for (const [secret_name, value] of Object.entries(values)) {
+      const encrypted_value = sodium.to_base64(
+        sodium.crypto_box_seal(sodium.from_string(value), publicKey),
+        sodium.base64_variants.ORIGINAL,
+      );
+      await this.#gh.request(scope.put, { ...scope.params, secret_name, encrypted_value, key_id: key.key_id });
+    }
+  }
+
+  /**
+   * `updated_at` of the named secrets that exist (no values: GitHub never returns them). One conditional request for
+   * the scope's list; those of `byName` not on its first page are looked up by name.
+   */
+  async #secretsUpdatedAt(
+    scope: SecretsScope,
+    names: string[],
+    byName: string[] = names,
+  ): Promise<Record<string, string>> {
+    const list = await this.#get<{ total_count: number; secrets: { name: string; updated_at: string }[] }>(scope.list, {
+      ...scope.params,
+      per_page: SECRETS_PER_PAGE,
+    });
     const found: Record<string, string> = {};
-    for (const s of list.secrets) if (SECRET_NAMES.includes(s.name)) found[s.name] = s.updated_at;
+    for (const s of list.secrets) if (names.includes(s.name)) found[s.name] = s.updated_at;
     if (list.total_count > list.secrets.length) {
-      for (const secret_name of SECRET_NAMES.filter((name) => found[name] === undefined)) {
-        const one = await this.#getIfExists<{ updated_at: string }>(
-          'GET /repos/{owner}/{repo}/actions/secrets/{secret_name}',
-          { owner, repo, secret_name },
-        );
+      for (const secret_name of byName.filter((name) => found[name] === undefined)) {
+        const one = await this.#getIfExists<{ updated_at: string }>(scope.one, { ...scope.params, secret_name });
         if (one) found[secret_name] = one.updated_at;
       }
     }
     return found;
   }
 
-  async #storeFingerprint(owner: string, repo: string, value: string, exists: boolean): Promise<void> {
-    const name = FINGERPRINT_VARIABLE;
+  async #storeFingerprint(owner: string, repo: string, name: string, value: string, exists: boolean): Promise<void> {
     if (!exists) {
       try {
         await this.#gh.request('POST /repos/{owner}/{repo}/actions/variables', { owner, repo, name, value });
@@ -528,7 +648,7 @@ export class GitHubActionsBackend implements CiBackend {
         repo,
         workflow_id: pipelineFileName(app),
         ref: app.spec.source.branch,
-        inputs: { deploy_id: runKey },
+        inputs: { [DISPATCH_INPUTS.deployId]: runKey, [DISPATCH_INPUTS.imageTag]: ciImageTag(runKey) },
         ...(details ? { return_run_details: true } : {}),
       } as never);
     try {

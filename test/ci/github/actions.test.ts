@@ -10,19 +10,10 @@ import { ApplicationFailure } from '@temporalio/activity';
 import sodium from 'libsodium-wrappers';
 import { createCiActivities } from '../../../src/activities/ci.ts';
 import { toActivityFailure, withActivityFailures } from '../../../src/activities/failures.ts';
-import {
-  credentialFingerprint,
-  FINGERPRINT_VARIABLE,
-  gitBlobSha,
-  GitHubActionsBackend,
-} from '../../../src/ci/github/actions.ts';
+import type { PipelineSettings } from '../../../src/ci/backend.ts';
+import { credentialFingerprint, gitBlobSha, GitHubActionsBackend } from '../../../src/ci/github/actions.ts';
 import { createGitHubClient } from '../../../src/ci/github/octokit.ts';
-import {
-  pipelinePath,
-  REGISTRY_PASSWORD_SECRET,
-  REGISTRY_USERNAME_SECRET,
-  renderPipelineFile,
-} from '../../../src/ci/github/pipeline-file.ts';
+import { pipelinePath, pushSecretNames, renderPipelineFile } from '../../../src/ci/github/pipeline-file.ts';
 import { loadConfig } from '../../../src/config.ts';
 import { ServiceError } from '../../../src/errors.ts';
 import { validateManifest } from '../../../src/manifest/parse.ts';
@@ -45,6 +36,8 @@ function app(name: string, source: Record<string, unknown> = {}): Application {
 }
 
 const credential = { registry: '127.0.0.1:5999', username: 'pusher', password: 'p4ssw0rd-not-in-results' };
+/** The pipeline of a registry opted in to a static credential (the push method these tests store secrets for). */
+const STATIC: PipelineSettings = { push: { method: 'static', registry: credential.registry } };
 
 /** What a backend call threw (a service error), as the activities hand it to Temporal. */
 async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
@@ -134,23 +127,23 @@ describe('GitHub Actions backend against the emulator', () => {
       const full = a.spec.source.repository;
       const token = github().createToken();
       const ci = backend(token);
-      const first = await ci.ensurePipeline(a);
+      const first = await ci.ensurePipeline(a, STATIC);
       assert.equal(first.changed, true);
       assert.equal(first.path, pipelinePath(a));
       assert.match(first.commitSha ?? '', /^[a-f0-9]{40}$/);
-      assert.equal(github().file(full, pipelinePath(a)), renderPipelineFile(a));
+      assert.equal(github().file(full, pipelinePath(a)), renderPipelineFile(a, STATIC));
 
       const before = used(token); // the write was read back: from here on the worker holds the file's ETag
-      assert.deepEqual(await ci.ensurePipeline(a), { path: pipelinePath(a), changed: false });
-      for (let i = 0; i < 3; i++) assert.equal((await ci.ensurePipeline(a)).changed, false);
+      assert.deepEqual(await ci.ensurePipeline(a, STATIC), { path: pipelinePath(a), changed: false });
+      for (let i = 0; i < 3; i++) assert.equal((await ci.ensurePipeline(a, STATIC)).changed, false);
       assert.equal(github().records.commits[`${full}:${pipelinePath(a)}`], 1, 'no second commit');
       assert.equal(used(token), before, 'an unchanged file is checked with free conditional requests');
       // A restarted worker has no ETags yet, and still commits nothing.
-      assert.equal((await backend().ensurePipeline(a)).changed, false);
+      assert.equal((await backend().ensurePipeline(a, STATIC)).changed, false);
 
       github().push(full, 'main', { [pipelinePath(a)]: 'name: edited by hand\n' });
-      assert.equal((await ci.ensurePipeline(a)).changed, true);
-      assert.equal(github().file(full, pipelinePath(a)), renderPipelineFile(a));
+      assert.equal((await ci.ensurePipeline(a, STATIC)).changed, true);
+      assert.equal(github().file(full, pipelinePath(a)), renderPipelineFile(a, STATIC));
       assert.equal(github().records.commits[`${full}:${pipelinePath(a)}`], 2);
     });
 
@@ -166,10 +159,10 @@ describe('GitHub Actions backend against the emulator', () => {
             github().push(full, 'main', { [pipelinePath(a)]: 'name: written concurrently\n' });
           }
         };
-        const result = await backend().ensurePipeline(a);
+        const result = await backend().ensurePipeline(a, STATIC);
         assert.equal(result.changed, true);
         assert.equal(puts, 2, 'the stale write (409, or 422 without sha) was retried once');
-        assert.equal(github().file(full, pipelinePath(a)), renderPipelineFile(a));
+        assert.equal(github().file(full, pipelinePath(a)), renderPipelineFile(a, STATIC));
       }
     });
 
@@ -177,8 +170,8 @@ describe('GitHub Actions backend against the emulator', () => {
       const a = await repo('branchy', { branch: 'release/v2' });
       const full = a.spec.source.repository;
       github().push(full, 'release/v2', { 'README.md': 'release\n' });
-      await backend().ensurePipeline(a);
-      assert.equal(github().file(full, pipelinePath(a), 'release/v2'), renderPipelineFile(a));
+      await backend().ensurePipeline(a, STATIC);
+      assert.equal(github().file(full, pipelinePath(a), 'release/v2'), renderPipelineFile(a, STATIC));
       assert.equal(github().file(full, pipelinePath(a), 'main'), undefined);
     });
 
@@ -189,9 +182,17 @@ describe('GitHub Actions backend against the emulator', () => {
       const ci = backend(token, { FLUI_PIPELINE_UPDATE_MODE: 'pull-request' });
       // The deploy's activity: the backend proposes, the activity stops the deploy until the proposal is merged.
       const { ensureWorkflowFile } = withActivityFailures(
-        createCiActivities(ci, { registry: { auths: {}, insecureHosts: [] } }),
+        createCiActivities(
+          ci,
+          loadConfig({
+            FLUI_REGISTRY_PUSH: JSON.stringify({ [credential.registry]: { method: 'static' } }),
+            REGISTRY_USERNAME: credential.username,
+            REGISTRY_PASSWORD: credential.password,
+            REGISTRY_HOST: credential.registry,
+          }),
+        ),
       );
-      const proposal = `flui/pipeline-default.${a.metadata.name}-${gitBlobSha(renderPipelineFile(a)).slice(0, 7)}`;
+      const proposal = `flui/pipeline-default.${a.metadata.name}-${gitBlobSha(renderPipelineFile(a, STATIC)).slice(0, 7)}`;
       const servesPulls = (
         await fetch(`${github().url}/repos/${full}/pulls`, { headers: { authorization: `token ${token}` } })
       ).ok;
@@ -199,7 +200,7 @@ describe('GitHub Actions backend against the emulator', () => {
       const first = await activityFailure(ensureWorkflowFile({ app: a }));
       assert.equal(first.nonRetryable, true);
       assert.equal(github().file(full, pipelinePath(a)), undefined, 'the app branch is untouched');
-      assert.equal(github().file(full, pipelinePath(a), proposal), renderPipelineFile(a));
+      assert.equal(github().file(full, pipelinePath(a), proposal), renderPipelineFile(a, STATIC));
       if (!servesPulls) {
         t.todo('the GitHub emulator serves no pulls API yet: the pull request itself is not checked');
         return;
@@ -209,13 +210,13 @@ describe('GitHub Actions backend against the emulator', () => {
       const url = /(http\S+\/pull\/\d+)/.exec(first.message)?.[1];
       assert.ok(url, first.message);
       assert.deepEqual(first.details, [{ pullRequestUrl: url }], 'the pull request, for a caller to act on');
-      assert.equal((await ci.ensurePipeline(a)).pullRequestUrl, url, 'the backend reports the proposal');
+      assert.equal((await ci.ensurePipeline(a, STATIC)).pullRequestUrl, url, 'the backend reports the proposal');
       const second = await activityFailure(ensureWorkflowFile({ app: a }));
       assert.ok(second.message.includes(url), 'the same pull request is reused');
       assert.equal(github().records.commits[`${full}:${pipelinePath(a)}`], 1);
 
-      github().push(full, 'main', { [pipelinePath(a)]: renderPipelineFile(a) }, 'Merge the Flui pipeline');
-      assert.equal((await ci.ensurePipeline(a)).changed, false, 'merged: the deploy goes on');
+      github().push(full, 'main', { [pipelinePath(a)]: renderPipelineFile(a, STATIC) }, 'Merge the Flui pipeline');
+      assert.equal((await ci.ensurePipeline(a, STATIC)).changed, false, 'merged: the deploy goes on');
     });
   });
 
@@ -227,15 +228,20 @@ describe('GitHub Actions backend against the emulator', () => {
       const ci = backend(token);
       const first = await ci.ensureCredential(a, credential);
       assert.equal(first.changed, true);
-      assert.deepEqual(github().secretNames(full).sort(), ['FLUI_REGISTRY_PASSWORD', 'FLUI_REGISTRY_USERNAME']);
+      const names = pushSecretNames(a);
+      assert.deepEqual(github().secretNames(full).sort(), [names.password, names.username]);
+      assert.match(names.password, /^FLUI_REGISTRY_PASSWORD_DEFAULT_CRED_[0-9A-F]{4}_[0-9A-F]{8}$/);
       assert.equal(github().records.secretWrites[full], 2);
       assert.doesNotMatch(JSON.stringify(first), /p4ssw0rd/);
       const variable = (await (
-        await fetch(`${github().url}/repos/${full}/actions/variables/${FINGERPRINT_VARIABLE}`, {
+        await fetch(`${github().url}/repos/${full}/actions/variables/${pushSecretNames(a).fingerprint}`, {
           headers: { authorization: `token ${token}` },
         })
       ).json()) as { value: string };
-      assert.match(variable.value, /^scrypt:[a-f0-9]{32};FLUI_REGISTRY_USERNAME=\S+Z;FLUI_REGISTRY_PASSWORD=\S+Z$/);
+      assert.match(
+        variable.value,
+        /^scrypt:[a-f0-9]{32};FLUI_REGISTRY_USERNAME_\w+=\S+Z;FLUI_REGISTRY_PASSWORD_\w+=\S+Z$/,
+      );
       assert.equal(variable.value.split(';')[0], first.fingerprint);
       assert.doesNotMatch(variable.value, /p4ssw0rd/);
 
@@ -273,19 +279,19 @@ describe('GitHub Actions backend against the emulator', () => {
           repo: name,
           secret_name,
         });
-      await remove(REGISTRY_PASSWORD_SECRET);
-      assert.equal(github().secretValue(full, REGISTRY_PASSWORD_SECRET), undefined);
+      await remove(pushSecretNames(a).password);
+      assert.equal(github().secretValue(full, pushSecretNames(a).password), undefined);
       assert.equal((await ci.ensureCredential(a, credential)).changed, true, 'the list changed: no 304, a rewrite');
-      assert.equal(github().secretValue(full, REGISTRY_PASSWORD_SECRET), credential.password);
-      assert.equal(github().secretValue(full, REGISTRY_USERNAME_SECRET), credential.username);
+      assert.equal(github().secretValue(full, pushSecretNames(a).password), credential.password);
+      assert.equal(github().secretValue(full, pushSecretNames(a).username), credential.username);
       assert.equal(github().records.secretWrites[full], writes + 2);
       const before = used(token);
       assert.equal((await ci.ensureCredential(a, credential)).changed, false);
       assert.equal(used(token), before, 'after the rewrite the check is free again');
 
-      await remove(REGISTRY_USERNAME_SECRET);
+      await remove(pushSecretNames(a).username);
       assert.equal((await backend().ensureCredential(a, credential)).changed, true, 'a restarted worker notices too');
-      assert.equal(github().secretValue(full, REGISTRY_USERNAME_SECRET), credential.username);
+      assert.equal(github().secretValue(full, pushSecretNames(a).username), credential.username);
       assert.equal((await ci.ensureCredential(a, credential)).changed, false, 'and the first worker sees it current');
       assert.equal(github().records.secretWrites[full], writes + 4);
     });
@@ -315,13 +321,13 @@ describe('GitHub Actions backend against the emulator', () => {
       await someone.request('PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}', {
         owner,
         repo: name,
-        secret_name: REGISTRY_USERNAME_SECRET,
+        secret_name: pushSecretNames(a).username,
         encrypted_value: sealed,
         key_id: key.key_id,
       });
-      assert.equal(github().secretValue(full, REGISTRY_USERNAME_SECRET), 'someone-else');
+      assert.equal(github().secretValue(full, pushSecretNames(a).username), 'someone-else');
       assert.equal((await ci.ensureCredential(a, credential)).changed, true);
-      assert.equal(github().secretValue(full, REGISTRY_USERNAME_SECRET), credential.username);
+      assert.equal(github().secretValue(full, pushSecretNames(a).username), credential.username);
       assert.equal((await ci.ensureCredential(a, credential)).changed, false);
 
       // What Flui wrote before the variable recorded timestamps: the fingerprint alone. Written once more, then current.
@@ -329,7 +335,7 @@ describe('GitHub Actions backend against the emulator', () => {
       await someone.request('PATCH /repos/{owner}/{repo}/actions/variables/{name}', {
         owner,
         repo: name,
-        name: FINGERPRINT_VARIABLE,
+        name: pushSecretNames(a).fingerprint,
         value: fingerprint,
       });
       const writes = github().records.secretWrites[full]!;
@@ -373,10 +379,59 @@ describe('GitHub Actions backend against the emulator', () => {
       await person().request('DELETE /repos/{owner}/{repo}/actions/secrets/{secret_name}', {
         owner: 'acme',
         repo: a.metadata.name,
-        secret_name: REGISTRY_PASSWORD_SECRET,
+        secret_name: pushSecretNames(a).password,
       });
       assert.equal((await ci.ensureCredential(a, credential)).changed, true);
-      assert.equal(github().secretValue(full, REGISTRY_PASSWORD_SECRET), credential.password);
+      assert.equal(github().secretValue(full, pushSecretNames(a).password), credential.password);
+    });
+
+    it("removes the shared password an older Flui stored, and this app's password once it pushes another way", async () => {
+      const a = await repo('legacy');
+      const full = a.spec.source.repository;
+      const [owner, name] = full.split('/') as [string, string];
+      const someone = person();
+      const key = (await someone.request('GET /repos/{owner}/{repo}/actions/secrets/public-key', { owner, repo: name }))
+        .data;
+      await sodium.ready;
+      const seal = (value: string) =>
+        sodium.to_base64(
+          sodium.crypto_box_seal(
+            sodium.from_string(value),
+            sodium.from_base64(key.key, sodium.base64_variants.ORIGINAL),
+          ),
+          sodium.base64_variants.ORIGINAL,
+        );
+      const storeLegacy = async () => {
+        for (const secret_name of ['FLUI_REGISTRY_USERNAME', 'FLUI_REGISTRY_PASSWORD']) {
+          await someone.request('PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}', {
+            owner,
+            repo: name,
+            secret_name,
+            encrypted_value: seal('old-shared-password'),
+            key_id: key.key_id,
+          });
+        }
+      };
+      const names = pushSecretNames(a);
+      await storeLegacy();
+      const ci = backend();
+      assert.equal((await ci.ensureCredential(a, credential)).changed, true);
+      assert.deepEqual(github().secretNames(full).sort(), [names.password, names.username].sort(), 'legacy gone');
+
+      // The registry moves to a minted token (or OIDC): nothing is stored in prepare, and the password goes.
+      await storeLegacy();
+      const none = { registry: credential.registry, none: true as const };
+      assert.deepEqual(await ci.ensureCredential(a, none), { changed: true });
+      assert.deepEqual(github().secretNames(full), []);
+      const token = github().createToken();
+      const steady = backend(token);
+      assert.deepEqual(await steady.ensureCredential(a, none), { changed: false });
+      const before = used(token);
+      await storeLegacy();
+      assert.deepEqual(await steady.ensureCredential(a, none), { changed: false }, 'checked once per worker');
+      assert.equal(used(token), before, 'and then no more requests');
+      assert.deepEqual(await backend().ensureCredential(a, none), { changed: true }, 'a restarted worker removes it');
+      assert.deepEqual(github().secretNames(full), []);
     });
 
     it('fingerprints deterministically, per registry and username, without showing the password', async () => {
@@ -395,7 +450,7 @@ describe('GitHub Actions backend against the emulator', () => {
       const a = await repo('steady');
       const full = a.spec.source.repository;
       const { ci, log, charged, token } = logged();
-      const prepare = () => Promise.all([ci.ensurePipeline(a), ci.ensureCredential(a, credential)]);
+      const prepare = () => Promise.all([ci.ensurePipeline(a, STATIC), ci.ensureCredential(a, credential)]);
 
       // The first deploy writes everything, each written resource read back once to learn its ETag.
       await prepare();
@@ -446,7 +501,7 @@ describe('GitHub Actions backend against the emulator', () => {
 
       // A restarted worker holds no ETags: one full read per resource, still no write.
       const cold = logged(token);
-      await Promise.all([cold.ci.ensurePipeline(a), cold.ci.ensureCredential(a, credential)]);
+      await Promise.all([cold.ci.ensurePipeline(a, STATIC), cold.ci.ensureCredential(a, credential)]);
       await cold.ci.trigger(a, 'default.steady.k3');
       assert.deepEqual(cold.charged(), [
         'GET /repos/{owner}/{repo}/actions/secrets 200',
@@ -458,13 +513,49 @@ describe('GitHub Actions backend against the emulator', () => {
     });
   });
 
+  describe('requests per deploy with a minted token', () => {
+    it('a steady-state deploy spends the token write, the dispatch and one request per run state (at most 6)', async (t) => {
+      clearFaults(t);
+      const a = await repo('minted');
+      const { ci, log, charged, token } = logged();
+      const settings: PipelineSettings = { push: { method: 'minted-token', registry: credential.registry } };
+      const none = { registry: credential.registry, none: true as const };
+      /** What the deploy's activities do: prepare, then store this deploy's token right before the dispatch. */
+      const deploy = async (runKey: string) => {
+        await Promise.all([ci.ensurePipeline(a, settings), ci.ensureCredential(a, none)]);
+        await ci.ensureCredential(a, { registry: credential.registry, token: `token-for-${runKey}`, expiresAt: '' });
+        return ci.trigger(a, runKey);
+      };
+      await pollToCompletion(ci, a, await deploy('default.minted.k1'));
+      assert.equal(
+        github().secretValue(a.spec.source.repository, pushSecretNames(a).token),
+        'token-for-default.minted.k1',
+      );
+
+      log.length = 0;
+      const before = used(token);
+      const run = await deploy('default.minted.k2');
+      assert.deepEqual(charged(), [`${DISPATCH} 200`, 'PUT /repos/{owner}/{repo}/actions/secrets/{secret_name} 204']);
+      const polls = await pollToCompletion(ci, a, run);
+      assert.ok(polls >= 1);
+      const perDeploy = used(token) - before;
+      const stateReads = charged().filter((l) => l.startsWith(`${RUN} `)).length;
+      assert.equal(perDeploy, 2 + stateReads);
+      assert.ok(perDeploy <= 6, `${perDeploy} rate-limited requests for a steady-state deploy (target ≤ 6)`);
+      assert.equal(
+        github().secretValue(a.spec.source.repository, pushSecretNames(a).token),
+        'token-for-default.minted.k2',
+      );
+    });
+  });
+
   describe('runs', () => {
     it('finds a dispatched run by its name after a crash instead of dispatching twice', async () => {
       const a = await repo('runs');
       const full = a.spec.source.repository;
       const ci = backend();
       assert.equal(await ci.findRun(a, 'default.x.k1'), undefined, 'no pipeline on the branch yet: nothing to find');
-      await ci.ensurePipeline(a);
+      await ci.ensurePipeline(a, STATIC);
       assert.equal(await ci.findRun(a, 'default.x.k1'), undefined);
       const run = await ci.trigger(a, 'default.x.k1');
       assert.match(run.htmlUrl, /\/actions\/runs\/\d+$/);
@@ -493,7 +584,7 @@ describe('GitHub Actions backend against the emulator', () => {
         delete (options as Record<string, unknown>).return_run_details;
       });
       const ci = new GitHubActionsBackend(config, { client });
-      await ci.ensurePipeline(a);
+      await ci.ensurePipeline(a, STATIC);
       const run = await ci.trigger(a, 'default.nodetails.k2');
       const [only] = github().runs(full);
       assert.equal(run.id, String(only!.id));
@@ -504,7 +595,7 @@ describe('GitHub Actions backend against the emulator', () => {
       const a = await repo('status');
       const token = github().createToken();
       const ci = backend(token);
-      await ci.ensurePipeline(a);
+      await ci.ensurePipeline(a, STATIC);
       const run = await ci.trigger(a, 'default.status.k3');
       const first = await ci.status(a, run);
       assert.ok(first.etag);
@@ -533,7 +624,7 @@ describe('GitHub Actions backend against the emulator', () => {
       clearFaults(t);
       const a = await repo('cancel');
       const ci = backend();
-      await ci.ensurePipeline(a);
+      await ci.ensurePipeline(a, STATIC);
       github().faults.keepQueued(true);
       const run = await ci.trigger(a, 'default.cancel.k4');
       assert.equal((await ci.status(a, run)).status?.state, 'queued');
@@ -548,13 +639,13 @@ describe('GitHub Actions backend against the emulator', () => {
   describe('failures', () => {
     it('maps refusals to non-retryable failures that say what to fix and never show the token', async () => {
       const a = await repo('denied');
-      const bad = await failure(backend('github_pat_wrong0123456789').ensurePipeline(a));
+      const bad = await failure(backend('github_pat_wrong0123456789').ensurePipeline(a, STATIC));
       assert.equal(bad.type, 'Unauthorized');
       assert.equal(bad.nonRetryable, true);
       assert.match(bad.message, /acme\/denied-\w+.*\(401 Bad credentials\): check GITHUB_TOKEN/);
       assert.doesNotMatch(bad.message, /github_pat_wrong/);
 
-      const hidden = await failure(backend(github().createToken({ repos: ['acme/other'] })).ensurePipeline(a));
+      const hidden = await failure(backend(github().createToken({ repos: ['acme/other'] })).ensurePipeline(a, STATIC));
       assert.equal(hidden.type, 'NotFound');
       assert.equal(hidden.nonRetryable, true);
       assert.match(hidden.message, /404.*check the repository name/);
@@ -563,7 +654,7 @@ describe('GitHub Actions backend against the emulator', () => {
       assert.equal(noWorkflow.type, 'NotFound');
 
       const b = await repo('nobranch', { branch: 'does-not-exist' });
-      await backend().ensurePipeline(app(b.metadata.name)); // the file is on main, the manifest names another branch
+      await backend().ensurePipeline(app(b.metadata.name), STATIC); // the file is on main, the manifest names another branch
       const invalid = await failure(backend().trigger(b, 'default.nobranch.k6'));
       assert.equal(invalid.type, 'Invalid');
       assert.equal(invalid.nonRetryable, true);
@@ -575,7 +666,7 @@ describe('GitHub Actions backend against the emulator', () => {
       const { appId, privateKey, installationId } = github().createApp();
       const appEnv = { GITHUB_APP_ID: appId, GITHUB_APP_PRIVATE_KEY: privateKey };
       const ci = new GitHubActionsBackend(env({ ...appEnv, GITHUB_APP_INSTALLATION_ID: String(installationId) }));
-      assert.equal((await ci.ensurePipeline(a)).changed, true);
+      assert.equal((await ci.ensurePipeline(a, STATIC)).changed, true);
       assert.equal((await ci.ensureCredential(a, credential)).changed, true);
 
       const other = github().createApp();
@@ -586,13 +677,13 @@ describe('GitHub Actions backend against the emulator', () => {
           GITHUB_APP_INSTALLATION_ID: String(installationId),
         }),
       );
-      const refused = await failure(wrongKey.ensurePipeline(a));
+      const refused = await failure(wrongKey.ensurePipeline(a, STATIC));
       assert.equal(refused.nonRetryable, true);
       assert.match(refused.message, /GITHUB_APP_ID/);
       assert.doesNotMatch(refused.message, /PRIVATE KEY-----/);
 
       const notInstalled = await failure(
-        new GitHubActionsBackend(env({ ...appEnv, GITHUB_APP_INSTALLATION_ID: '999999' })).ensurePipeline(a),
+        new GitHubActionsBackend(env({ ...appEnv, GITHUB_APP_INSTALLATION_ID: '999999' })).ensurePipeline(a, STATIC),
       );
       assert.equal(notInstalled.type, 'Unauthorized');
       assert.match(notInstalled.message, /installation token .*\(404 .*GITHUB_APP_INSTALLATION_ID/);
@@ -604,10 +695,10 @@ describe('GitHub Actions backend against the emulator', () => {
       const ci = backend();
 
       github().faults.secondaryLimit({ count: 1, retryAfterSeconds: 1 });
-      assert.equal((await ci.ensurePipeline(a)).changed, true, 'a 1 s secondary limit is slept in place');
+      assert.equal((await ci.ensurePipeline(a, STATIC)).changed, true, 'a 1 s secondary limit is slept in place');
 
       github().faults.secondaryLimit({ count: 10, retryAfterSeconds: 90 });
-      const secondary = await failure(ci.ensurePipeline(a));
+      const secondary = await failure(ci.ensurePipeline(a, STATIC));
       github().faults.reset();
       assert.equal(secondary.type, 'GitHubRateLimited');
       assert.equal(secondary.nonRetryable, false);
@@ -634,14 +725,14 @@ describe('GitHub Actions backend against the emulator', () => {
       clearFaults(t);
       const a = await repo('outage');
       github().faults.outage({ forMs: 60_000 });
-      const down = await failure(backend().ensurePipeline(a));
+      const down = await failure(backend().ensurePipeline(a, STATIC));
       assert.equal(down.nonRetryable, false);
       assert.match(down.message, /503/);
       github().faults.outage({ mode: 'reset', forMs: 60_000 });
       const reset = await failure(backend().status(a, { id: '1', htmlUrl: '' }));
       assert.equal(reset.nonRetryable, false);
       github().faults.reset();
-      assert.equal((await backend().ensurePipeline(a)).changed, true);
+      assert.equal((await backend().ensurePipeline(a, STATIC)).changed, true);
     });
   });
 });

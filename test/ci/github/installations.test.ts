@@ -21,10 +21,13 @@ import { validateManifest } from '../../../src/manifest/parse.ts';
 import type { Application } from '../../../src/manifest/schema.ts';
 import type { CiRunRef } from '../../../src/workflows/contract.ts';
 import { useGitHubEmulator } from '../../helpers/github-emulator.ts';
+import type { PipelineSettings } from '../../../src/ci/backend.ts';
 
 const LOOKUP = 'GET /repos/{owner}/{repo}/installation';
 const TOKEN = 'POST /app/installations/{installation_id}/access_tokens';
 const credential = { registry: '127.0.0.1:5999', username: 'pusher', password: 'p4ssw0rd-not-in-results' };
+/** The pipeline pushes with a stored password (the credential above). */
+const STATIC: PipelineSettings = { push: { method: 'static', registry: credential.registry } };
 /** What the backend's tokens carry in commit mode: exactly these, on one repository. */
 const BACKEND_PERMISSIONS = {
   contents: 'write',
@@ -108,7 +111,7 @@ describe('one GitHub App, many installations', () => {
 
   /** A deploy's GitHub part: the file, the credential, the dispatch, polls until the run completes. */
   async function deploy(ci: GitHubActionsBackend, a: Application, key: string) {
-    await Promise.all([ci.ensurePipeline(a), ci.ensureCredential(a, credential)]);
+    await Promise.all([ci.ensurePipeline(a, STATIC), ci.ensureCredential(a, credential)]);
     await pollToCompletion(ci, a, await ci.trigger(a, key));
   }
 
@@ -145,7 +148,7 @@ describe('one GitHub App, many installations', () => {
     const { repos, config } = await tenants();
     const seen = watch(t);
     const proposing = new GitHubActionsBackend(config({ FLUI_PIPELINE_UPDATE_MODE: 'pull-request' }));
-    const result = await proposing.ensurePipeline(application(repos.shop));
+    const result = await proposing.ensurePipeline(application(repos.shop), STATIC);
     assert.ok(result.pullRequestUrl, 'the file is proposed');
     assert.ok(seen.some((r) => r.operation === '/repos/{owner}/{repo}/pulls' && r.method === 'POST'));
     for (const { credential: c } of seen) {
@@ -157,7 +160,7 @@ describe('one GitHub App, many installations', () => {
     const { repos, acmeInstallation, config } = await tenants();
     const seen = watch(t);
     const mine = application(repos.shop);
-    await new GitHubActionsBackend(config()).ensurePipeline(mine);
+    await new GitHubActionsBackend(config()).ensurePipeline(mine, STATIC);
     const token = seen.find((r) => r.repo === repos.shop)?.credential?.token;
     assert.ok(token, 'the backend sent a token');
 
@@ -189,12 +192,12 @@ describe('one GitHub App, many installations', () => {
 
     // The product client pinned to acme-corp's installation, asked to deploy globex's repository, writes nothing.
     const pinned = new GitHubActionsBackend(config({ GITHUB_APP_INSTALLATION_ID: String(acmeInstallation) }));
-    const refused = await failure(pinned.ensurePipeline(application(repos.theirs)));
+    const refused = await failure(pinned.ensurePipeline(application(repos.theirs), STATIC));
     assert.equal(refused.nonRetryable, true);
     assert.equal(github().file(repos.theirs, pipelinePath(application(repos.theirs))), undefined);
     assert.equal(github().file(repos.theirs, 'pwned.txt'), undefined);
     assert.equal(github().file(repos.blog, 'pwned.txt'), undefined);
-    const foreign = await failure(pinned.ensurePipeline(application(`${theirOwner}/only-${suffix()}`)));
+    const foreign = await failure(pinned.ensurePipeline(application(`${theirOwner}/only-${suffix()}`), STATIC));
     assert.equal(foreign.nonRetryable, true);
   });
 
@@ -209,7 +212,7 @@ describe('one GitHub App, many installations', () => {
     for (const a of [mine, theirs]) {
       const run = await ci.trigger(a, 'default.x.k1').catch(() => undefined); // no pipeline yet: refused
       assert.equal(run, undefined);
-      await ci.ensurePipeline(a);
+      await ci.ensurePipeline(a, STATIC);
       await ci.ensureCredential(a, credential);
       const dispatched = await ci.trigger(a, 'default.x.k2');
       for (let i = 0; i < 3; i++) await ci.status(a, dispatched);
@@ -221,11 +224,11 @@ describe('one GitHub App, many installations', () => {
     const first = tokenOf(repos.shop);
 
     await sleep(5_500);
-    await ci.ensurePipeline(mine);
+    await ci.ensurePipeline(mine, STATIC);
     assert.equal(count(TOKEN) - tokens, 3, 'a token five minutes from its expiry is renewed');
     assert.equal(count(LOOKUP) - lookups, 2, 'the installation is still known');
     assert.notEqual(tokenOf(repos.shop), first);
-    await ci.ensurePipeline(mine);
+    await ci.ensurePipeline(mine, STATIC);
     assert.equal(count(TOKEN) - tokens, 3, 'and the new one remembered');
   });
 
@@ -235,14 +238,14 @@ describe('one GitHub App, many installations', () => {
     const ci = new GitHubActionsBackend(config());
     const [mine, theirs] = [application(repos.shop), application(repos.theirs)];
     github().faults.exhaustRateLimit({ forMs: 120_000, installationId: acmeInstallation });
-    const limited = await failure(ci.ensurePipeline(mine));
+    const limited = await failure(ci.ensurePipeline(mine, STATIC));
     assert.equal(limited.type, 'GitHubRateLimited');
     const wait = Number(/^(\d+) seconds$/.exec(String(limited.nextRetryDelay))?.[1]);
     assert.ok(wait >= 100 && wait <= 121, `acme-corp waits for its own reset, ~120 s: ${wait}`);
 
     const before = charged(globexInstallation);
     const started = performance.now();
-    assert.equal((await ci.ensurePipeline(theirs)).changed, true, 'globex deploys meanwhile');
+    assert.equal((await ci.ensurePipeline(theirs, STATIC)).changed, true, 'globex deploys meanwhile');
     assert.ok(performance.now() - started < 5_000, 'without waiting behind acme-corp');
     assert.ok(charged(globexInstallation) > before);
     assert.equal(charged(acmeInstallation), 0, 'acme-corp spent nothing while out of requests');
@@ -253,7 +256,7 @@ describe('one GitHub App, many installations', () => {
     const seen = watch(t);
     const ci = new GitHubActionsBackend(config({ GITHUB_WRITE_INTERVAL_MS: '2000' }));
     const [mine, theirs] = [application(repos.shop), application(repos.theirs)];
-    const results = await Promise.all([ci.ensurePipeline(mine), ci.ensurePipeline(theirs)]);
+    const results = await Promise.all([ci.ensurePipeline(mine, STATIC), ci.ensurePipeline(theirs, STATIC)]);
     assert.deepEqual(
       results.map((r) => r.changed),
       [true, true],
@@ -270,7 +273,7 @@ describe('one GitHub App, many installations', () => {
     const seen = watch(t);
     const ci = new GitHubActionsBackend(config());
     const mine = application(repos.shop);
-    await ci.ensurePipeline(mine);
+    await ci.ensurePipeline(mine, STATIC);
     const lookups = count(LOOKUP);
 
     // Reinstalled: the old installation and its tokens are gone; the remembered token gets a 401.
@@ -282,7 +285,7 @@ describe('one GitHub App, many installations', () => {
     assert.equal(seen.at(-1)?.credential?.installationId, installationId);
 
     github().removeInstallation(app.appId, installationId);
-    const gone = await failure(ci.ensurePipeline(application(repos.blog)));
+    const gone = await failure(ci.ensurePipeline(application(repos.blog), STATIC));
     assert.equal(gone.type, 'NotFound');
     assert.match(gone.message, /GitHub App is not installed on acme-corp-\w+\/blog.*install the app/);
   });
@@ -293,13 +296,13 @@ describe('one GitHub App, many installations', () => {
     const seen = watch(t);
     const ci = new GitHubActionsBackend(config());
     const mine = application(repos.shop);
-    await ci.ensurePipeline(mine);
+    await ci.ensurePipeline(mine, STATIC);
     const [lookups, tokens] = [count(LOOKUP), count(TOKEN)];
     const [account] = repos.shop.split('/') as [string, string];
     github().removeInstallation(app.appId, acmeInstallation);
     const { installationId } = github().addInstallation(app.appId, { account });
     await sleep(1_100);
-    assert.equal((await ci.ensurePipeline(mine)).changed, false);
+    assert.equal((await ci.ensurePipeline(mine, STATIC)).changed, false);
     assert.equal(count(TOKEN) - tokens, 2, 'refused (404) for the old installation, then given for the new one');
     assert.equal(count(LOOKUP) - lookups, 1);
     assert.equal(seen.at(-1)?.credential?.installationId, installationId);

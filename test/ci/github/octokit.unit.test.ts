@@ -18,6 +18,10 @@ import { ServiceError } from '../../../src/errors.ts';
 import { validateManifest } from '../../../src/manifest/parse.ts';
 import type { Application } from '../../../src/manifest/schema.ts';
 import { useGitHubEmulator } from '../../helpers/github-emulator.ts';
+import type { PipelineSettings } from '../../../src/ci/backend.ts';
+
+/** The pipeline pushes with a stored password. */
+const STATIC: PipelineSettings = { push: { method: 'static', registry: 'registry.example.com' } };
 
 function requestError(status: number, message: string, headers: Record<string, string> = {}, url = '') {
   return Object.assign(new Error(`${message} - https://docs.github.com/rest`), {
@@ -214,7 +218,7 @@ describe('a secondary rate limit without retry-after, from the emulator', () => 
     }) as Application;
 
     github().faults.secondaryLimit({ count: 1 }); // GitHub's 403, and no retry-after
-    const f = await ci.ensurePipeline(a).then(
+    const f = await ci.ensurePipeline(a, STATIC).then(
       () => assert.fail('the limit fails the attempt'),
       (err: unknown) => toActivityFailure(err as ServiceError),
     );
@@ -224,6 +228,6 @@ describe('a secondary rate limit without retry-after, from the emulator', () => 
     assert.equal(github().records.limitRefusals[token], 1, 'a minute is not slept in place, nor retried early');
 
     // The next attempt, a minute later for Temporal, goes through.
-    assert.equal((await ci.ensurePipeline(a)).changed, true);
+    assert.equal((await ci.ensurePipeline(a, STATIC)).changed, true);
   });
 });

@@ -198,7 +198,7 @@ describe('webhook receiver with the GitHub emulator', () => {
       const ci = new GitHubActionsBackend(
         loadConfig({ GITHUB_API_URL: github.url, GITHUB_TOKEN: github.createToken() }).github,
       );
-      await ci.ensurePipeline(app);
+      await ci.ensurePipeline(app, { push: { method: 'static', registry: '127.0.0.1:5999' } });
       github.faults.webhooks({ duplicate: 1 });
       const run = await ci.trigger(app, 'default.hooked.w1');
       const event = await eventually(async () => events[0], 15_000, 'the webhook delivery');
