@@ -106,7 +106,15 @@ export function deploymentFor(t: RolloutTarget): V1Deployment {
               ports: [{ name: 'http', containerPort: w.port }],
               env: Object.entries(w.env)
                 .sort(([a], [b]) => a.localeCompare(b))
-                .map(([name, value]) => ({ name, value })),
+                // A Secret is referenced, never read: the cluster resolves it when it starts the pod.
+                .map(([name, value]) =>
+                  typeof value === 'string'
+                    ? { name, value }
+                    : {
+                        name,
+                        valueFrom: { secretKeyRef: { name: value.secretKeyRef.name, key: value.secretKeyRef.key } },
+                      },
+                ),
               ...(Object.keys(w.resources).length ? { resources: w.resources } : {}),
               ...(probe
                 ? {
