@@ -3,10 +3,12 @@
  * `kubectl rollout status` does, and return to the last good image when the rollout fails, as `kubectl rollout undo`
  * would. Every image rolled out is recorded in the app's history (src/kube/history.ts), which rollbacks read.
  *
- * Idempotency key: the deploy id with its digest. Re-applying the same object is a no-op for the API server (same
- * generation, no new ReplicaSet), so a retry after a crash only waits again; a retry of a deploy whose rollout is
- * already recorded as failed does not apply the broken image again but makes sure the good one is back; a retried
- * rollback finds the Deployment already carrying its deploy id and keeps the image it chose the first time.
+ * Idempotency key: the deploy id with its attempt and digest. Re-applying the same object is a no-op for the API
+ * server (same generation, no new ReplicaSet), so a retry after a crash only waits again; a retry of an attempt whose
+ * rollout is already recorded as failed does not apply the broken image again but makes sure the good one is back,
+ * while `flui retry` (the deploy's next attempt) applies it again: what failed may have passed (a quota, a node pool
+ * scaling up, a registry hiccup). A retried rollback finds the Deployment already carrying its deploy id and keeps
+ * the image it chose the first time.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ServiceError } from '../errors.ts';
@@ -281,8 +283,11 @@ export function createKubernetesActivities(deps: {
     const { target: t, restoredFrom } = await targetOf(k, input);
     const digest = digestOf(t.image);
 
-    // A retry of a deploy whose rollout already failed: do not start the broken image again.
-    const prior = (await readHistory(k, t.namespace, t.app)).find((e) => e.deployId === t.deployId);
+    // A retry of an attempt whose rollout already failed (its worker crashed after the verdict): do not start the
+    // broken image again. Another attempt of the deploy is `flui retry`: it applies again.
+    const attempt = input.attempt ?? 1;
+    const recorded = (await readHistory(k, t.namespace, t.app)).find((e) => e.deployId === t.deployId);
+    const prior = recorded && (recorded.attempt ?? 1) === attempt ? recorded : undefined;
     let state: RolloutState;
     let unchanged = false;
     if (prior?.outcome === 'failed' && prior.image === t.image) {
@@ -309,6 +314,7 @@ export function createKubernetesActivities(deps: {
       commit: t.commit,
       rolledOutAt: new Date().toISOString(),
       outcome: state.done ? 'succeeded' : 'failed',
+      attempt,
       workload: t.workload,
       ...(restoredFrom ? { restoredFrom } : {}),
     };
