@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { parseLaneSettings, type Lanes } from './lanes.ts';
 
 const optionalString = z
   .string()
@@ -114,6 +115,8 @@ export interface Config {
     insecureHosts: string[];
   };
   kubeconfig?: string;
+  /** Namespaces, repository owners and registries deploys may use (src/lanes.ts). */
+  lanes: Lanes;
   webhook?: { host: string; port: number };
   worker: {
     maxConcurrentActivities: number;
@@ -156,6 +159,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } else if (e.GITHUB_TOKEN !== undefined) {
     auth = { kind: 'token', token: e.GITHUB_TOKEN };
   }
+  const lanes = parseLaneSettings(env);
+  if (lanes.problems.length) {
+    throw new ConfigError(`invalid configuration:\n${lanes.problems.map((p) => `  ${p}`).join('\n')}`);
+  }
   if ((e.REGISTRY_USERNAME === undefined) !== (e.REGISTRY_PASSWORD === undefined)) {
     throw new ConfigError('invalid configuration:\n  REGISTRY_USERNAME and REGISTRY_PASSWORD must be set together');
   }
@@ -189,6 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         .filter(Boolean),
     },
     kubeconfig: e.KUBECONFIG,
+    lanes: lanes.value,
     webhook: e.FLUI_WEBHOOK_PORT !== undefined ? { host: e.FLUI_WEBHOOK_HOST, port: e.FLUI_WEBHOOK_PORT } : undefined,
     worker: {
       maxConcurrentActivities: e.FLUI_MAX_CONCURRENT_ACTIVITIES,
