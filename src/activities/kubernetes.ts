@@ -20,6 +20,8 @@ import {
   ensureNamespace,
   kubeClients,
   readDeployment,
+  restartRollout,
+  rolloutState,
   statusOf,
   waitForRollout,
   type KubeClients,
@@ -157,6 +159,11 @@ async function targetOf(
     },
     restoredFrom: entry === own ? (own.restoredFrom ?? own.deployId) : entry.deployId,
   };
+}
+
+/** The controller's verdict is in, and it is a failure. */
+function ranOutOfTime(state: RolloutState): boolean {
+  return !state.done && state.failed;
 }
 
 /** The latest image recorded as good, other than this deploy's own. */
@@ -297,7 +304,14 @@ export function createKubernetesActivities(deps: {
       call.doing = `rolling out ${t.image} to ${t.namespace}/${t.app}`;
       await ensureNamespace(k, t.namespace);
       const before = await readDeployment(k, t.namespace, t.app);
-      const applied = await applyTarget(k, t);
+      let applied = await applyTarget(k, t);
+      // `flui retry` of a rollout that failed and left nothing to restore: the spec is the one that ran out of time,
+      // and the controller will not try it again on its own. Start it over, as `kubectl rollout restart` would.
+      if (attempt > 1 && ranOutOfTime(rolloutState(applied))) {
+        call.doing = `restarting the rollout of ${t.image} on ${t.namespace}/${t.app}`;
+        applied = await restartRollout(k, t.namespace, t.app);
+        call.doing = `rolling out ${t.image} to ${t.namespace}/${t.app}`;
+      }
       // Unchanged: nothing in the spec moved. Flui's own annotations may have (a new deploy of the same digest),
       // which bumps the generation but starts no ReplicaSet.
       unchanged =

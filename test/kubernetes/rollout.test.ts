@@ -485,6 +485,35 @@ describe('rolloutImage against a kwok cluster', () => {
     );
   });
 
+  it('`flui retry` of a failed first rollout (nothing to restore, the same spec) starts the rollout over', async () => {
+    const ns = 'quota-first';
+    const m = validateManifest({
+      ...manifest('fresh', { replicas: 1 }),
+      metadata: { name: 'fresh', namespace: ns },
+    }) as CatalogApp;
+    const attempt = (n: number): RolloutImageInput => ({
+      ...input(m, 'quota-first.fresh.ffff1', image(1)),
+      attempt: n,
+    });
+    await k().core.createNamespace({ body: { metadata: { name: ns } } });
+    await k().core.createNamespacedResourceQuota({
+      namespace: ns,
+      body: { metadata: { name: 'pods' }, spec: { hard: { pods: '0' } } },
+    });
+    const failed = await failureOf(rolloutImage()(attempt(1)));
+    assert.equal(failed.type, 'RolloutFailed');
+    assert.match(failed.message, /no earlier good image to restore/);
+
+    // The quota goes; the Deployment still says its progress deadline passed, and would for a long while.
+    await k().core.deleteNamespacedResourceQuota({ name: 'pods', namespace: ns });
+    const retried = await rolloutImage()(attempt(2));
+    assert.equal(retried.digest, digest(1));
+    const d = await k().apps.readNamespacedDeployment({ name: 'fresh', namespace: ns });
+    assert.equal(d.status?.readyReplicas, 1);
+    assert.ok(d.spec?.template.metadata?.annotations?.['flui.dev/restarted-at'], 'restarted as kubectl would');
+    assert.equal((await listImages(k(), ns, 'fresh'))[0]?.outcome, 'succeeded');
+  });
+
   describe('inside a Temporal worker', () => {
     const temporal = useTemporal();
 
