@@ -83,9 +83,10 @@ const envValue = z.union([text, z.strictObject({ secretKeyRef: secretKeyRefSchem
   error: 'must be a string, or { secretKeyRef: { name, key } } naming a key of a Kubernetes Secret',
 });
 
-const quantity = z
-  .string()
-  .regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$/, 'must be a Kubernetes quantity such as "250m", "1" or "256Mi"');
+const quantity = text.regex(
+  /^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$/,
+  'must be a Kubernetes quantity such as "250m", "1" or "256Mi"',
+);
 
 const resourceList = z.strictObject({ cpu: quantity.optional(), memory: quantity.optional() });
 

@@ -160,6 +160,7 @@ const FIELDS: Record<string, (v: string) => unknown> = {
   'spec.env.DB.secretKeyRef.key': (v) =>
     application({ spec: { env: { DB: { secretKeyRef: { name: 'db', key: v } } } } }),
   'spec.healthCheck.path': (v) => application({ spec: { healthCheck: { path: v } } }),
+  'spec.resources.limits.memory': (v) => application({ spec: { resources: { limits: { memory: v } } } }),
   'spec.image': (v) => catalog(v),
 };
 /** A valid value of each field, to put a forbidden character into. */
@@ -176,6 +177,7 @@ const VALID: Record<string, string> = {
   'spec.env.DB.secretKeyRef.name': 'db',
   'spec.env.DB.secretKeyRef.key': 'password',
   'spec.healthCheck.path': '/healthz',
+  'spec.resources.limits.memory': '256Mi',
   'spec.image': 'registry.example.com/library/redis:7.4',
 };
 
