@@ -19,6 +19,7 @@ import type { TLSConfig } from '@temporalio/client';
 import { parseRegistryAuths, type RegistryAuths } from './registry/auths.ts';
 import { parseGitHubEnvironment } from './ci/github/settings.ts';
 import { parseRegistryPushSettings, type RegistryPushSettings } from './registry/push-access.ts';
+import { parseLaneSettings, type Lanes } from './lanes.ts';
 
 /** Where the worker and the CLI look for Temporal when nothing says otherwise (the Temporal CLI's default too). */
 export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
@@ -72,6 +73,8 @@ export interface Config extends ClientConfig {
     /** How each registry's CI pushes: FLUI_REGISTRY_PUSH (src/registry/push-access.ts); none configured if absent. */
     push?: RegistryPushSettings;
   };
+  /** Namespaces, repository owners and registries deploys may use (src/lanes.ts). */
+  lanes: Lanes;
   webhook?: { host: string; port: number };
   worker: {
     maxConcurrentActivities: number;
@@ -233,7 +236,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const registryAuths = parseRegistryAuths(env);
   const push = parseRegistryPushSettings(env);
   const environment = parseGitHubEnvironment(env);
-  e.problems.push(...registryAuths.problems, ...push.problems, ...environment.problems);
+  const lanes = parseLaneSettings(env);
+  e.problems.push(...registryAuths.problems, ...push.problems, ...environment.problems, ...lanes.problems);
   const webhookPort = e.wholeNumber('FLUI_WEBHOOK_PORT', 0, 65535);
 
   const config: Config = {
@@ -261,6 +265,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         .filter(Boolean),
       push: push.value,
     },
+    lanes: lanes.value,
     webhook:
       webhookPort !== undefined ? { host: e.string('FLUI_WEBHOOK_HOST') ?? '127.0.0.1', port: webhookPort } : undefined,
     worker: {

@@ -1,10 +1,12 @@
 /**
  * All activities of the deploy workflow, built from the worker's configuration. Credentials stay in this closure:
  * the workflow only ever sees plain, non-secret inputs and results. What the adapters throw becomes a Temporal
- * failure here, once for all of them (src/activities/failures.ts).
+ * failure here, once for all of them (src/activities/failures.ts), after each input was admitted to the worker's lanes
+ * (src/activities/admission.ts).
  */
 import { createCiBackend } from '../ci/index.ts';
 import type { Config } from '../config.ts';
+import { withAdmission } from './admission.ts';
 import { createCiActivities } from './ci.ts';
 import { withActivityFailures } from './failures.ts';
 import { createKubernetesActivities } from './kubernetes.ts';
@@ -12,9 +14,12 @@ import { createRegistryActivities } from './registry.ts';
 import type { DeployActivities } from './types.ts';
 
 export function createActivities(config: Config): DeployActivities {
-  return withActivityFailures({
-    ...createCiActivities(createCiBackend(config), config),
-    ...createRegistryActivities(config),
-    ...createKubernetesActivities({ kubeconfig: config.kubeconfig }),
-  });
+  return withActivityFailures(
+    // Lanes first: a manifest outside them is refused before any activity writes anything anywhere.
+    withAdmission(config.lanes, {
+      ...createCiActivities(createCiBackend(config), config),
+      ...createRegistryActivities(config),
+      ...createKubernetesActivities({ kubeconfig: config.kubeconfig }),
+    }),
+  );
 }

@@ -3,10 +3,12 @@
  * `kubectl rollout status` does, and return to the last good image when the rollout fails, as `kubectl rollout undo`
  * would. Every image rolled out is recorded in the app's history (src/kube/history.ts), which rollbacks read.
  *
- * Idempotency key: the deploy id with its digest. Re-applying the same object is a no-op for the API server (same
- * generation, no new ReplicaSet), so a retry after a crash only waits again; a retry of a deploy whose rollout is
- * already recorded as failed does not apply the broken image again but makes sure the good one is back; a retried
- * rollback finds the Deployment already carrying its deploy id and keeps the image it chose the first time.
+ * Idempotency key: the deploy id with its attempt and digest. Re-applying the same object is a no-op for the API
+ * server (same generation, no new ReplicaSet), so a retry after a crash only waits again; a retry of an attempt whose
+ * rollout is already recorded as failed does not apply the broken image again but makes sure the good one is back,
+ * while `flui retry` (the deploy's next attempt) applies it again: what failed may have passed (a quota, a node pool
+ * scaling up, a registry hiccup). A retried rollback finds the Deployment already carrying its deploy id and keeps
+ * the image it chose the first time.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ServiceError } from '../errors.ts';
@@ -18,6 +20,8 @@ import {
   ensureNamespace,
   kubeClients,
   readDeployment,
+  restartRollout,
+  rolloutState,
   statusOf,
   waitForRollout,
   type KubeClients,
@@ -157,6 +161,11 @@ async function targetOf(
   };
 }
 
+/** The controller's verdict is in, and it is a failure. */
+function ranOutOfTime(state: RolloutState): boolean {
+  return !state.done && state.failed;
+}
+
 /** The latest image recorded as good, other than this deploy's own. */
 function lastGoodExcept(history: HistoryEntry[], deployId: string): HistoryEntry | undefined {
   return history.find((e) => e.outcome === 'succeeded' && e.deployId !== deployId);
@@ -281,8 +290,11 @@ export function createKubernetesActivities(deps: {
     const { target: t, restoredFrom } = await targetOf(k, input);
     const digest = digestOf(t.image);
 
-    // A retry of a deploy whose rollout already failed: do not start the broken image again.
-    const prior = (await readHistory(k, t.namespace, t.app)).find((e) => e.deployId === t.deployId);
+    // A retry of an attempt whose rollout already failed (its worker crashed after the verdict): do not start the
+    // broken image again. Another attempt of the deploy is `flui retry`: it applies again.
+    const attempt = input.attempt ?? 1;
+    const recorded = (await readHistory(k, t.namespace, t.app)).find((e) => e.deployId === t.deployId);
+    const prior = recorded && (recorded.attempt ?? 1) === attempt ? recorded : undefined;
     let state: RolloutState;
     let unchanged = false;
     if (prior?.outcome === 'failed' && prior.image === t.image) {
@@ -292,7 +304,14 @@ export function createKubernetesActivities(deps: {
       call.doing = `rolling out ${t.image} to ${t.namespace}/${t.app}`;
       await ensureNamespace(k, t.namespace);
       const before = await readDeployment(k, t.namespace, t.app);
-      const applied = await applyTarget(k, t);
+      let applied = await applyTarget(k, t);
+      // `flui retry` of a rollout that failed and left nothing to restore: the spec is the one that ran out of time,
+      // and the controller will not try it again on its own. Start it over, as `kubectl rollout restart` would.
+      if (attempt > 1 && ranOutOfTime(rolloutState(applied))) {
+        call.doing = `restarting the rollout of ${t.image} on ${t.namespace}/${t.app}`;
+        applied = await restartRollout(k, t.namespace, t.app);
+        call.doing = `rolling out ${t.image} to ${t.namespace}/${t.app}`;
+      }
       // Unchanged: nothing in the spec moved. Flui's own annotations may have (a new deploy of the same digest),
       // which bumps the generation but starts no ReplicaSet.
       unchanged =
@@ -309,6 +328,7 @@ export function createKubernetesActivities(deps: {
       commit: t.commit,
       rolledOutAt: new Date().toISOString(),
       outcome: state.done ? 'succeeded' : 'failed',
+      attempt,
       workload: t.workload,
       ...(restoredFrom ? { restoredFrom } : {}),
     };

@@ -62,14 +62,21 @@ export interface ResolveImageResult {
  * A deploy rolls out the image it resolved; a rollback names none: its target is the digest it asks for, or the
  * previous good image, both found in the app's recorded history.
  */
-export type RolloutImageInput =
+export type RolloutImageInput = (
   | {
       request: Exclude<DeployRequest, { kind: 'Rollback' }>;
       /** Pinned `host/repo@sha256:...`. */
       image: string;
       commit?: string;
     }
-  | { request: Extract<DeployRequest, { kind: 'Rollback' }> };
+  | { request: Extract<DeployRequest, { kind: 'Rollback' }> }
+) & {
+  /**
+   * The deploy's attempt (`status.attempt`; 1 when absent): a `flui retry` is a new attempt and applies again, while
+   * a retry of the same attempt after a crash does not start an image that already failed.
+   */
+  attempt?: number;
+};
 
 export interface RolloutImageResult {
   namespace: string;
@@ -107,7 +114,7 @@ export interface DeployActivities {
   cancelRun(input: CancelRunInput): Promise<void>;
   /** Read-only. */
   resolveImage(input: ResolveImageInput): Promise<ResolveImageResult>;
-  /** Idempotency key: the digest (server-side apply of the same object is a no-op). */
+  /** Idempotency key: deploy id, attempt and digest (server-side apply of the same object is a no-op). */
   rolloutImage(input: RolloutImageInput): Promise<RolloutImageResult>;
   /** Idempotency key: the deploy id on the Deployment; once undone, the Deployment names another deploy (or is gone). */
   abortRollout(input: AbortRolloutInput): Promise<AbortRolloutResult>;

@@ -17,6 +17,8 @@ export interface HistoryEntry {
   commit?: string;
   rolledOutAt: string;
   outcome: 'succeeded' | 'failed';
+  /** The deploy's attempt that rolled it out (`flui retry` starts another); absent in entries before attempts. */
+  attempt?: number;
   /** Why a failed rollout failed, in Kubernetes' words (`ProgressDeadlineExceeded: ReplicaSet "x" has ...`). */
   reason?: string;
   /** For a rollback: the deploy whose recorded spec was re-applied. */

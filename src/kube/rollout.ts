@@ -24,7 +24,12 @@ export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'flui' };
  * of the same digest and settings changes no pod (same generation, no new ReplicaSet), and re-applying an earlier
  * spec brings its ReplicaSet back, as `kubectl rollout undo` does.
  */
-export const ANNOTATION = { deployId: 'flui.dev/deploy-id', commit: 'flui.dev/commit' };
+export const ANNOTATION = {
+  deployId: 'flui.dev/deploy-id',
+  commit: 'flui.dev/commit',
+  /** On the pod template, set only by {@link restartRollout}, as `kubectl rollout restart` sets its own. */
+  restartedAt: 'flui.dev/restarted-at',
+};
 
 export interface KubeClients {
   kc: KubeConfig;
@@ -106,7 +111,15 @@ export function deploymentFor(t: RolloutTarget): V1Deployment {
               ports: [{ name: 'http', containerPort: w.port }],
               env: Object.entries(w.env)
                 .sort(([a], [b]) => a.localeCompare(b))
-                .map(([name, value]) => ({ name, value })),
+                // A Secret is referenced, never read: the cluster resolves it when it starts the pod.
+                .map(([name, value]) =>
+                  typeof value === 'string'
+                    ? { name, value }
+                    : {
+                        name,
+                        valueFrom: { secretKeyRef: { name: value.secretKeyRef.name, key: value.secretKeyRef.key } },
+                      },
+                ),
               ...(Object.keys(w.resources).length ? { resources: w.resources } : {}),
               ...(probe
                 ? {
@@ -163,6 +176,26 @@ export async function applyTarget(k: KubeClients, t: RolloutTarget): Promise<V1D
   return k.apps.patchNamespacedDeployment(
     { name: t.app, namespace: t.namespace, body: deploymentFor(t), fieldManager: FIELD_MANAGER, force: true },
     APPLY,
+  );
+}
+
+/**
+ * Starts the rollout of the spec the Deployment already has over again, as `kubectl rollout restart` does: a new pod
+ * template annotation makes a new ReplicaSet and gives it a fresh progress deadline. For a retry of a rollout that
+ * failed with nothing to change: the deployment controller never looks at a spec that ran out of time again on its
+ * own. Its own field manager, so later applies (which do not name the annotation) leave it as it is.
+ */
+export async function restartRollout(k: KubeClients, namespace: string, app: string): Promise<V1Deployment> {
+  return k.apps.patchNamespacedDeployment(
+    {
+      name: app,
+      namespace,
+      body: {
+        spec: { template: { metadata: { annotations: { [ANNOTATION.restartedAt]: new Date().toISOString() } } } },
+      },
+      fieldManager: `${FIELD_MANAGER}-restart`,
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
   );
 }
 

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import type { z } from 'zod';
+import { printable } from './names.ts';
 import { manifestSchema, API_VERSION, type Manifest } from './schema.ts';
 
 export interface ManifestProblem {
@@ -44,7 +45,12 @@ export function parseManifest(text: string, file = '<manifest>'): Manifest {
       file,
       doc.errors.map((e) => {
         const pos = lineCounter.linePos(e.pos[0]);
-        return { field: '', message: `YAML: ${e.message.split('\n')[0]}`, line: pos.line, column: pos.col };
+        return {
+          field: '',
+          message: `YAML: ${printable(e.message.split('\n')[0] ?? '')}`,
+          line: pos.line,
+          column: pos.col,
+        };
       }),
     );
   }
@@ -53,7 +59,7 @@ export function parseManifest(text: string, file = '<manifest>'): Manifest {
     value = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
     // Unresolved aliases and alias bombs surface only when the document is converted.
-    throw new ManifestError(file, [{ field: '', message: `YAML: ${(err as Error).message}` }]);
+    throw new ManifestError(file, [{ field: '', message: `YAML: ${printable((err as Error).message)}` }]);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ManifestError(file, [
@@ -87,9 +93,12 @@ export function validateManifest(value: unknown, source = '<manifest>'): Manifes
 }
 
 function describeIssues(issues: z.core.$ZodIssue[], root?: unknown, lineCounter?: LineCounter): ManifestProblem[] {
-  return issues.map((issue) => {
-    const path = issue.path.map(String);
-    const problem: ManifestProblem = { field: path.join('.'), message: humanMessage(issue) };
+  return issues.flatMap(chosenBranch).map((issue) => {
+    // Keys are the user's text: a key with a control character in it is printed escaped, never acted on.
+    const problem: ManifestProblem = {
+      field: issue.path.map((k) => printable(String(k))).join('.'),
+      message: humanMessage(issue),
+    };
     if (lineCounter) {
       const node = nearestNode(root, issue.path);
       if (node?.range) {
@@ -102,17 +111,31 @@ function describeIssues(issues: z.core.$ZodIssue[], root?: unknown, lineCounter?
   });
 }
 
+/**
+ * A value that matched no alternative of a union (an env value: a string or a secret reference): when it has the
+ * type of one alternative, what that one says is what the user needs (the string holds a control character, the
+ * reference lacks its key), at its full path; otherwise the union's own words.
+ */
+function chosenBranch(issue: z.core.$ZodIssue): z.core.$ZodIssue[] {
+  if (issue.code !== 'invalid_union' || issue.path.length === 0 || issue.path.at(-1) === 'kind') return [issue];
+  const typed = issue.errors.filter((branch) => !branch.some((i) => i.code === 'invalid_type' && i.path.length === 0));
+  if (typed.length !== 1) return [issue];
+  return typed[0]!.flatMap((i) => chosenBranch({ ...i, path: [...issue.path, ...i.path] } as z.core.$ZodIssue));
+}
+
 function humanMessage(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case 'invalid_type':
       return issue.input === undefined ? `is required (${issue.expected})` : `must be a ${issue.expected}`;
     case 'unrecognized_keys':
-      return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${printable(k)}"`).join(', ')}`;
     case 'invalid_union':
       if (issue.path.at(-1) === 'kind' || issue.path.length === 0) return 'kind must be Application or CatalogApp';
       return issue.message;
     case 'invalid_value':
       return `must be ${issue.values.map((v) => JSON.stringify(v)).join(' or ')}`;
+    case 'invalid_key':
+      return `is not a valid name: ${issue.issues.map((i) => i.message).join('; ')}`;
     default:
       return issue.message;
   }

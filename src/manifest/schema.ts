@@ -6,25 +6,51 @@
  * out of the workflow isolate); validation happens here, at the edges.
  */
 import { z } from 'zod';
-import { DNS_LABEL, IMAGE_REFERENCE, IMAGE_REPOSITORY } from './names.ts';
+import {
+  describeUnsafeCharacter,
+  DNS_LABEL,
+  DNS_SUBDOMAIN,
+  IMAGE_REFERENCE,
+  IMAGE_REPOSITORY,
+  SAFE_TEXT,
+  SECRET_KEY,
+} from './names.ts';
 
 export const API_VERSION = 'flui.dev/v1';
 
-// RFC 1123 label, as Kubernetes requires for names of Deployments, Services and namespaces.
-const dnsLabel = z
-  .string()
-  .regex(DNS_LABEL, 'must be 1 to 63 lowercase letters, digits and "-", starting and ending with a letter or digit');
+/**
+ * The base of every string in a manifest. Manifest strings reach CI files, command lines, API paths and Kubernetes
+ * objects, so none may hold a character that changes how the text around it is read (names.ts: SAFE_TEXT). Checked
+ * first and alone (`abort`): such a string gets this one message, which names the character, not also the field's
+ * own pattern.
+ */
+const text = z.string().regex(SAFE_TEXT, {
+  error: (issue) => describeUnsafeCharacter(String(issue.input)) ?? 'contains a character that is not allowed',
+  abort: true,
+});
 
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name');
+/** Paths and references that a tool may receive as an argument of its own: a leading "-" would make it an option. */
+const argument = text.regex(/^(?!-)/, {
+  error: 'must not begin with "-", which a command line would read as an option',
+  abort: true,
+});
+
+// RFC 1123 label, as Kubernetes requires for names of Deployments, Services and namespaces.
+const dnsLabel = text.regex(
+  DNS_LABEL,
+  'must be 1 to 63 lowercase letters, digits and "-", starting and ending with a letter or digit',
+);
+
+const envName = text.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name');
 
 // host[:port]/path with lowercase path components, as the OCI distribution spec allows.
-const imageRepository = z
-  .string()
-  .regex(IMAGE_REPOSITORY, 'must be "registry-host[:port]/path", e.g. "ghcr.io/acme/hello" (lowercase path)');
+const imageRepository = argument.regex(
+  IMAGE_REPOSITORY,
+  'must be "registry-host[:port]/path", e.g. "ghcr.io/acme/hello" (lowercase path)',
+);
 
 // repository[:tag][@sha256:digest]
-const imageReference = z
-  .string()
+const imageReference = argument
   .regex(
     IMAGE_REFERENCE,
     'must be "registry-host[:port]/path[:tag][@sha256:digest]", e.g. "registry.example.com/library/redis:7.4"',
@@ -37,9 +63,30 @@ const imageReference = z
     { message: 'must name a tag or a digest, e.g. ":7.4" or "@sha256:..."' },
   );
 
-const quantity = z
-  .string()
-  .regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$/, 'must be a Kubernetes quantity such as "250m", "1" or "256Mi"');
+/**
+ * An environment variable: a literal value, or a reference to a key of a Kubernetes Secret in the app's namespace,
+ * which the cluster resolves when it starts the pod, so the value never passes through Flui.
+ */
+export const secretKeyRefSchema = z.strictObject({
+  /** The Secret, in the app's namespace. */
+  name: text.regex(
+    DNS_SUBDOMAIN,
+    'must be a Kubernetes object name: up to 253 lowercase letters, digits, "-" and ".", starting and ending with a letter or digit',
+  ),
+  /** The key inside the Secret. */
+  key: text
+    .regex(SECRET_KEY, 'must be a Secret key: up to 253 letters, digits, "-", "_" and "."')
+    .refine((k) => k !== '.' && k !== '..' && !k.startsWith('..'), 'must not be "." or "..", nor begin with ".."'),
+});
+
+const envValue = z.union([text, z.strictObject({ secretKeyRef: secretKeyRefSchema })], {
+  error: 'must be a string, or { secretKeyRef: { name, key } } naming a key of a Kubernetes Secret',
+});
+
+const quantity = text.regex(
+  /^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$/,
+  'must be a Kubernetes quantity such as "250m", "1" or "256Mi"',
+);
 
 const resourceList = z.strictObject({ cpu: quantity.optional(), memory: quantity.optional() });
 
@@ -47,7 +94,7 @@ const port = z.number().int().min(1).max(65535);
 
 export const healthCheckSchema = z.strictObject({
   /** HTTP path probed for readiness; omit for a TCP check on the container port. */
-  path: z.string().startsWith('/').optional(),
+  path: text.startsWith('/').optional(),
   port: port.optional(),
   initialDelaySeconds: z.number().int().min(0).max(3600).default(0),
   periodSeconds: z.number().int().min(1).max(3600).default(10),
@@ -73,7 +120,7 @@ const workloadFields = {
   /** Container port the app listens on; the Service exposes it. */
   port: port.default(8080),
   replicas: z.number().int().min(0).max(100).default(1),
-  env: z.record(envName, z.string()).default({}),
+  env: z.record(envName, envValue).default({}),
   resources: z.strictObject({ requests: resourceList.optional(), limits: resourceList.optional() }).default({}),
   healthCheck: healthCheckSchema.optional(),
   deploy: deploySettings.prefault({}),
@@ -91,24 +138,23 @@ export const applicationSchema = z.strictObject({
   spec: z.strictObject({
     source: z.strictObject({
       /** GitHub-style "owner/name". */
-      repository: z.string().regex(/^[A-Za-z0-9-]+\/[A-Za-z0-9._-]+$/, 'must be "owner/name", e.g. "acme/hello"'),
-      branch: z
-        .string()
+      repository: argument
+        .regex(/^[A-Za-z0-9-]+\/[A-Za-z0-9._-]+$/, 'must be "owner/name", e.g. "acme/hello"')
+        .refine((r) => !['.', '..'].includes(r.split('/')[1] ?? ''), 'the repository name must not be "." or ".."'),
+      branch: argument
         .min(1)
         .regex(/^(?!\/)(?!.*\.\.)(?!.*\/\/)[^\s~^:?*[\\]+(?<!\/)(?<!\.lock)$/, 'must be a valid git branch name')
         .default('main'),
       /** Build context, relative to the repository root. */
-      context: z
-        .string()
+      context: argument
         .regex(/^(\.|[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*)$/, 'must be a relative path inside the repository')
         .refine((p) => !p.split('/').includes('..'), 'must not leave the repository')
         .default('.'),
-      dockerfile: z
-        .string()
+      dockerfile: argument
         .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, 'must be a relative path inside the repository')
         .refine((p) => !p.split('/').includes('..'), 'must not leave the repository')
         .default('Dockerfile'),
-      buildArgs: z.record(envName, z.string()).default({}),
+      buildArgs: z.record(envName, text).default({}),
     }),
     image: z.strictObject({
       /** Where the CI pushes the image; tagged with the commit SHA, deployed by digest. */

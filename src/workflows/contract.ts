@@ -33,6 +33,8 @@ export const FailureType = {
   RolloutFailed: 'RolloutFailed',
   /** Configuration of the worker is missing something this deploy needs. */
   Misconfigured: 'Misconfigured',
+  /** The manifest names a namespace, repository owner or registry outside the worker's lanes (src/lanes.ts). */
+  Refused: 'Refused',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

@@ -375,7 +375,9 @@ export async function deployWorkflow(
     const target = request.kind === 'Rollback' ? (request.digest ?? 'the previous image') : status.image!;
     // A rollback names no image: the activity finds its target (the digest asked for, or the previous good image).
     const result = await activities(ROLLOUT, `Roll out ${target} to ${namespace}/${app}`).rolloutImage(
-      request.kind === 'Rollback' ? { request } : { request, image: status.image!, commit: status.commit },
+      request.kind === 'Rollback'
+        ? { request, attempt: status.attempt }
+        : { request, image: status.image!, commit: status.commit, attempt: status.attempt },
     );
     status.image = result.image;
     status.digest = result.digest;

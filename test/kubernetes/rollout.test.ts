@@ -94,8 +94,8 @@ describe('rolloutImage against a kwok cluster', () => {
   const rolloutImage = (kubeconfig = cluster().kubeconfigPath) =>
     withActivityFailures(createKubernetesActivities({ kubeconfig })).rolloutImage;
   const k = () => kubeClients(cluster().kubeconfigPath);
-  const generation = async (app = 'web') =>
-    (await k().apps.readNamespacedDeployment({ name: app, namespace: 'shop' })).metadata?.generation;
+  const generation = async (app = 'web', namespace = 'shop') =>
+    (await k().apps.readNamespacedDeployment({ name: app, namespace })).metadata?.generation;
 
   it('first rollout: Deployment and Service from the manifest, pinned by digest; kubectl rollout status agrees', async () => {
     const t0 = performance.now();
@@ -402,6 +402,116 @@ describe('rolloutImage against a kwok cluster', () => {
     assert.equal(unreachable.nonRetryable, false);
     assert.ok(unreachable.message.startsWith(`cannot reach the Kubernetes API at ${closed}`), unreachable.message);
     assert.match(unreachable.message, /ECONNREFUSED/);
+  });
+
+  it('env vars from a Secret: the Deployment carries the reference, and neither it nor the image history the value', async () => {
+    const value = 'sup3r-s3cret-t0ken-value';
+    await k().core.createNamespacedSecret({
+      namespace: 'shop',
+      body: { metadata: { name: 'vault-api' }, stringData: { token: value } },
+    });
+    const m = manifest('vault', {
+      replicas: 1,
+      env: { API_TOKEN: { secretKeyRef: { name: 'vault-api', key: 'token' } }, MODE: 'production' },
+    });
+    const heartbeats: unknown[] = [];
+    const env = activityEnvironment();
+    env.on('heartbeat', (d: unknown) => heartbeats.push(d));
+    const result = (await env.run(rolloutImage(), input(m, 'shop.vault.ssss1', image(1)))) as { revision: string };
+    assert.equal(result.revision, '1');
+
+    const d = await k().apps.readNamespacedDeployment({ name: 'vault', namespace: 'shop' });
+    assert.deepEqual(JSON.parse(JSON.stringify(d.spec?.template.spec?.containers[0]?.env)), [
+      { name: 'API_TOKEN', valueFrom: { secretKeyRef: { name: 'vault-api', key: 'token' } } },
+      { name: 'MODE', value: 'production' },
+    ]);
+    assert.ok(!JSON.stringify(d).includes(value), 'no secret value on the Deployment');
+    const history = await k().core.readNamespacedConfigMap({ name: 'flui-history-vault', namespace: 'shop' });
+    const recorded = history.data?.['history.json'] ?? '';
+    assert.ok(recorded.includes('"secretKeyRef":{"name":"vault-api","key":"token"}'), recorded);
+    assert.ok(!JSON.stringify(history).includes(value), 'no secret value in the image history');
+    assert.ok(!JSON.stringify(heartbeats).includes(value));
+
+    // A rollback re-applies the recorded spec: the reference again, still no value.
+    await rolloutImage()(input(manifest('vault', { replicas: 1 }), 'shop.vault.ssss2', image(2)));
+    const back = await rolloutImage()(rollbackInput('shop.vault.ssss3', 'vault'));
+    assert.equal(back.digest, digest(1));
+    const restored = await k().apps.readNamespacedDeployment({ name: 'vault', namespace: 'shop' });
+    assert.deepEqual(JSON.parse(JSON.stringify(restored.spec?.template.spec?.containers[0]?.env?.[0])), {
+      name: 'API_TOKEN',
+      valueFrom: { secretKeyRef: { name: 'vault-api', key: 'token' } },
+    });
+  });
+
+  it('`flui retry` after a rollout that failed for a passing reason (a pod quota) applies again and succeeds', async () => {
+    const ns = 'quota';
+    const m = validateManifest({
+      ...manifest('api'),
+      metadata: { name: 'api', namespace: ns },
+    }) as CatalogApp;
+    const attempt = (deployId: string, img: string, n: number): RolloutImageInput => ({
+      ...input(m, deployId, img),
+      attempt: n,
+    });
+    const first = await rolloutImage()(attempt('quota.api.qqqq1', image(1), 1));
+    assert.equal(first.revision, '1');
+
+    // No room for the surge pod of the next rollout: the deployment controller cannot make progress.
+    await k().core.createNamespacedResourceQuota({
+      namespace: ns,
+      body: { metadata: { name: 'pods' }, spec: { hard: { pods: '2' } } },
+    });
+    const failed = await failureOf(rolloutImage()(attempt('quota.api.qqqq2', image(2), 1)));
+    assert.equal(failed.type, 'RolloutFailed');
+    assert.ok(failed.message.includes(`restored ${digest(1)}`), failed.message);
+    // A crash-retry of that same attempt still does not start the image again.
+    const gen = await generation('api', ns);
+    const crashRetry = await failureOf(rolloutImage()(attempt('quota.api.qqqq2', image(2), 1)));
+    assert.equal(crashRetry.type, 'RolloutFailed');
+    assert.equal(await generation('api', ns), gen);
+
+    // The cause passes (the quota is raised); `flui retry` is the deploy's next attempt.
+    await k().core.deleteNamespacedResourceQuota({ name: 'pods', namespace: ns });
+    const retried = await rolloutImage()(attempt('quota.api.qqqq2', image(2), 2));
+    assert.equal(retried.digest, digest(2));
+    assert.equal(retried.unchanged, false);
+    const d = await k().apps.readNamespacedDeployment({ name: 'api', namespace: ns });
+    assert.equal(d.spec?.template.spec?.containers[0]?.image, image(2));
+    assert.equal(d.status?.readyReplicas, 2);
+    const [newest] = await listImages(k(), ns, 'api');
+    assert.deepEqual(
+      [newest?.deployId, newest?.digest, newest?.outcome, newest?.attempt, newest?.current],
+      ['quota.api.qqqq2', digest(2), 'succeeded', 2, true],
+    );
+  });
+
+  it('`flui retry` of a failed first rollout (nothing to restore, the same spec) starts the rollout over', async () => {
+    const ns = 'quota-first';
+    const m = validateManifest({
+      ...manifest('fresh', { replicas: 1 }),
+      metadata: { name: 'fresh', namespace: ns },
+    }) as CatalogApp;
+    const attempt = (n: number): RolloutImageInput => ({
+      ...input(m, 'quota-first.fresh.ffff1', image(1)),
+      attempt: n,
+    });
+    await k().core.createNamespace({ body: { metadata: { name: ns } } });
+    await k().core.createNamespacedResourceQuota({
+      namespace: ns,
+      body: { metadata: { name: 'pods' }, spec: { hard: { pods: '0' } } },
+    });
+    const failed = await failureOf(rolloutImage()(attempt(1)));
+    assert.equal(failed.type, 'RolloutFailed');
+    assert.match(failed.message, /no earlier good image to restore/);
+
+    // The quota goes; the Deployment still says its progress deadline passed, and would for a long while.
+    await k().core.deleteNamespacedResourceQuota({ name: 'pods', namespace: ns });
+    const retried = await rolloutImage()(attempt(2));
+    assert.equal(retried.digest, digest(1));
+    const d = await k().apps.readNamespacedDeployment({ name: 'fresh', namespace: ns });
+    assert.equal(d.status?.readyReplicas, 1);
+    assert.ok(d.spec?.template.metadata?.annotations?.['flui.dev/restarted-at'], 'restarted as kubectl would');
+    assert.equal((await listImages(k(), ns, 'fresh'))[0]?.outcome, 'succeeded');
   });
 
   describe('inside a Temporal worker', () => {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
+import { UNSAFE_CHARACTER } from '../../src/manifest/names.ts';
 import { ManifestError, parseManifest, validateManifest } from '../../src/manifest/parse.ts';
 
 const RUNS = Number(process.env.FLUI_FUZZ_RUNS ?? 1000);
@@ -15,11 +16,17 @@ const base = {
   kind: 'Application',
   metadata: { name: 'hello' },
   spec: {
-    source: { repository: 'acme/hello', branch: 'main', context: '.', dockerfile: 'Dockerfile' },
+    source: {
+      repository: 'acme/hello',
+      branch: 'main',
+      context: '.',
+      dockerfile: 'Dockerfile',
+      buildArgs: { VERSION: '1.0' },
+    },
     image: { repository: 'ghcr.io/acme/hello' },
     port: 8080,
     replicas: 2,
-    env: { GREETING: 'hi' },
+    env: { GREETING: 'hi', DB_PASSWORD: { secretKeyRef: { name: 'db', key: 'password' } } },
     healthCheck: { path: '/healthz' },
     deploy: { policy: 'supersede' },
   },
@@ -115,4 +122,103 @@ describe('manifest fuzzing', () => {
       { numRuns: RUNS },
     );
   });
+
+  it(`valid manifests with arbitrary text in their free-text fields pass and keep every value (${RUNS} cases)`, () => {
+    fc.assert(
+      fc.property(safeText, safeText, fc.dictionary(envKey, safeText, { maxKeys: 4 }), (arg, env, args) => {
+        const doc = structuredClone(base) as {
+          spec: { source: Record<string, unknown>; env: Record<string, unknown> };
+        };
+        doc.spec.source.buildArgs = { ...args, ARG: arg };
+        doc.spec.env = { GREETING: env };
+        const m = parseManifest(stringify(doc), 'fuzz.yaml');
+        assert.equal(m.kind, 'Application');
+        if (m.kind !== 'Application') return;
+        assert.deepEqual(m.spec.source.buildArgs, { ...args, ARG: arg });
+        assert.equal(m.spec.env.GREETING, env);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it(`a forbidden character anywhere in any string field is refused, naming that field and its line (${RUNS} cases)`, () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...stringFields), forbiddenCharacter, fc.nat(), ({ path, value }, ch, at) => {
+        const i = at % (value.length + 1);
+        const doc = structuredClone(base) as Record<string, unknown>;
+        setPath(doc, path, `${value.slice(0, i)}${ch}${value.slice(i)}`);
+        let err: unknown;
+        try {
+          parseManifest(stringify(doc), 'fuzz.yaml');
+        } catch (e) {
+          err = e;
+        }
+        assert.ok(err instanceof ManifestError, `accepted ${path.join('.')} with U+${ch.charCodeAt(0).toString(16)}`);
+        const code = ch.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+        assert.deepEqual(
+          err.problems.map((p) => [p.field, p.message.slice(0, 'contains U+0000'.length)]),
+          [[path.join('.'), `contains U+${code}`]],
+        );
+        assert.ok(err.problems[0]?.line, 'the refusal points at a line');
+      }),
+      { numRuns: RUNS },
+    );
+  });
 });
+
+/** Text without a forbidden character: any Unicode, spaces, quotes, YAML and Actions syntax. */
+const safeText = fc
+  .oneof(
+    fc.string({ unit: 'grapheme', maxLength: 30 }),
+    fc.string({
+      unit: fc.constantFrom(
+        ' ',
+        ':',
+        '#',
+        '"',
+        "'",
+        '$',
+        '{',
+        '}',
+        '-',
+        '|',
+        '>',
+        '&',
+        '*',
+        '!',
+        '%',
+        '\\',
+        'é',
+        '\u00a0',
+        '\u200b',
+        '\ufeff',
+      ),
+      maxLength: 20,
+    }),
+  )
+  .filter((s) => !UNSAFE_CHARACTER.test(s));
+
+const envKey = fc.stringMatching(/^[A-Z_][A-Z0-9_]{0,10}$/);
+
+/** One character of the forbidden classes: C0, DEL and C1, the Unicode line and paragraph separators, bidi controls. */
+const forbiddenCharacter = fc
+  .oneof(
+    fc.integer({ min: 0, max: 0x1f }),
+    fc.integer({ min: 0x7f, max: 0x9f }),
+    fc.constantFrom(0x2028, 0x2029, 0x200e, 0x200f, 0x061c),
+    fc.integer({ min: 0x202a, max: 0x202e }),
+    fc.integer({ min: 0x2066, max: 0x2069 }),
+  )
+  .map((c) => String.fromCharCode(c));
+
+/** Every string leaf of the base manifest except the two literals (apiVersion, kind) and the policy enum. */
+const stringFields = paths(base)
+  .map((path) => ({ path, value: path.reduce<unknown>((v, k) => (v as Record<string, unknown>)[k], base) }))
+  .filter((f): f is { path: string[]; value: string } => typeof f.value === 'string')
+  .filter(({ path }) => !['apiVersion', 'kind', 'policy'].includes(path.at(-1)!));
+
+function setPath(doc: Record<string, unknown>, path: string[], value: unknown): void {
+  let parent = doc;
+  for (const key of path.slice(0, -1)) parent = parent[key] as Record<string, unknown>;
+  parent[path.at(-1)!] = value;
+}
