@@ -3,9 +3,8 @@ import { startDeploy } from '../client/index.ts';
 import { loadManifest } from '../manifest/parse.ts';
 import type { DeployPolicy } from '../manifest/schema.ts';
 import { namespaceOf, type Command, type Context, type Input } from './command.ts';
-import { EXIT, UsageError } from './exit.ts';
-import { nsFlag, print } from './output.ts';
-import { followDeploy, Progress } from './progress.ts';
+import { UsageError } from './exit.ts';
+import { reportStarted } from './progress.ts';
 import { webUi } from './web-ui.ts';
 
 export interface DeployOptions {
@@ -36,18 +35,7 @@ export async function run(o: DeployOptions & Context): Promise<number> {
     webUi: webUi(o.config),
     policy: o.policy,
   });
-  if (o.follow) {
-    const progress = new Progress(o.io, o.json);
-    progress.started(started, `deploy of ${namespace}/${app}`);
-    return followDeploy(client, started.deployId, progress);
-  }
-  print(o.io, o.json, started, () => {
-    const lines = [`deploy ${started.deployId} started for ${namespace}/${app}`];
-    if (started.webUiUrl) lines.push(`Web UI: ${started.webUiUrl}`);
-    lines.push(`Follow it: flui status ${app}${nsFlag(namespace)}`);
-    return lines.join('\n') + '\n';
-  });
-  return EXIT.ok;
+  return reportStarted(o, client, started, 'deploy', { namespace, app });
 }
 
 export const command: Command<DeployOptions> = { parse, run };

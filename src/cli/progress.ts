@@ -4,7 +4,7 @@ import { follow, type AppStatus, type FollowOptions, type StartedDeploy } from '
 import { isSettled, type DeployStatus } from '../workflows/contract.ts';
 import { EXIT, exitCodeOf } from './exit.ts';
 import type { Io } from './io.ts';
-import { nsFlag } from './output.ts';
+import { nsFlag, print } from './output.ts';
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
@@ -127,4 +127,29 @@ export async function followDeploy(
   } finally {
     process.off('SIGINT', interrupted);
   }
+}
+
+/**
+ * What `deploy` and `rollback` do once Temporal took the request: follow it to its end (`--follow`), or say that it
+ * started and how to look at it. `what` names it: "deploy", "rollback".
+ */
+export async function reportStarted(
+  o: { io: Io; json: boolean; follow: boolean },
+  client: Client,
+  started: StartedDeploy,
+  what: string,
+  target: { namespace: string; app: string },
+): Promise<number> {
+  if (o.follow) {
+    const progress = new Progress(o.io, o.json);
+    progress.started(started, `${what} of ${target.namespace}/${target.app}`);
+    return followDeploy(client, started.deployId, progress);
+  }
+  print(o.io, o.json, started, () => {
+    const lines = [`${what} ${started.deployId} started for ${target.namespace}/${target.app}`];
+    if (started.webUiUrl) lines.push(`Web UI: ${started.webUiUrl}`);
+    lines.push(`Follow it: flui status ${target.app}${nsFlag(target.namespace)}`);
+    return lines.join('\n') + '\n';
+  });
+  return EXIT.ok;
 }

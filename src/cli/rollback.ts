@@ -1,9 +1,9 @@
 /** `flui rollback <app>`: rolls the app back to an earlier good image, through the deploy workflow. */
 import { FluiError, listImages, rollback, type ImageListing } from '../client/index.ts';
 import { appOf, type Command, type Context, type Input } from './command.ts';
-import { EXIT, UsageError } from './exit.ts';
-import { nsFlag, print, shortDigest } from './output.ts';
-import { followDeploy, Progress } from './progress.ts';
+import { UsageError } from './exit.ts';
+import { nsFlag, shortDigest } from './output.ts';
+import { reportStarted } from './progress.ts';
 import { webUi } from './web-ui.ts';
 
 export interface RollbackOptions {
@@ -43,18 +43,7 @@ export async function run(o: RollbackOptions & Context): Promise<number> {
     webUi: webUi(o.config),
     digest: o.to,
   });
-  if (o.follow) {
-    const progress = new Progress(o.io, o.json);
-    progress.started(started, `rollback of ${o.namespace}/${o.app}`);
-    return followDeploy(client, started.deployId, progress);
-  }
-  print(o.io, o.json, started, () => {
-    const lines = [`rollback ${started.deployId} started for ${o.namespace}/${o.app}`];
-    if (started.webUiUrl) lines.push(`Web UI: ${started.webUiUrl}`);
-    lines.push(`Follow it: flui status ${o.app}${nsFlag(o.namespace)}`);
-    return lines.join('\n') + '\n';
-  });
-  return EXIT.ok;
+  return reportStarted(o, client, started, 'rollback', o);
 }
 
 /**
