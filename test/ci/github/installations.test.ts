@@ -14,7 +14,7 @@ import type { RequestInfo } from '@flui/github-emulator';
 import { Octokit } from '@octokit/rest';
 import { toActivityFailure } from '../../../src/activities/failures.ts';
 import { GitHubActionsBackend } from '../../../src/ci/github/actions.ts';
-import { pipelinePath } from '../../../src/ci/github/pipeline-file.ts';
+import { pipelinePath, pushSecretNames } from '../../../src/ci/github/pipeline-file.ts';
 import { loadConfig } from '../../../src/config.ts';
 import { ServiceError } from '../../../src/errors.ts';
 import { validateManifest } from '../../../src/manifest/parse.ts';
@@ -128,7 +128,8 @@ describe('one GitHub App, many installations', () => {
     ] as const) {
       const full = a.spec.source.repository;
       assert.ok(github().file(full, pipelinePath(a)), `${full} has its pipeline`);
-      assert.deepEqual(github().secretNames(full).sort(), ['FLUI_REGISTRY_PASSWORD', 'FLUI_REGISTRY_USERNAME']);
+      const names = pushSecretNames(a);
+      assert.deepEqual(github().secretNames(full).sort(), [names.password, names.username]);
       assert.equal(github().runs(full).length, 1);
       const requests = seen.filter((r) => r.repo === full);
       assert.ok(requests.length >= 8, `${requests.length} requests for ${full}`);

@@ -107,6 +107,12 @@ interface Workflow {
   };
 }
 
+/** `a` with a build arg set after validation, as a manifest that skipped parsing would carry it. */
+function withBuildArg(a: Application, name: string, value: string): Application {
+  a.spec.source.buildArgs = { ...a.spec.source.buildArgs, [name]: value };
+  return a;
+}
+
 const MANIFESTS: Application[] = [
   app('plain'),
   app('monorepo', {
@@ -115,10 +121,13 @@ const MANIFESTS: Application[] = [
     buildArgs: { NODE_ENV: 'production', A: '1' },
   }),
   app('branchy', { branch: 'release/v2' }, { namespace: 'staging', image: 'ghcr.io/acme/branchy' }),
-  // A build arg that looks like an expression must reach docker as text, not read a secret.
-  app('sneaky', {
-    buildArgs: { TOKEN: '${{ secrets.GITHUB_TOKEN }}', QUOTED: `it's "quoted", with commas`, LS: 'a\u2028b' },
-  }),
+  // A build arg that looks like an expression must reach docker as text, not read a secret; a line separator (which
+  // parsing now refuses, so it is put in afterwards) must not break the file for YAML 1.1.
+  withBuildArg(
+    app('sneaky', { buildArgs: { TOKEN: '${{ secrets.GITHUB_TOKEN }}', QUOTED: `it's "quoted", with commas` } }),
+    'LS',
+    'a\u2028b',
+  ),
   app('slow', {}, { deploy: { buildTimeoutMinutes: 1440 } }),
 ];
 
@@ -334,7 +343,8 @@ describe('the generated pipeline file', () => {
       ['NBSP', 'value\u00a0'],
     ] as const) {
       assert.throws(
-        () => renderPipelineFile(app('multi', { buildArgs: { [name]: value } }), STATIC),
+        // The renderer's own refusal, for a manifest that skipped parsing (which refuses line breaks already).
+        () => renderPipelineFile(withBuildArg(app('multi'), name, value), STATIC),
         (err: unknown) =>
           err instanceof ServiceError && !err.retryable && err.kind === 'invalid' && err.message.includes(name),
         name,
