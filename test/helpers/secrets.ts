@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Client } from '@temporalio/client';
+import type { GitHubEmulator } from '@flui/github-emulator';
 
 export interface SecretScan {
   workflows: number;
@@ -27,8 +28,27 @@ function mask(secret: string): string {
   return `${secret.slice(0, 2)}…(${secret.length} chars)`;
 }
 
-export async function scanForSecrets(client: Client, secrets: string[], logFiles: string[] = []): Promise<SecretScan> {
-  const scan: SecretScan = { workflows: 0, events: 0, logFiles: 0, bytes: 0, hits: [] };
+/**
+ * The emulated CI's job logs (every step of every run of every repository that was dispatched): what a person reading
+ * the run page would see, so a credential must never appear there either (GitHub masks registered secrets; a token
+ * written by a `run:` step would not be).
+ */
+export function ciJobLogs(github: GitHubEmulator): { where: string; text: string }[] {
+  return Object.keys(github.records.dispatches).flatMap((repo) =>
+    github.runs(repo).map((run) => ({
+      where: `CI job log of ${repo} run ${run.id}`,
+      text: (run.steps ?? []).map((step) => step.log.join('\n')).join('\n'),
+    })),
+  );
+}
+
+export async function scanForSecrets(
+  client: Client,
+  secrets: string[],
+  logFiles: string[] = [],
+  texts: { where: string; text: string }[] = [],
+): Promise<SecretScan & { texts: number }> {
+  const scan: SecretScan & { texts: number } = { workflows: 0, events: 0, logFiles: 0, bytes: 0, hits: [], texts: 0 };
   const wanted = needles(secrets);
   const check = (where: string, text: string) => {
     scan.bytes += text.length;
@@ -53,6 +73,10 @@ export async function scanForSecrets(client: Client, secrets: string[], logFiles
     if (text === undefined) continue;
     scan.logFiles++;
     check(`log ${file}`, text);
+  }
+  for (const { where, text } of texts) {
+    scan.texts++;
+    check(where, text);
   }
   return scan;
 }

@@ -10,7 +10,7 @@ import { startDeploy, status } from '../../src/client/index.ts';
 import { startDevServer, type DevServer } from '../../dev/temporal.ts';
 import type { DeployOutcome } from '../../src/workflows/contract.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
-import { scanForSecrets } from '../helpers/secrets.ts';
+import { ciJobLogs, scanForSecrets } from '../helpers/secrets.ts';
 import { createApplication, eventually, useStack } from '../helpers/stack.ts';
 
 describe('reliability', () => {
@@ -63,14 +63,17 @@ describe('reliability', () => {
   it('leaves no secret in histories, memos, search attributes or server logs', async () => {
     const s = stack();
     const secrets = [s.env.REGISTRY_PASSWORD!, s.env.GITHUB_TOKEN!, s.env.GITHUB_WEBHOOK_SECRET!];
-    const scan = await scanForSecrets(s.client, secrets, [
-      join(s.dataDir, 'registry', 'registry.log'),
-      s.temporal!.process.logFile,
-    ]);
+    const scan = await scanForSecrets(
+      s.client,
+      secrets,
+      [join(s.dataDir, 'registry', 'registry.log'), s.temporal!.process.logFile],
+      ciJobLogs(s.github!),
+    );
     process.stdout.write(
-      `# secret scan: ${scan.workflows} workflows, ${scan.events} events, ${scan.logFiles} logs, ${scan.bytes} bytes, ${scan.hits.length} hits\n`,
+      `# secret scan: ${scan.workflows} workflows, ${scan.events} events, ${scan.logFiles} logs, ${scan.texts} CI job logs, ${scan.bytes} bytes, ${scan.hits.length} hits\n`,
     );
     assert.ok(scan.workflows >= 4 && scan.events > 50, 'the scan saw the deploys');
+    assert.ok(scan.texts >= 1, 'the scan saw the CI job logs');
     assert.deepEqual(scan.hits, []);
   });
 });

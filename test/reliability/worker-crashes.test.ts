@@ -31,7 +31,7 @@ import { kubeClients } from '../../src/kube/rollout.ts';
 import type { Application } from '../../src/manifest/schema.ts';
 import type { DeployOutcome } from '../../src/workflows/contract.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
-import { scanForSecrets } from '../helpers/secrets.ts';
+import { ciJobLogs, scanForSecrets } from '../helpers/secrets.ts';
 import { createApplication, eventually, useStack } from '../helpers/stack.ts';
 import { startWorkerProcess, writeBundleFile, type WorkerProcess } from '../helpers/worker-process.ts';
 
@@ -338,12 +338,13 @@ describe('worker crash matrix', () => {
     // Crashes and retries log the most: no secret in any history or in the log of any of the workers.
     const logs = Array.from({ length: spawned }, (_, i) => join(s.dataDir, `worker-${i + 1}.log`));
     const secrets = [s.env.REGISTRY_PASSWORD!, s.env.GITHUB_TOKEN!, s.env.GITHUB_WEBHOOK_SECRET!];
-    const scan = await scanForSecrets(s.client, secrets, [...logs, s.temporal!.process.logFile]);
+    const scan = await scanForSecrets(s.client, secrets, [...logs, s.temporal!.process.logFile], ciJobLogs(s.github!));
     process.stdout.write(
       `# secret scan after the crash matrix: ${scan.workflows} workflows, ${scan.events} events, ` +
-        `${scan.logFiles} logs, ${scan.bytes} bytes, ${scan.hits.length} hits\n`,
+        `${scan.logFiles} logs, ${scan.texts} CI job logs, ${scan.bytes} bytes, ${scan.hits.length} hits\n`,
     );
     assert.ok(scan.workflows >= points.length && scan.logFiles >= kills, 'the scan saw the deploys and workers');
+    assert.ok(scan.texts >= points.length, 'the scan saw the CI job logs');
     assert.deepEqual(scan.hits, []);
   });
 });
