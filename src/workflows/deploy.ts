@@ -209,6 +209,9 @@ export async function deployWorkflow(
       if (failedPhase === 'building' && !isBuildFailure(err)) await CancellationScope.nonCancellable(() => stopCiRun());
       const windowMinutes = 'manifest' in request ? request.manifest.spec.deploy.retryWindowMinutes : 0;
       if (windowMinutes === 0) break;
+      // A manifest outside the worker's lanes cannot pass on a retry: it ends now. (A patch: deploys refused under an
+      // older worker replay their wait for a retry.)
+      if (isRefusal(err) && patched('refusal-ends-deploy')) break;
       setPhase('awaiting-retry');
       // A newer or queued deploy also ends the wait: a failed deploy should not hold the app hostage.
       await condition(
@@ -452,6 +455,13 @@ function restoredDigest(err: unknown): string | undefined {
 /** The CI run itself concluded without success (as opposed to us giving up on it). */
 function isBuildFailure(err: unknown): boolean {
   return err instanceof ApplicationFailure && err.type === FailureType.BuildFailed;
+}
+
+/** An activity refused the deploy: its manifest is outside the lanes this worker allows. */
+function isRefusal(err: unknown): boolean {
+  return (
+    err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === FailureType.Refused
+  );
 }
 
 /** The message a person needs: the root cause of an activity failure, without Temporal's wrapping. */

@@ -12,9 +12,9 @@ import { rollback, startDeploy, status } from '../../src/client/index.ts';
 import { historyName } from '../../src/kube/history.ts';
 import { kubeClients, statusOf } from '../../src/kube/rollout.ts';
 import type { Application } from '../../src/manifest/schema.ts';
-import { cancelSignal, type DeployOutcome } from '../../src/workflows/contract.ts';
+import type { DeployOutcome } from '../../src/workflows/contract.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
-import { catalogApp, createApplication, eventually, useStack } from '../helpers/stack.ts';
+import { catalogApp, createApplication, useStack } from '../helpers/stack.ts';
 
 describe('lanes on the real worker', () => {
   const stack = useStack({
@@ -107,28 +107,26 @@ describe('lanes on the real worker', () => {
     assert.equal(s.github!.records.requests, before, 'still no request to GitHub');
   });
 
-  it('a repository of another owner waits for `flui retry` with the refusal as its error; nothing was written', async () => {
+  it('a repository of another owner fails at once, retry window or not, with the refusal as its error; nothing was written', async () => {
     const s = stack();
     const app = await createApplication(s);
+    assert.ok(app.spec.deploy.retryWindowMinutes > 0, 'the manifest keeps a retry window');
     const foreign: Application = {
       ...app,
       spec: { ...app.spec, source: { ...app.spec.source, repository: `evil/${app.metadata.name}` } },
     };
     const before = s.github!.records.requests;
     const { workflowId } = await startDeploy(s.client, foreign, { taskQueue: s.config.temporal.taskQueue });
-    const waiting = await eventually(async () => {
-      const st = await status(s.client, 'default', app.metadata.name).catch(() => undefined);
-      return st?.phase === 'awaiting-retry' ? st : undefined;
-    });
-    assert.equal(waiting.failedPhase, 'preparing');
+    await assert.rejects(s.client.workflow.getHandle(workflowId).result());
+    const ended = await status(s.client, 'default', app.metadata.name);
+    assert.equal(ended.phase, 'failed', 'a refusal cannot pass on a retry: the deploy does not wait for one');
+    assert.equal(ended.failedPhase, 'preparing');
     assert.equal(
-      waiting.error,
+      ended.error,
       'repository owner evil is not open to deploys on this Flui (allowed: acme); ask your platform team ' +
         '(worker setting FLUI_ALLOWED_REPOSITORY_OWNERS)',
     );
     assert.equal(s.github!.records.requests, before, 'no request to GitHub');
-    await s.client.workflow.getHandle(workflowId).signal(cancelSignal, { reason: 'test: done' });
-    await assert.rejects(s.client.workflow.getHandle(workflowId).result());
     await assertClusterUntouched('default', app.metadata.name);
   });
 
