@@ -18,7 +18,11 @@ import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig'
 import type { TLSConfig } from '@temporalio/client';
 import { parseRegistryAuths, type RegistryAuths } from './registry/auths.ts';
 import { parseGitHubEnvironment } from './ci/github/settings.ts';
-import { parseRegistryPushSettings, type RegistryPushSettings } from './registry/push-access.ts';
+import {
+  parseRegistryPushSettings,
+  staticHostsWithoutCredential,
+  type RegistryPushSettings,
+} from './registry/push-access.ts';
 import { parseLaneSettings, type Lanes } from './lanes.ts';
 
 /** Where the worker and the CLI look for Temporal when nothing says otherwise (the Temporal CLI's default too). */
@@ -67,8 +71,6 @@ export interface Config extends ClientConfig {
   registry: {
     /** Credentials by registry host, each sent to its own host only (src/registry/auths.ts). */
     auths: RegistryAuths;
-    username?: string;
-    password?: string;
     insecureHosts: string[];
     /** How each registry's CI pushes: FLUI_REGISTRY_PUSH (src/registry/push-access.ts); none configured if absent. */
     push?: RegistryPushSettings;
@@ -230,14 +232,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } else if (token !== undefined) {
     auth = { kind: 'token', token };
   }
-  const username = e.string('REGISTRY_USERNAME');
-  const password = e.string('REGISTRY_PASSWORD');
   // Credentials by host (and the pair above, bound to REGISTRY_HOST); its problems name their variables.
   const registryAuths = parseRegistryAuths(env);
   const push = parseRegistryPushSettings(env);
   const environment = parseGitHubEnvironment(env);
   const lanes = parseLaneSettings(env);
-  e.problems.push(...registryAuths.problems, ...push.problems, ...environment.problems, ...lanes.problems);
+  e.problems.push(
+    ...registryAuths.problems,
+    ...push.problems,
+    ...staticHostsWithoutCredential(push.value, registryAuths.auths),
+    ...environment.problems,
+    ...lanes.problems,
+  );
   const webhookPort = e.wholeNumber('FLUI_WEBHOOK_PORT', 0, 65535);
 
   const config: Config = {
@@ -256,8 +262,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     registry: {
       auths: registryAuths.auths,
-      username,
-      password,
       // Registries spoken to over plain HTTP (local ones).
       insecureHosts: (e.string('REGISTRY_INSECURE_HOSTS') ?? '127.0.0.1,localhost')
         .split(',')

@@ -9,7 +9,7 @@
  * - `minted-token` (a registry using Docker's token scheme that trusts a certificate of Flui's): Flui signs a token
  *   for each deploy, `push,pull` on this app's repository only, expiring after the app's build and queue timeouts, and
  *   stores it as this app's secret right before the dispatch (src/registry/push-token.ts).
- * - `static` (explicit opt-in only): REGISTRY_USERNAME/REGISTRY_PASSWORD stored as this app's secrets; long-lived and
+ * - `static` (explicit opt-in only): the worker's credential for that host (src/registry/auths.ts) stored as this app's secrets; long-lived and
  *   shared by every app that uses it.
  *
  * Configured with FLUI_REGISTRY_PUSH, a JSON object from registry host (`host[:port]`, as in image references) to
@@ -17,6 +17,7 @@
  * a cloud registry host names the identifiers it lacks; any other host is refused, so no credential goes anywhere
  * by accident.
  */
+import { authFor, type RegistryAuths } from './auths.ts';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ServiceError } from '../errors.ts';
@@ -212,11 +213,18 @@ export function parseRegistryPushSettings(env: NodeJS.ProcessEnv): {
         value.hosts[host] = { ...setting, registry: host } as HostSetting;
     }
   }
-  const usesStatic = Object.values(value.hosts).some((h) => h.method === 'static');
-  if (usesStatic && !(env.REGISTRY_USERNAME && env.REGISTRY_PASSWORD)) {
-    say('a host with "method": "static" needs REGISTRY_USERNAME and REGISTRY_PASSWORD');
-  }
   return { value, problems };
+}
+
+/** Each `static` host needs a credential of its own among the worker's registry credentials: names those without. */
+export function staticHostsWithoutCredential(push: RegistryPushSettings, auths: RegistryAuths): string[] {
+  return Object.values(push.hosts)
+    .filter((h) => h.method === 'static' && !authFor(auths, h.registry))
+    .map(
+      (h) =>
+        `FLUI_REGISTRY_PUSH: ${h.registry} has "method": "static" but the worker holds no credential for it ` +
+        `(add it to REGISTRY_AUTH_FILE, or set REGISTRY_HOST=${h.registry} with REGISTRY_USERNAME and REGISTRY_PASSWORD)`,
+    );
 }
 
 function misconfigured(message: string, hint: string): ServiceError {

@@ -110,7 +110,6 @@ describe('registry push access (FLUI_REGISTRY_PUSH)', () => {
       ],
       [{ 'r.azurecr.io': { method: 'azure-oidc', clientId: 'x' } }, /"clientId" must look like a GUID/],
       [{ 'r.example.com': { method: 'static', password: 'x' } }, /r\.example\.com: .*password/],
-      [{ 'r.example.com': { method: 'static' } }, /needs REGISTRY_USERNAME and REGISTRY_PASSWORD/],
       [
         {
           'r.example.com': {
@@ -162,6 +161,19 @@ describe('registry push access (FLUI_REGISTRY_PUSH)', () => {
     assert.throws(
       () => loadConfig({ FLUI_REGISTRY_PUSH: '{"r.example.com":{"method":"static"}}' }),
       (err: unknown) => err instanceof ConfigError && /FLUI_REGISTRY_PUSH: .*REGISTRY_USERNAME/.test(err.message),
+    );
+    // A static host needs a credential of its own: one bound to another host does not count.
+    const other = { REGISTRY_USERNAME: 'u', REGISTRY_PASSWORD: 'p', REGISTRY_HOST: 'elsewhere.example.com' };
+    assert.throws(
+      () => loadConfig({ ...other, FLUI_REGISTRY_PUSH: '{"r.example.com":{"method":"static"}}' }),
+      (err: unknown) => err instanceof ConfigError && /r\.example\.com has "method": "static" but/.test(err.message),
+    );
+    assert.ok(
+      loadConfig({
+        ...other,
+        REGISTRY_HOST: 'r.example.com',
+        FLUI_REGISTRY_PUSH: '{"r.example.com":{"method":"static"}}',
+      }),
     );
     assert.throws(
       () => loadConfig({ FLUI_GITHUB_ENVIRONMENT: 'a\nb' }),

@@ -54,6 +54,7 @@ describe('push credentials, from the worker to a real registry through the emula
       GITHUB_WRITE_INTERVAL_MS: '0',
       REGISTRY_USERNAME: credentials.username,
       REGISTRY_PASSWORD: credentials.password,
+      REGISTRY_HOST: passwordRegistry().host,
       FLUI_REGISTRY_PUSH: JSON.stringify({
         [passwordRegistry().host]: { method: 'static' },
         [tokenRegistry().host]: {
