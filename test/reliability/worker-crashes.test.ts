@@ -23,7 +23,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pipelinePath } from '../../src/ci/github/pipeline-file.ts';
+import { pipelinePath, pushSecretNames } from '../../src/ci/github/pipeline-file.ts';
 import { startDeploy } from '../../src/client/index.ts';
 import type { RequestInfo } from '@flui/github-emulator';
 import { readHistory } from '../../src/kube/history.ts';
@@ -190,7 +190,8 @@ describe('worker crash matrix', () => {
       assert.equal(runs.length, 1, `${what}: CI runs`);
       assert.equal(runs[0]!.conclusion, 'success', what);
       assert.equal(outcome.digest, runs[0]!.digest, `${what}: the digest the CI pushed`);
-      assert.equal(gh.secretValue(d.repo, 'FLUI_REGISTRY_PASSWORD'), s.env.REGISTRY_PASSWORD, `${what}: credential`);
+      const secret = pushSecretNames(d.app).password;
+      assert.equal(gh.secretValue(d.repo, secret), s.env.REGISTRY_PASSWORD, `${what}: credential`);
       const name = d.app.metadata.name;
       const deployment = await k.apps.readNamespacedDeployment({ name, namespace: 'default' });
       assert.equal(deployment.spec?.template.spec?.containers[0]?.image, outcome.image, `${what}: the running image`);
