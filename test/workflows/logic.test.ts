@@ -14,6 +14,7 @@ import { rollback, startDeploy, type StartedDeploy } from '../../src/client/inde
 import type { DeployPolicy, Manifest } from '../../src/manifest/schema.ts';
 import {
   cancelSignal,
+  ciImageTag,
   FailureType,
   readDeployMemo,
   retrySignal,
@@ -219,7 +220,8 @@ describe('deploy workflow logic (stub activities, time-skipping server)', () => 
         assert.equal(stubs.inputs('triggerRun')[0]?.runKey, deployId);
         assert.equal(stubs.inputs('awaitRun')[0]?.run.id, '1');
         const commit = commitOf('1');
-        const image = `${app.spec.image.repository}:${commit}`;
+        // Exactly what this deploy's run pushed: its own tag, not the commit's (another run may push that too).
+        const image = `${app.spec.image.repository}:${ciImageTag(deployId)}`;
         assert.equal(stubs.inputs('resolveImage')[0]?.image, image);
         const digest = `sha256:${sha256(image)}`;
         const rolledOut = stubs.inputs('rolloutImage')[0];
