@@ -83,6 +83,22 @@ const phase = (handle: WorkflowHandle, wanted: string) =>
     intervalMs: 50,
   });
 
+/** A deploy cancelled (through Temporal, or the `cancel` signal) while `activity` is held in flight. */
+function cancelledWhile(name: string, source: Source, activity: ActivityName, how: 'temporal' | 'signal'): Scenario {
+  return {
+    name,
+    source,
+    stubs: (stubs) => void stubs.hold(activity),
+    async run(r) {
+      const handle = await r.deploy(stubApplication(r.app));
+      await held(r, activity);
+      if (how === 'temporal') await handle.cancel();
+      else await handle.signal(cancelSignal, { reason: 'wrong branch' });
+      return handle;
+    },
+  };
+}
+
 export const SCENARIOS: Scenario[] = [
   {
     name: 'application-succeeded',
@@ -155,39 +171,9 @@ export const SCENARIOS: Scenario[] = [
       return first;
     },
   },
-  {
-    name: 'cancelled-mid-rollout',
-    source: 'working tree',
-    stubs: (stubs) => void stubs.hold('rolloutImage'),
-    async run(r) {
-      const handle = await r.deploy(stubApplication(r.app));
-      await held(r, 'rolloutImage');
-      await handle.cancel();
-      return handle;
-    },
-  },
-  {
-    name: 'cancelled-by-signal-mid-rollout',
-    source: 'working tree',
-    stubs: (stubs) => void stubs.hold('rolloutImage'),
-    async run(r) {
-      const handle = await r.deploy(stubApplication(r.app));
-      await held(r, 'rolloutImage');
-      await handle.signal(cancelSignal, { reason: 'wrong branch' });
-      return handle;
-    },
-  },
-  {
-    name: 'cancelled-by-signal-while-building',
-    source: 'working tree',
-    stubs: (stubs) => void stubs.hold('awaitRun'),
-    async run(r) {
-      const handle = await r.deploy(stubApplication(r.app));
-      await held(r, 'awaitRun');
-      await handle.signal(cancelSignal, { reason: 'wrong branch' });
-      return handle;
-    },
-  },
+  cancelledWhile('cancelled-mid-rollout', 'working tree', 'rolloutImage', 'temporal'),
+  cancelledWhile('cancelled-by-signal-mid-rollout', 'working tree', 'rolloutImage', 'signal'),
+  cancelledWhile('cancelled-by-signal-while-building', 'working tree', 'awaitRun', 'signal'),
   {
     name: 'cancelled-mid-dispatch',
     source: 'working tree',
@@ -227,28 +213,8 @@ export const SCENARIOS: Scenario[] = [
     source: BEFORE_UNDO,
     run: (r) => r.deploy(stubApplication(r.app)),
   },
-  {
-    name: 'before-undo-cancelled-mid-rollout',
-    source: BEFORE_UNDO,
-    stubs: (stubs) => void stubs.hold('rolloutImage'),
-    async run(r) {
-      const handle = await r.deploy(stubApplication(r.app));
-      await held(r, 'rolloutImage');
-      await handle.cancel();
-      return handle;
-    },
-  },
-  {
-    name: 'before-undo-cancelled-by-signal-mid-rollout',
-    source: BEFORE_UNDO,
-    stubs: (stubs) => void stubs.hold('rolloutImage'),
-    async run(r) {
-      const handle = await r.deploy(stubApplication(r.app));
-      await held(r, 'rolloutImage');
-      await handle.signal(cancelSignal, { reason: 'wrong branch' });
-      return handle;
-    },
-  },
+  cancelledWhile('before-undo-cancelled-mid-rollout', BEFORE_UNDO, 'rolloutImage', 'temporal'),
+  cancelledWhile('before-undo-cancelled-by-signal-mid-rollout', BEFORE_UNDO, 'rolloutImage', 'signal'),
 ];
 
 /** The workflow code of `source`, bundled. */
