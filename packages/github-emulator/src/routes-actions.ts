@@ -3,28 +3,23 @@
  * (list with GitHub's filters, get, cancel, re-run), jobs and log archives.
  */
 import { randomBytes } from 'node:crypto';
-import sodium from 'libsodium-wrappers';
 import { z } from 'zod';
 import type { Emulation } from './context.ts';
 import { error, invalid, paginate, parseBody, type Ctx, type Reply } from './http.ts';
 import { bump } from './records.ts';
 import { checkDispatchInputs, readWorkflow } from './runner.ts';
+import { registerSecretRoutes } from './routes-secrets.ts';
 import { job, workflow, workflowRun } from './shapes.ts';
 import { now, type Repo, type Run } from './store.ts';
 
 /** A secret's or variable's name, upper-cased as GitHub stores it; `GITHUB_` is GitHub's own. */
 const NAME = /^(?!GITHUB_)[A-Z_][A-Z0-9_]*$/;
 
-const SECRET_REQUIRED = 'Invalid request.\n\n"encrypted_value" and "key_id" are required.';
 const VARIABLE_REQUIRED = 'Invalid request: name and value are required';
 const REF_REQUIRED = 'Invalid request.\n\n"ref" wasn\'t supplied.';
 
 /** The request bodies of the operations, with GitHub's words for what they refuse. */
 const bodies = {
-  putSecret: z.object({
-    encrypted_value: z.string({ error: SECRET_REQUIRED }),
-    key_id: z.string({ error: SECRET_REQUIRED }),
-  }),
   createVariable: z.object({
     name: z
       .string({ error: VARIABLE_REQUIRED })
@@ -47,83 +42,7 @@ export function registerActionsRoutes(env: Emulation): void {
   });
 
   // ---- secrets ----
-  router.add(
-    'GET',
-    '/repos/{owner}/{repo}/actions/secrets/public-key',
-    ({ repo }) => ({ status: 200, body: { key_id: repo!.keyPair.keyId, key: repo!.keyPair.publicKey } }),
-    perm('secrets', 'read'),
-  );
-
-  router.add(
-    'GET',
-    '/repos/{owner}/{repo}/actions/secrets',
-    (ctx) => {
-      const all = Object.entries(ctx.repo!.secrets)
-        .sort(([a], [b]) => (a < b ? -1 : 1))
-        .map(([name, s]) => ({ name, created_at: s.createdAt, updated_at: s.updatedAt }));
-      const page = paginate(all, ctx, env.api());
-      return { status: 200, body: { total_count: all.length, secrets: page.items }, headers: page.headers };
-    },
-    perm('secrets', 'read'),
-  );
-
-  router.add(
-    'GET',
-    '/repos/{owner}/{repo}/actions/secrets/{secret_name}',
-    ({ repo, params }) => {
-      const name = params.secret_name!.toUpperCase();
-      const s = repo!.secrets[name];
-      if (!s) return error(404, 'Not Found');
-      return { status: 200, body: { name, created_at: s.createdAt, updated_at: s.updatedAt } };
-    },
-    perm('secrets', 'read'),
-  );
-
-  router.add(
-    'PUT',
-    '/repos/{owner}/{repo}/actions/secrets/{secret_name}',
-    ({ repo, params, body }) => {
-      const r = repo!;
-      // GitHub stores secret names upper-cased.
-      const name = params.secret_name!.toUpperCase();
-      if (!NAME.test(name)) {
-        return invalid(
-          'Secret names can only contain alphanumeric characters ([a-z], [A-Z], [0-9]) or underscores (_), and must not start with GITHUB_',
-        );
-      }
-      const input = parseBody(bodies.putSecret, body);
-      if (input.key_id !== r.keyPair.keyId) return invalid('Bad key_id');
-      try {
-        const cipher = sodium.from_base64(input.encrypted_value, sodium.base64_variants.ORIGINAL);
-        sodium.crypto_box_seal_open(
-          cipher,
-          sodium.from_base64(r.keyPair.publicKey, sodium.base64_variants.ORIGINAL),
-          sodium.from_base64(r.keyPair.privateKey, sodium.base64_variants.ORIGINAL),
-        );
-      } catch {
-        return invalid('encrypted_value is not a valid sealed box for this repository key');
-      }
-      const existing = r.secrets[name];
-      r.secrets[name] = { encrypted: input.encrypted_value, createdAt: existing?.createdAt ?? now(), updatedAt: now() };
-      bump(records.secretWrites, `${r.owner}/${r.name}`);
-      store.save();
-      return existing ? { status: 204 } : { status: 201, body: {} };
-    },
-    perm('secrets', 'write'),
-  );
-
-  router.add(
-    'DELETE',
-    '/repos/{owner}/{repo}/actions/secrets/{secret_name}',
-    ({ repo, params }) => {
-      const name = params.secret_name!.toUpperCase();
-      if (!repo!.secrets[name]) return error(404, 'Not Found');
-      delete repo!.secrets[name];
-      store.save();
-      return { status: 204 };
-    },
-    perm('secrets', 'write'),
-  );
+  registerSecretRoutes(env, '/repos/{owner}/{repo}/actions', (ctx) => ctx.repo!, 'repository');
 
   // ---- variables ----
   router.add(
