@@ -24,6 +24,7 @@ import {
   type RegistryPushSettings,
 } from './registry/push-access.ts';
 import { parseLaneSettings, type Lanes } from './lanes.ts';
+import type { CiBackendName } from './ci/backend.ts';
 
 /** Where the worker and the CLI look for Temporal when nothing says otherwise (the Temporal CLI's default too). */
 export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
@@ -59,6 +60,8 @@ export interface ClientConfig {
 /** The worker's configuration: the client part plus GitHub, the registry, the webhook receiver and limits. */
 export interface Config extends ClientConfig {
   dataDir: string;
+  /** Which CI builds Application deploys (FLUI_CI: github, gitlab or self-hosted; default github). */
+  ci: { backend: CiBackendName };
   github: {
     apiUrl: string;
     auth?: GitHubAuth;
@@ -86,6 +89,8 @@ export interface Config extends ClientConfig {
     workflowBundlePath?: string;
   };
 }
+
+const CI_BACKENDS = { github: 'github-actions', gitlab: 'gitlab', 'self-hosted': 'self-hosted' } as const;
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -249,6 +254,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const config: Config = {
     ...client,
     dataDir: e.string('FLUI_DATA_DIR') ?? join(homedir(), '.local', 'share', 'flui'),
+    ci: { backend: CI_BACKENDS[e.oneOf('FLUI_CI', ['github', 'gitlab', 'self-hosted'], 'github')] },
     github: {
       apiUrl: e.url('GITHUB_API_URL', 'https://api.github.com'),
       auth,

@@ -75,8 +75,21 @@ export interface RunStatusResponse {
   etag?: string;
 }
 
+/** A piece of a run's own log (`CiBackend.readLogs`). */
+export interface LogChunk {
+  /** Log text from the cursor on (may be empty when nothing new was written). */
+  text: string;
+  /** Opaque position to pass next time to get only what follows. */
+  cursor: string;
+  /** The run has finished and `text` reached the end of its log: nothing more will come. */
+  done: boolean;
+}
+
+/** Which CI builds the installation's apps (FLUI_CI); the manifest never says. */
+export type CiBackendName = 'github-actions' | 'gitlab' | 'self-hosted';
+
 export interface CiBackend {
-  readonly name: string;
+  readonly name: CiBackendName;
   /**
    * Write or refresh the pipeline definition in the repository; no commit when it is already current. Where the
    * installation asks for reviews, propose the change instead and return its `pullRequestUrl`.
@@ -104,4 +117,9 @@ export interface CiBackend {
   status(app: Application, run: CiRunRef, etag?: string): Promise<RunStatusResponse>;
   cancel(app: Application, run: CiRunRef): Promise<void>;
   logsUrl(app: Application, run: CiRunRef): Promise<string>;
+  /**
+   * The run's own log text from `cursor` (undefined: from the start), for `flui logs [--follow]`: a client calls
+   * again with the returned cursor until `done`. Secrets the CI masks stay masked.
+   */
+  readLogs(app: Application, run: CiRunRef, cursor?: string): Promise<LogChunk>;
 }

@@ -1,17 +1,32 @@
 /**
- * Chooses the CI backend from the worker's configuration. GitHub Actions today; GitLab CI and a self-hosted builder
- * are added here, behind the same interface, without the workflow or the manifest changing.
+ * Chooses the CI backend from the worker's configuration (FLUI_CI): GitHub Actions, GitLab CI or the self-hosted
+ * builder, behind the same interface, without the workflow or the manifest changing.
  */
 import type { Config } from '../config.ts';
+import { ServiceError } from '../errors.ts';
 import type { CiBackend } from './backend.ts';
 import { GitHubActionsBackend } from './github/actions.ts';
 
+function build(config: Config): CiBackend {
+  switch (config.ci.backend) {
+    case 'github-actions':
+      return new GitHubActionsBackend(config.github);
+    default:
+      throw new ServiceError({
+        service: 'CI',
+        kind: 'misconfigured',
+        message: `the CI backend "${config.ci.backend}" is not available in this build`,
+        hint: 'set FLUI_CI to github',
+      });
+  }
+}
+
 export function createCiBackend(config: Config): CiBackend {
   let backend: CiBackend | undefined;
-  // Built on first use, so a worker without GitHub credentials still serves CatalogApp deploys.
-  const get = () => (backend ??= new GitHubActionsBackend(config.github));
+  // Built on first use, so a worker without CI credentials still serves CatalogApp deploys.
+  const get = () => (backend ??= build(config));
   return {
-    name: 'github-actions',
+    name: config.ci.backend,
     // async: a missing credential rejects the call like any other failure instead of throwing synchronously.
     ensurePipeline: async (app, settings) => get().ensurePipeline(app, settings),
     ensureCredential: async (app, credential) => get().ensureCredential(app, credential),
@@ -20,5 +35,6 @@ export function createCiBackend(config: Config): CiBackend {
     status: async (app, run, etag) => get().status(app, run, etag),
     cancel: async (app, run) => get().cancel(app, run),
     logsUrl: async (app, run) => get().logsUrl(app, run),
+    readLogs: async (app, run, cursor) => get().readLogs(app, run, cursor),
   };
 }

@@ -99,28 +99,39 @@ describe('cancel at each phase', () => {
     const gh = s.github!;
     for (const how of ['temporal', 'signal'] as const) {
       const app = await createApplication(s);
-      // The build pushes, then the registry goes away before the worker asks it for the digest.
+      // The build pushes every tag and succeeds, then the registry goes away before the worker asks it for the
+      // digest. The dispatch's answer is held until then, so the worker cannot have seen the run finish.
+      let stopped = false;
       gh.hooks.after = async (info) => {
         if (info.repo === app.spec.source.repository && info.operation.endsWith('/dispatches')) {
-          const run = await eventually(() => gh.runs(app.spec.source.repository)[0]?.digest, 30_000, 'the push');
-          if (run) await s.registry!.stop();
+          const done = await eventually(
+            () => gh.runs(app.spec.source.repository)[0]?.conclusion,
+            30_000,
+            'the build to finish',
+          );
+          if (done === 'success') {
+            await s.registry!.stop();
+            stopped = true;
+          }
         }
       };
       try {
         await cancelIn(app, 'resolving', how);
       } finally {
         gh.hooks.after = undefined;
+        // Back up on the same port and storage, for the next case and the next tests, whatever happened here.
+        if (stopped) {
+          const { host, dataDir } = s.registry!;
+          restarted = await startRegistry({
+            port: Number(host.split(':')[1]),
+            dataDir,
+            auth: { username: s.env.REGISTRY_USERNAME!, password: s.env.REGISTRY_PASSWORD! },
+          });
+          s.registry = restarted;
+        }
       }
       assert.equal(gh.runs(app.spec.source.repository)[0]!.conclusion, 'success', how);
       await assertNotRolledOut(app);
-      // Back up on the same port and storage, for the next case and the next tests.
-      const { host, dataDir } = s.registry!;
-      restarted = await startRegistry({
-        port: Number(host.split(':')[1]),
-        dataDir,
-        auth: { username: s.env.REGISTRY_USERNAME!, password: s.env.REGISTRY_PASSWORD! },
-      });
-      s.registry = restarted;
     }
   });
 

@@ -30,6 +30,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import sodium from 'libsodium-wrappers';
 import type {
+  LogChunk,
   CiBackend,
   CredentialResult,
   PipelineResult,
@@ -716,5 +717,10 @@ export class GitHubActionsBackend implements CiBackend {
   /** The run's page, where GitHub shows the logs to anyone allowed to read the repository (no token needed). */
   async logsUrl(_app: Application, run: CiRunRef): Promise<string> {
     return run.htmlUrl;
+  }
+
+  /** Not yet through the API: the run's page is where its log is (`flui logs` prints the link). */
+  async readLogs(_app: Application, run: CiRunRef, cursor?: string): Promise<LogChunk> {
+    return { text: cursor ? '' : `The log is on the run's page: ${run.htmlUrl}\n`, cursor: 'end', done: true };
   }
 }
