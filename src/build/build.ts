@@ -158,7 +158,6 @@ export async function runBuild(
     });
     const conf = join(buildDir, 'conf');
     await mkdir(join(conf, 'tmp'), { recursive: true });
-    await mkdir(join(conf, 'home'), { recursive: true });
     await writeFile(join(conf, 'registries.conf'), registriesConf(settings.baseRegistry, settings.insecureHosts));
     // `bud` pulls nothing (--pull=never: the bases are pulled above); with the docker.io rewrite in its registries
     // configuration buildah 1.28 no longer finds `node:20` among the local images, so it gets none.
@@ -176,7 +175,7 @@ export async function runBuild(
     release = cache.release;
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
-      HOME: join(conf, 'home'),
+      HOME: cache.home,
       TMPDIR: join(conf, 'tmp'),
       REGISTRY_AUTH_FILE: join(conf, 'auth.json'),
       CONTAINERS_REGISTRIES_CONF: join(conf, 'registries.conf'),

@@ -56,6 +56,11 @@ export interface AppCache {
   /** buildah `--root` and `--runroot`. */
   root: string;
   runroot: string;
+  /**
+   * buildah's HOME: containers/image keeps its blob info cache there (which compressed blob a layer already is, and
+   * where it was pushed), so a rebuild does not compress and upload the base's layers again.
+   */
+  home: string;
   release(): Promise<void>;
 }
 
@@ -73,10 +78,10 @@ export async function acquireCache(
   await writeFile(lock, `${process.pid}\n`);
   const root = join(dir, 'storage');
   const runroot = join(dir, 'run');
-  await mkdir(root, { recursive: true });
-  await mkdir(runroot, { recursive: true });
-  if (owner) {
-    for (const d of [root, runroot]) await chown(d, owner.uid, owner.gid);
+  const home = join(dir, 'home');
+  for (const d of [root, runroot, home]) {
+    await mkdir(d, { recursive: true });
+    if (owner) await chown(d, owner.uid, owner.gid);
   }
   const now = new Date();
   await utimes(dir, now, now);
@@ -84,6 +89,7 @@ export async function acquireCache(
   return {
     root,
     runroot,
+    home,
     release: async () => {
       await unlink(lock).catch(() => undefined);
       const t = new Date();
