@@ -6,17 +6,22 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { pack, type Headers } from 'tar-stream';
+import { pack } from 'tar-stream';
 import { tarball } from '../../packages/github-emulator/src/routes-archives.ts';
 import { extractTarGz, linkStaysInside, safeRelative, UnsafeArchive } from '../../src/build/extract.ts';
 
-type Entry = Headers & { content?: string };
+interface Entry {
+  name: string;
+  type?: 'file' | 'directory' | 'symlink' | 'link';
+  linkname?: string;
+  content?: string;
+}
 
 async function tarGz(entries: Entry[]): Promise<Readable> {
   const archive = pack();
   const chunks: Buffer[] = [];
   archive.on('data', (c: unknown) => chunks.push(c as Buffer));
-  const done = new Promise((resolve) => archive.on('end', resolve));
+  const done = new Promise((resolve) => archive.on('end', () => resolve(undefined)));
   for (const { content, ...header } of entries) archive.entry(header, content ?? '');
   archive.finalize();
   await done;
