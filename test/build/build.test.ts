@@ -13,13 +13,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startGitServer, type GitServer } from '../../dev/git-server.ts';
 import { ServiceError } from '../../src/errors.ts';
 import { resolveCommit, runBuild, type BuilderSettings, type BuildSpec } from '../../src/build/index.ts';
-import { useRegistry } from '../helpers/registry.ts';
-import { builderRoot, imageLabels, processesWith, registryDigest, seedBase, settingsFor } from './helpers.ts';
+import { REGISTRY_PASSWORD, REGISTRY_USER, useRegistry } from '../helpers/registry.ts';
+import { useBuilderRoot, imageLabels, processesWith, registryDigest, seedBase, settingsFor } from './helpers.ts';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'hello', 'repo');
 
 describe('build engine (real buildah, registry and git)', () => {
   const registry = useRegistry();
+  const builderRoot = useBuilderRoot();
   let git: GitServer;
   let root: string;
   let settings: BuilderSettings;
@@ -27,7 +28,7 @@ describe('build engine (real buildah, registry and git)', () => {
 
   before(async () => {
     git = await startGitServer();
-    root = await builderRoot();
+    root = builderRoot();
     settings = settingsFor(root, registry().host);
     await seedBase('busybox', root, settings);
   });
@@ -222,5 +223,68 @@ describe('build engine (real buildah, registry and git)', () => {
       {},
     );
     assert.equal(await registryDigest(registry().url, 'flui-examples/hello', commit), result.digest);
+  });
+});
+
+describe('registry credentials and the air gap (real buildah, registries with and without auth)', () => {
+  const base = useRegistry();
+  const target = useRegistry({ auth: true });
+  const builderRoot = useBuilderRoot();
+  let git: GitServer;
+  let settings: BuilderSettings;
+
+  before(async () => {
+    git = await startGitServer();
+    const root = builderRoot();
+    settings = settingsFor(root, base().host, { insecureHosts: [base().host, target().host] });
+    await seedBase('busybox', root, settings);
+  });
+  after(() => git?.stop());
+
+  const spec = (commit: string, name: string, tag: string): BuildSpec => ({
+    buildId: `${tag}-${Date.now()}`,
+    app: `acme.${tag}`,
+    source: { kind: 'git', url: git.repoUrl(name), commit },
+    context: '.',
+    dockerfile: 'Dockerfile',
+    buildArgs: {},
+    image: `${target().host}/acme/private`,
+    tags: [tag],
+    timeoutMs: 60_000,
+  });
+
+  it("pushes with the image registry's own credentials, which never show in the log; without them: unauthorized", async () => {
+    const commit = await git.commit('acme/private.git', { Dockerfile: 'FROM busybox\nRUN echo private\n' });
+    const auths = { [target().host]: { username: REGISTRY_USER, password: REGISTRY_PASSWORD, realms: [] } };
+    const lines: string[] = [];
+    const result = await runBuild(
+      spec(commit, 'acme/private.git', 'with-creds'),
+      { ...settings, registryAuths: auths },
+      {
+        onLog: (l) => lines.push(l),
+      },
+    );
+    const basic = Buffer.from(`${REGISTRY_USER}:${REGISTRY_PASSWORD}`).toString('base64');
+    const res = await fetch(`${target().url}/v2/acme/private/manifests/with-creds`, {
+      method: 'HEAD',
+      headers: { authorization: `Basic ${basic}`, accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
+    assert.equal(res.headers.get('docker-content-digest'), result.digest);
+    assert.ok(!lines.some((l) => l.includes(REGISTRY_PASSWORD) || l.includes(basic)));
+    await assert.rejects(runBuild(spec(commit, 'acme/private.git', 'no-creds'), settings, {}), (err: unknown) => {
+      assert.ok(err instanceof ServiceError, String(err));
+      assert.equal(err.kind, 'unauthorized', err.message);
+      return true;
+    });
+  });
+
+  it('with a base registry, FROM any other registry is refused by policy, before any connection', async () => {
+    const commit = await git.commit('acme/elsewhere.git', { Dockerfile: 'FROM 127.0.0.1:1/acme/tool:1\n' });
+    await assert.rejects(runBuild(spec(commit, 'acme/elsewhere.git', 'elsewhere'), settings, {}), (err: unknown) => {
+      assert.ok(err instanceof ServiceError, String(err));
+      assert.equal(err.kind, 'invalid', err.message);
+      assert.match(err.message, /rejected by policy/);
+      return true;
+    });
   });
 });
