@@ -12,7 +12,14 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startGitServer, type GitServer } from '../../dev/git-server.ts';
 import { ServiceError } from '../../src/errors.ts';
-import { resolveCommit, runBuild, type BuilderSettings, type BuildSpec } from '../../src/build/index.ts';
+import { packOciArchive } from '../../dev/base-images.ts';
+import {
+  importBaseImage,
+  resolveCommit,
+  runBuild,
+  type BuilderSettings,
+  type BuildSpec,
+} from '../../src/build/index.ts';
 import { REGISTRY_PASSWORD, REGISTRY_USER, useRegistry } from '../helpers/registry.ts';
 import { useBuilderRoot, imageLabels, processesWith, registryDigest, seedBase, settingsFor } from './helpers.ts';
 
@@ -286,5 +293,62 @@ describe('registry credentials and the air gap (real buildah, registries with an
       assert.match(err.message, /rejected by policy/);
       return true;
     });
+  });
+});
+
+describe('git credentials and archive imports (real git server with basic auth, real buildah)', () => {
+  const registry = useRegistry();
+  const builderRoot = useBuilderRoot();
+  const auth = { username: 'builder', password: 'git-password-for-tests' };
+  let git: GitServer;
+  let settings: BuilderSettings;
+
+  before(async () => {
+    git = await startGitServer({ auth });
+    settings = settingsFor(builderRoot(), registry().host);
+  });
+  after(() => git?.stop());
+
+  it('imports an oci-archive tarball as well as a layout, to the same digest', async () => {
+    const root = builderRoot();
+    const layoutDigest = await seedBase('busybox', root, settings);
+    await packOciArchive(join(root, 'base-busybox'), join(root, 'busybox.tar'));
+    const { digest } = await importBaseImage(join(root, 'busybox.tar'), `${registry().host}/library/bb:tar`, settings);
+    assert.equal(digest, layoutDigest);
+    assert.equal(await registryDigest(registry().url, 'library/bb', 'tar'), digest);
+  });
+
+  it("sends the git host's credentials to that host only, and never shows them", async () => {
+    const commit = await git.commit('acme/secret.git', { Dockerfile: 'FROM busybox\nRUN echo checked-out\n' });
+    const url = git.repoUrl('acme/secret.git');
+    const spec: BuildSpec = {
+      buildId: `git-auth-${Date.now()}`,
+      app: 'acme.secret',
+      source: { kind: 'git', url, commit },
+      context: '.',
+      dockerfile: 'Dockerfile',
+      buildArgs: {},
+      image: `${registry().host}/acme/secret`,
+      tags: ['git-auth'],
+      timeoutMs: 60_000,
+    };
+    // Credentials for another host only: the git server sees none, and the build fails as unauthorized.
+    const elsewhere = { ...settings, gitAuth: { 'git.example.com': auth } };
+    await assert.rejects(runBuild(spec, elsewhere, {}), (err: unknown) => {
+      assert.ok(err instanceof ServiceError, String(err));
+      assert.equal(err.kind, 'unauthorized', err.message);
+      assert.ok(!err.message.includes(auth.password));
+      return true;
+    });
+    assert.ok(git.requests.length > 0 && git.requests.every((r) => r.authorization === undefined));
+
+    const own = { ...settings, gitAuth: { [git.host]: auth } };
+    assert.equal(await resolveCommit({ kind: 'git', url, branch: 'main' }, own), commit);
+    const lines: string[] = [];
+    await runBuild({ ...spec, buildId: `${spec.buildId}-2` }, own, { onLog: (l) => lines.push(l) });
+    assert.ok(lines.includes('checked-out'));
+    assert.ok(git.requests.some((r) => r.authorization?.startsWith('Basic ')));
+    const basic = Buffer.from(`${auth.username}:${auth.password}`).toString('base64');
+    assert.ok(!lines.some((l) => l.includes(auth.password) || l.includes(basic)));
   });
 });
