@@ -175,6 +175,16 @@ export async function runBuild(
       userNamespace: settings.userNamespace,
       isolateNetwork: settings.network === 'none',
       stateDir: cache.home,
+    }).catch((err: unknown) => {
+      throw new ServiceError({
+        service: 'Builder',
+        kind: 'misconfigured',
+        message: `the builder cannot isolate the build: ${(err as Error).message}`,
+        hint: settings.userNamespace
+          ? 'a builder makes user namespaces as root of the host; inside a pod with hostUsers: false, turn userNamespace off'
+          : 'the builder needs CAP_SYS_ADMIN in its own user namespace (root of a pod with hostUsers: false)',
+        cause: err,
+      });
     });
     const conf = join(buildDir, 'conf');
     await mkdir(join(conf, 'tmp'), { recursive: true });
