@@ -1,29 +1,68 @@
-/** `flui logs <app>`: where a build's logs are (its CI run's page). */
-import { logs } from '../client/index.ts';
+/**
+ * `flui logs <app>`: the build's own log, as the CI keeps it, read by the worker (the CLI holds no CI credential).
+ * Without --follow it prints what the CI has now; with it, it goes on until the run ends. The log goes to stdout and
+ * only the log: which deploy and run it is from goes to stderr.
+ *
+ * --json: without --follow, one object (the build, `text`, `done`); with it, one object per line: `{"event":"build",
+ * …}`, then `{"event":"log","text":…}` per piece as it comes, then `{"event":"end","done":…}`.
+ */
+import { buildLog, logs, type BuildLogs } from '../client/index.ts';
 import { appOf, countOf, type Command, type Context, type Input } from './command.ts';
 import { EXIT } from './exit.ts';
-import { print, shortSha } from './output.ts';
+import { nsFlag, shortSha } from './output.ts';
 
 export interface LogsOptions {
   app: string;
   namespace: string;
   /** The N-th newest deploy that ran CI (1 = newest). */
   build: number;
+  follow: boolean;
+  /** Between reads that found nothing new, while following (tests shorten it). */
+  intervalMs?: number;
 }
 
 export function parse(input: Input): LogsOptions {
   const build = countOf(input.build, 1, '--build must be a whole number from 1 (the newest) to 1000');
-  return { ...appOf(input), build };
+  return { ...appOf(input), build, follow: input.follow };
 }
 
+const describe = (l: BuildLogs) =>
+  `CI run of deploy ${l.deployId} (${l.phase}, commit ${shortSha(l.commit)}): ${l.logsUrl}\n`;
+
 export async function run(o: LogsOptions & Context): Promise<number> {
-  const l = await logs(await o.client(), o.namespace, o.app, o.build);
-  print(
-    o.io,
-    o.json,
-    l,
-    () => `CI run of deploy ${l.deployId} (${l.phase}, commit ${shortSha(l.commit)}):\n${l.logsUrl}\n`,
-  );
+  const client = await o.client();
+  const build = await logs(client, o.namespace, o.app, o.build);
+  const line = (value: unknown) => o.io.out(`${JSON.stringify(value)}\n`);
+  if (o.json && o.follow) line({ event: 'build', ...build });
+  else if (!o.json) o.io.err(describe(build));
+
+  let done = false;
+  let text = '';
+  const interrupted = () => {
+    if (o.json) line({ event: 'end', done: false, interrupted: true });
+    o.io.err(
+      `stopped reading the log of ${build.deployId}; the build goes on: flui logs ${o.app}${nsFlag(o.namespace)}\n`,
+    );
+    process.exit(EXIT.interrupted);
+  };
+  if (o.follow) process.once('SIGINT', interrupted);
+  try {
+    const chunks = buildLog(client, build, {
+      follow: o.follow,
+      taskQueue: o.config.temporal.taskQueue,
+      ...(o.intervalMs !== undefined ? { intervalMs: o.intervalMs } : {}),
+    });
+    for await (const chunk of chunks) {
+      done = chunk.done;
+      if (!o.json) o.io.out(chunk.text);
+      else if (o.follow) {
+        if (chunk.text) line({ event: 'log', text: chunk.text });
+      } else text += chunk.text;
+    }
+  } finally {
+    if (o.follow) process.off('SIGINT', interrupted);
+  }
+  if (o.json) line(o.follow ? { event: 'end', done } : { ...build, text, done });
   return EXIT.ok;
 }
 
