@@ -21,7 +21,8 @@ import { admit } from './admission.ts';
 
 export interface ReadBuildLogInput {
   namespace: string;
-  app: string;
+  /** The app's name (not `app`: activity inputs carry a manifest under that key, which admission reads). */
+  appName: string;
   /** One run of the app's deploy workflow (`deploy-<namespace>.<app>`): a deploy, whose CI run's log is read. */
   deployRunId: string;
   /** From the previous chunk; absent to read from the start. */
@@ -57,7 +58,7 @@ async function startRequest(client: Client, workflowId: string, runId: string): 
 
 export function createLogActivities(ci: CiBackend, lanes: Lanes): LogActivities {
   return {
-    async readBuildLog({ namespace, app, deployRunId, cursor }) {
+    async readBuildLog({ namespace, appName: app, deployRunId, cursor }) {
       const client = Context.current().client;
       const workflowId = deployWorkflowId(namespace, app);
       let memo;

@@ -634,7 +634,7 @@ export async function* buildLog(
         read = await client.workflow.execute<typeof readBuildLogWorkflow>('readBuildLogWorkflow', {
           workflowId: `logs-${namespace}.${app}-${Date.now().toString(36)}${randomBytes(4).toString('hex')}`,
           taskQueue,
-          args: [{ namespace, app, deployRunId: build.runId, ...(cursor !== undefined ? { cursor } : {}) }],
+          args: [{ namespace, appName: app, deployRunId: build.runId, ...(cursor !== undefined ? { cursor } : {}) }],
           workflowExecutionTimeout: timeoutMs,
           staticSummary: `Read the build log of deploy ${build.deployId}`,
         });
