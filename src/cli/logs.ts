@@ -9,7 +9,7 @@
 import { buildLog, logs, type BuildLogs } from '../client/index.ts';
 import { appOf, countOf, type Command, type Context, type Input } from './command.ts';
 import { EXIT } from './exit.ts';
-import { nsFlag, shortSha } from './output.ts';
+import { nsFlag, print, shortSha } from './output.ts';
 
 export interface LogsOptions {
   app: string;
@@ -62,7 +62,8 @@ export async function run(o: LogsOptions & Context): Promise<number> {
   } finally {
     if (o.follow) process.off('SIGINT', interrupted);
   }
-  if (o.json) line(o.follow ? { event: 'end', done } : { ...build, text, done });
+  if (o.json && o.follow) line({ event: 'end', done });
+  else if (o.json) print(o.io, true, { ...build, text, done }, () => '');
   return EXIT.ok;
 }
 

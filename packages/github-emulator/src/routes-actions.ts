@@ -313,6 +313,16 @@ export function registerActionsRoutes(env: Emulation): void {
     perm('actions', 'read'),
   );
 
+  router.add(
+    'GET',
+    '/repos/{owner}/{repo}/actions/jobs/{job_id}',
+    ({ repo, params }) => {
+      const run = repo!.runs.find((x) => String(jobId(x)) === params.job_id);
+      return run ? { status: 200, body: job(env.api(), repo!, run) } : error(404, 'Not Found');
+    },
+    perm('actions', 'read'),
+  );
+
   // A job's log as plain text, from a link that lives a minute (GitHub's signed URL). A run here has one job; GitHub
   // serves a job's log once the job has finished, so an unfinished one is not found.
   router.add(
