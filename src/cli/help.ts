@@ -71,7 +71,8 @@ export const COMMANDS = {
       "serves a job's log once the job has finished: while the run goes on, the finished jobs are printed, and a line\n" +
       "points at the run's page for the live output. With --json: one object {deployId, ciRun, text, done, …};\n" +
       'with --json --follow, one per line: {"event":"build",…}, {"event":"log","text":…} per piece, then\n' +
-      '{"event":"end","done":…}. Ctrl-C stops reading (exit 130); the build goes on.',
+      '{"event":"end","done":…}. --follow right after `flui deploy` waits for the new deploy to start its CI run.\n' +
+      'Ctrl-C stops reading (exit 130); the build goes on.',
     examples: ['flui logs hello', 'flui logs hello --follow', 'flui logs hello --build 2 --json'],
     optionHelp: { follow: '-f, --follow             keep printing the log as it comes, until the build ends' },
   },

@@ -6,7 +6,10 @@
  * --json: without --follow, one object (the build, `text`, `done`); with it, one object per line: `{"event":"build",
  * …}`, then `{"event":"log","text":…}` per piece as it comes, then `{"event":"end","done":…}`.
  */
-import { buildLog, logs, type BuildLogs } from '../client/index.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Client } from '@temporalio/client';
+import { buildLog, listBuilds, logs, type BuildLogs } from '../client/index.ts';
+import { isSettled } from '../workflows/contract.ts';
 import { appOf, countOf, type Command, type Context, type Input } from './command.ts';
 import { EXIT } from './exit.ts';
 import { nsFlag, print, shortSha } from './output.ts';
@@ -26,27 +29,48 @@ export function parse(input: Input): LogsOptions {
   return { ...appOf(input), build, follow: input.follow };
 }
 
+/** Between checks for the CI run of a deploy that has not started one yet. */
+const WAIT_MS = 1500;
+
 const describe = (l: BuildLogs) =>
   `CI run of deploy ${l.deployId} (${l.phase}, commit ${shortSha(l.commit)}): ${l.logsUrl}\n`;
 
+/**
+ * The build to read. Following the newest build of an app whose deploy has not started its CI run yet (`flui deploy`
+ * then `flui logs --follow` at once) waits for that run rather than reading the previous build's log.
+ */
+async function findBuild(o: LogsOptions & Context, client: Client): Promise<BuildLogs> {
+  let said = false;
+  for (;;) {
+    const [latest] = o.follow && o.build === 1 ? await listBuilds(client, o.namespace, o.app, 1) : [];
+    if (!latest || latest.ciRun || latest.kind !== 'Application' || isSettled(latest.phase)) {
+      return logs(client, o.namespace, o.app, o.build);
+    }
+    if (!said) o.io.err(`waiting for deploy ${latest.deployId} (${latest.phase}) to start its CI run…\n`);
+    said = true;
+    await sleep(o.intervalMs ?? WAIT_MS);
+  }
+}
+
 export async function run(o: LogsOptions & Context): Promise<number> {
   const client = await o.client();
-  const build = await logs(client, o.namespace, o.app, o.build);
   const line = (value: unknown) => o.io.out(`${JSON.stringify(value)}\n`);
-  if (o.json && o.follow) line({ event: 'build', ...build });
-  else if (!o.json) o.io.err(describe(build));
-
-  let done = false;
-  let text = '';
+  let reading: string | undefined;
   const interrupted = () => {
     if (o.json) line({ event: 'end', done: false, interrupted: true });
-    o.io.err(
-      `stopped reading the log of ${build.deployId}; the build goes on: flui logs ${o.app}${nsFlag(o.namespace)}\n`,
-    );
+    const what = reading ? `reading the log of ${reading}` : 'waiting for the CI run';
+    o.io.err(`stopped ${what}; the build goes on: flui logs ${o.app}${nsFlag(o.namespace)}\n`);
     process.exit(EXIT.interrupted);
   };
   if (o.follow) process.once('SIGINT', interrupted);
   try {
+    const build = await findBuild(o, client);
+    reading = build.deployId;
+    if (o.json && o.follow) line({ event: 'build', ...build });
+    else if (!o.json) o.io.err(describe(build));
+
+    let done = false;
+    let text = '';
     const chunks = buildLog(client, build, {
       follow: o.follow,
       taskQueue: o.config.temporal.taskQueue,
@@ -59,12 +83,12 @@ export async function run(o: LogsOptions & Context): Promise<number> {
         if (chunk.text) line({ event: 'log', text: chunk.text });
       } else text += chunk.text;
     }
+    if (o.json && o.follow) line({ event: 'end', done });
+    else if (o.json) print(o.io, true, { ...build, text, done }, () => '');
+    return EXIT.ok;
   } finally {
     if (o.follow) process.off('SIGINT', interrupted);
   }
-  if (o.json && o.follow) line({ event: 'end', done });
-  else if (o.json) print(o.io, true, { ...build, text, done }, () => '');
-  return EXIT.ok;
 }
 
 export const command: Command<LogsOptions> = { parse, run };

@@ -85,8 +85,11 @@ describe('flui logs on the local stack', () => {
     s.github!.faults.keepQueued(true);
     let released = false;
     try {
-      await deployUntil(app, 'building');
+      const started = await startDeploy(s.client, app, { taskQueue: s.config.temporal.taskQueue });
+      // Started with the deploy, before it dispatched its CI run: it waits for that run, not the last build's.
       const followed = startFlui(['logs', name, '--follow', '--json'], env, log);
+      for await (const st of follow(s.client, started.deployId, { intervalMs: 200 }))
+        if (st.phase === 'building') break;
       const human = startFlui(['logs', name, '--follow'], env, log);
       const interrupted = startFlui(['logs', name, '--follow'], env, log);
       // Each has read the run once: what is there (nothing finished) and the line pointing at the run's page.
@@ -113,6 +116,7 @@ describe('flui logs on the local stack', () => {
 
       const all = events<LogEvent>(f);
       assert.equal(all[0]!.event, 'build');
+      assert.equal((all[0] as { deployId: string }).deployId, started.deployId);
       assert.deepEqual(all.at(-1), { event: 'end', done: true });
       const text = all.flatMap((e) => (e.event === 'log' ? [e.text] : [])).join('');
       const notice = `(the run is still going: GitHub serves a job's log once the job has finished; live output: ${ciRun.htmlUrl})\n`;
