@@ -76,12 +76,19 @@ export async function run(o: LogsOptions & Context): Promise<number> {
       taskQueue: o.config.temporal.taskQueue,
       ...(o.intervalMs !== undefined ? { intervalMs: o.intervalMs } : {}),
     });
+    let printedAny = false;
     for await (const chunk of chunks) {
       done = chunk.done;
+      printedAny ||= chunk.text !== '';
       if (!o.json) o.io.out(chunk.text);
       else if (o.follow) {
         if (chunk.text) line({ event: 'log', text: chunk.text });
       } else text += chunk.text;
+    }
+    if (!o.json && !done && !printedAny) {
+      o.io.err(
+        `no log text for this build yet; follow it as it comes: flui logs ${o.app}${nsFlag(o.namespace)} --follow\n`,
+      );
     }
     if (o.json && o.follow) line({ event: 'end', done });
     else if (o.json) print(o.io, true, { ...build, text, done }, () => '');
