@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { follow, startDeploy } from '../../src/client/index.ts';
+import { buildLog, follow, FluiError, logs, startDeploy } from '../../src/client/index.ts';
 import { EXIT } from '../../src/cli/exit.ts';
 import type { Application } from '../../src/manifest/schema.ts';
 import type { DeployPhase } from '../../src/workflows/contract.ts';
@@ -127,7 +127,7 @@ describe('flui logs on the local stack', () => {
     }
   });
 
-  it('an app never deployed, and one whose deploy ran no CI: a specific error, exit 1, nothing on stdout', async () => {
+  it('an app never deployed: a specific error, exit 1, nothing on stdout (with --build N too)', async () => {
     const none = await run(['logs', 'never-built', '--json']);
     assert.equal(none.code, EXIT.failed, none.transcript);
     assert.equal(none.stdout, '');
@@ -137,6 +137,21 @@ describe('flui logs on the local stack', () => {
     );
     const past = await run(['logs', 'never-built', '--build', '2']);
     assert.equal(past.code, EXIT.failed, past.transcript);
+  });
+
+  it('no worker on the task queue: the read gives up after its timeout and says what to check', async () => {
+    const s = stack();
+    const app = await createApplication(s);
+    await deployUntil(app, 'succeeded');
+    const build = await logs(s.client, 'default', app.metadata.name);
+    const reading = buildLog(s.client, build, { taskQueue: 'no-worker-here', readTimeoutMs: 2000 });
+    await assert.rejects(
+      reading.next(),
+      (e: unknown) =>
+        e instanceof FluiError &&
+        e.kind === 'unavailable' &&
+        e.message === 'no Flui worker read the log within 2 s: is one running on task queue "no-worker-here"?',
+    );
   });
 
   it('the CI unreachable: the worker retries for a bounded time, then a clear error, exit 4', async () => {
