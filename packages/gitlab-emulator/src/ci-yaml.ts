@@ -156,25 +156,32 @@ export function declaredInputs(text: string, path: string): Record<string, Input
 
 type Rule = { if?: unknown; when?: unknown; variables?: unknown };
 
+/** One side of a comparison: `$VAR`/`${VAR}`, a quoted string, `null`; undefined stands for null or unset. */
+function operand(text: string, vars: Record<string, string>): string | undefined {
+  const t = text.trim();
+  if (t === 'null') return undefined;
+  if (/^(['"]).*\1$/.test(t)) return t.slice(1, -1);
+  const v = /^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$/.exec(t);
+  if (v) return vars[v[1]!];
+  throw new CiError(`invalid expression syntax: ${t}`);
+}
+
 /** Evaluates a rules `if:` expression (the subset described above) with `vars`. */
 export function evaluate(expression: string, vars: Record<string, string>): boolean {
   return expression.split('||').some((any) =>
     any.split('&&').every((term) => {
       const t = term.trim();
-      const cmp = /^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?\s*(==|!=|=~|!~)\s*(.+)$/.exec(t);
+      const cmp = /^(.+?)\s*(==|!=|=~|!~)\s*(.+)$/.exec(t);
       if (cmp) {
-        const value = vars[cmp[1]!];
+        const value = operand(cmp[1]!, vars);
         const rhs = cmp[3]!.trim();
         if (cmp[2] === '=~' || cmp[2] === '!~') {
           const re = /^\/(.*)\/([a-z]*)$/.exec(rhs);
-          const hit = re ? new RegExp(re[1]!, re[2]).test(value ?? '') : false;
+          if (!re) throw new CiError(`invalid expression syntax: ${t}`);
+          const hit = new RegExp(re[1]!, re[2]).test(value ?? '');
           return cmp[2] === '=~' ? hit : !hit;
         }
-        let expected: string | undefined;
-        if (rhs === 'null') expected = undefined;
-        else if (/^(['"]).*\1$/.test(rhs)) expected = rhs.slice(1, -1);
-        else if (rhs.startsWith('$')) expected = vars[rhs.replace(/^\$\{?|\}$/g, '')];
-        else expected = rhs;
+        const expected = operand(rhs, vars);
         return cmp[2] === '==' ? value === expected : value !== expected;
       }
       const presence = /^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$/.exec(t);
@@ -205,6 +212,14 @@ const stringMap = (v: unknown): Record<string, string> => {
     ]),
   );
 };
+
+/** `image: name` or `image: { name, entrypoint }`. */
+const imageName = (v: unknown): string | undefined =>
+  typeof v === 'string'
+    ? v
+    : v && typeof v === 'object' && 'name' in v
+      ? String((v as { name: unknown }).name)
+      : undefined;
 
 const lines = (v: unknown): string[] =>
   Array.isArray(v) ? v.map(String) : v === undefined || v === null ? [] : [String(v)];
@@ -299,8 +314,9 @@ export function loadConfig(
     );
   }
   jobs.sort((a, b) => stages.indexOf(a.stage) - stages.indexOf(b.stage));
+  // A name that interpolates to blank leaves the pipeline unnamed (gitlab-org/gitlab!105096).
   return {
-    name: typeof workflow.name === 'string' ? workflow.name : null,
+    name: typeof workflow.name === 'string' && workflow.name.trim() ? workflow.name : null,
     stages: stages.filter((s) => jobs.some((j) => j.stage === s)),
     jobs,
     variables,
@@ -312,5 +328,16 @@ export function expand(text: string, vars: Record<string, string>): string {
   return text.replace(
     /\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g,
     (_m, a?: string, b?: string) => vars[(a ?? b)!] ?? '',
+  );
+}
+
+/**
+ * A CI/CD variable's value as GitLab expands it before the job sees it: `$$` is a literal `$`, `$VAR`/`${VAR}`
+ * references another variable (left as is when unknown, as GitLab does).
+ */
+export function expandVariable(text: string, vars: Record<string, string>): string {
+  return text.replace(
+    /\$\$|\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g,
+    (m, a?: string, b?: string) => (m === '$$' ? '$' : (vars[(a ?? b)!] ?? m)),
   );
 }

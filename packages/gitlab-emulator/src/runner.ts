@@ -21,7 +21,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { checkLogin, pushImage } from '@flui/github-emulator/registry-push';
-import { expand } from './ci-yaml.ts';
+import { expand, expandVariable } from './ci-yaml.ts';
 import { now, type Job, type Pipeline, type Project, type Store } from './store.ts';
 
 export interface RunnerOptions {
@@ -281,14 +281,13 @@ export class Runner {
     log(`Preparing the "docker" executor${spec?.image ? ` using image ${spec.image}` : ''}`);
     log(`Getting source from Git repository`);
     log(`Checking out ${pipeline.sha.slice(0, 8)} as detached HEAD (ref is ${pipeline.ref})...`);
-    const vars: Record<string, string> = {
-      ...Object.fromEntries(project.variables.map((v) => [v.key, v.value])),
-      ...spec.variables,
-      ...Object.fromEntries(pipeline.variables.map((v) => [v.key, v.value])),
-      ...this.predefined(project, pipeline, job),
-    };
-    // Variables not marked raw expand references to other variables, as GitLab does.
-    for (const v of project.variables) if (!v.raw) vars[v.key] = expand(v.value, vars);
+    // Precedence (GitLab's "CI/CD variable precedence", lowest first): predefined, YAML job variables, project
+    // variables, pipeline variables. Values not marked raw expand `$$` and references, as GitLab does.
+    const predefined = this.predefined(project, pipeline, job);
+    const vars: Record<string, string> = { ...predefined };
+    for (const [k, v] of Object.entries(spec.variables)) vars[k] = expandVariable(v, vars);
+    for (const v of project.variables) vars[v.key] = v.raw ? v.value : expandVariable(v.value, vars);
+    for (const v of pipeline.variables) vars[v.key] = expandVariable(v.value, vars);
     const files = new Map<string, string>();
     const logins = new Map<string, { username: string; password: string }>();
     let built: { tag: string; context: string } | undefined;
@@ -302,7 +301,9 @@ export class Runner {
         const [cmd, sub, ...args] = words;
         let out = '';
         if (cmd === 'echo') out = [sub, ...args].filter((w) => w !== undefined && w !== '-n').join(' ');
-        else if (cmd === 'printf') out = args.join(' ');
+        else if (cmd === 'printf') out = sub?.includes('%s') ? args.join('') : (sub ?? '');
+        else if (cmd === 'base64' && (sub === '-d' || sub === '--decode'))
+          out = Buffer.from(stdin.trim(), 'base64').toString('utf8');
         else if (cmd === 'cat' && sub && files.has(sub)) out = files.get(sub)!;
         else if (cmd === 'buildah' && sub === 'login') {
           const { flags, positional } = parseFlags(args);
@@ -390,8 +391,11 @@ export class Runner {
           const digestfile = flag(flags, '--digestfile');
           if (digestfile) files.set(digestfile, digest);
           job.build = true;
-          pipeline.image = dest;
-          pipeline.digest = digest;
+          // The first push names the pipeline's image (later pushes of the same image add tags).
+          if (!pipeline.digest) {
+            pipeline.image = dest;
+            pipeline.digest = digest;
+          }
           this.#store.save();
         } else if (cmd === 'exit' && sub && sub !== '0') {
           return false;

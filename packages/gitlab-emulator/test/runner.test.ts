@@ -12,7 +12,7 @@ import { after, describe, it } from 'node:test';
 import { headManifest } from '../../../src/registry/oci.ts';
 import { useGitLabEmulator } from '../../../test/helpers/gitlab-emulator.ts';
 import { REGISTRY_PASSWORD, REGISTRY_USER, useRegistry } from '../../../test/helpers/registry.ts';
-import { api, eventually, fluiCiFile, gitbeakerFor } from './support.ts';
+import { api, backendEntryFile, backendJobFile, eventually, fluiCiFile, gitbeakerFor } from './support.ts';
 
 const deliveries: { headers: IncomingHttpHeaders; body: string }[] = [];
 const receiver = createServer((req, res) => {
@@ -153,5 +153,69 @@ describe('GitLab emulator runner', () => {
     } finally {
       gl.faults.keepPending(false);
     }
+  });
+
+  it("runs the GitLab backend's file shape: an entry file with optional inputs including the app's job file", async () => {
+    const path = 'acme/group/sub/shop';
+    const gl = gitlab();
+    await gl.createProject({
+      path,
+      files: {
+        Dockerfile: 'FROM scratch\nARG GREETING\nCOPY index.html /\n',
+        'index.html': '<h1>shop</h1>\n',
+        '.gitlab-ci.yml': backendEntryFile(),
+        '.flui/acme.web.gitlab-ci.yml': backendJobFile(registry().host),
+      },
+    });
+    const token = gl.createToken({ projects: [path] });
+    const client = gitbeakerFor(gl, token);
+    await client.ProjectVariables.create(path, 'FLUI_REGISTRY_USERNAME_ACME_WEB', REGISTRY_USER);
+    const encoded = Buffer.from(REGISTRY_PASSWORD).toString('base64');
+    await client.ProjectVariables.create(path, 'FLUI_REGISTRY_PASSWORD_ACME_WEB', encoded, { masked: true } as never);
+
+    // A pipeline Flui did not start (no inputs): the user's job only, and no name.
+    const plain = await client.Pipelines.create(path, 'main');
+    assert.equal((plain as { name?: unknown }).name, null);
+    const plainJobs = await client.Jobs.all(path, { pipelineId: plain.id } as never);
+    assert.deepEqual(
+      plainJobs.map((j) => j.name),
+      ['unit-tests'],
+    );
+
+    const inputs = {
+      flui_app: 'acme.web',
+      flui_deploy_id: 'acme.web-7/1',
+      flui_image_tag: 't7',
+      flui_run_name: 'flui acme.web-7/1',
+    };
+    const created = await client.Pipelines.create(path, 'main', { inputs } as never);
+    assert.equal((created as { name?: unknown }).name, 'flui acme.web-7/1');
+    const done = await eventually(async () => {
+      const p = await client.Pipelines.show(path, created.id);
+      return ['success', 'failed'].includes(p.status) ? p : undefined;
+    }, 'the pipeline to finish');
+    const jobs = await client.Jobs.all(path, { pipelineId: created.id } as never);
+    const build = jobs.find((j) => j.name === 'flui-build-acme.web')!;
+    const trace = await client.Jobs.showLog(path, build.id);
+    assert.equal(done.status, 'success', trace);
+    const creds = {
+      credentials: { username: REGISTRY_USER, password: REGISTRY_PASSWORD },
+      insecureHosts: ['127.0.0.1'],
+    };
+    const { digest } = await headManifest(`${registry().host}/acme/web:t7`, creds);
+    const bySha = await headManifest(`${registry().host}/acme/web:${created.sha}`, creds);
+    assert.equal(bySha.digest, digest);
+    assert.match(trace, new RegExp(`Pushed ${registry().host}/acme/web:t7 as ${digest}`));
+    assert.ok(!trace.includes(encoded) && !trace.includes(REGISTRY_PASSWORD));
+    const [found] = await client.Pipelines.all(path, { name: 'flui acme.web-7/1', source: 'api' });
+    assert.equal(found?.id, created.id);
+
+    // An input outside its regex: GitLab's 400, nothing created.
+    const bad = await api(gl, token, 'POST', `/projects/${encodeURIComponent(path)}/pipeline`, {
+      ref: 'main',
+      inputs: { ...inputs, flui_app: 'acme.web', flui_run_name: 'not flui' },
+    });
+    assert.equal(bad.status, 400, bad.text);
+    assert.match(bad.text, /`run_name` input: provided value does not match required RegEx pattern/);
   });
 });
