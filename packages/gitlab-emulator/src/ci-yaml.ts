@@ -303,8 +303,7 @@ export function loadConfig(
       stage,
       script: [...lines(job.before_script ?? merged.before_script ?? defaults.before_script), ...lines(job.script)],
       variables: { ...variables, ...stringMap(job.variables) },
-      image:
-        typeof job.image === 'string' ? job.image : typeof defaults.image === 'string' ? defaults.image : undefined,
+      image: imageName(job.image) ?? imageName(defaults.image),
     });
   }
   if (!anyJob) throw new CiError('jobs config should contain at least one visible job');
