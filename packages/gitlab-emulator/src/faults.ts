@@ -30,7 +30,7 @@ export interface Faults {
   keepQueued(on: boolean): void;
   /** At most `count` jobs running at once, like a runner's `concurrent` setting (unlimited by default). */
   runnerCapacity(count: number): void;
-  /** The next `count` build jobs fail in their script (`failure_reason: script_failure`). */
+  /** The next `count` jobs fail in their script (`failure_reason: script_failure`), before any push. */
   failBuilds(count: number): void;
   /** The next `drop` webhook deliveries are lost; the next `duplicate` ones are delivered twice (same UUIDs). */
   webhooks(opts: { drop?: number; duplicate?: number }): void;

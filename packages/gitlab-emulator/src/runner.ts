@@ -292,6 +292,12 @@ export class Runner {
     const logins = new Map<string, { username: string; password: string }>();
     let built: { tag: string; context: string } | undefined;
     log('Executing "step_script" stage of the job script');
+    if (this.faults.failBuilds > 0) {
+      this.faults.failBuilds--;
+      log(`$ ${spec.script[0] ?? 'true'}`);
+      log('Error: building at STEP "RUN make": while running runtime: exit status 1 (simulated build failure)');
+      return false;
+    }
     for (const line of spec.script) {
       if (signal.aborted) return false;
       log(`$ ${line}`);
@@ -339,11 +345,6 @@ export class Runner {
             log('Error: the emulated runner needs buildah build -t <image> to know what to push');
             return false;
           }
-          if (this.faults.failBuilds > 0) {
-            this.faults.failBuilds--;
-            log('Error: building at STEP "RUN ...": while running runtime: exit status 1 (simulated build failure)');
-            return false;
-          }
           built = { tag, context };
           log(
             `STEP 1/1: emulated build of ${candidates.find((c) => this.#store.file(project, pipeline.sha, c))}: one layer of ${context}`,
@@ -366,11 +367,6 @@ export class Runner {
           const credentials = creds
             ? { username: creds.split(':')[0]!, password: creds.split(':').slice(1).join(':') }
             : logins.get(host);
-          if (this.faults.failBuilds > 0) {
-            this.faults.failBuilds--;
-            log('Error: pushing image: simulated build failure');
-            return false;
-          }
           log('Getting image source signatures');
           let digest: string;
           try {
