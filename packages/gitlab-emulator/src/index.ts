@@ -40,7 +40,7 @@ export type { Faults } from './faults.ts';
 export type { Records } from './records.ts';
 export type { Job, MergeRequest, Pipeline, PipelineVariablesRole, Role } from './store.ts';
 export { ContractChecker } from './contract.ts';
-export { MASKABLE } from './routes.ts';
+export { MASKABLE, MASKABLE_RAW } from './routes.ts';
 
 const MAX_BODY = 50 * 1024 * 1024;
 export const DEFAULT_VERSION = '17.10.0';

@@ -20,8 +20,13 @@ export interface Emulation {
   version: string;
 }
 
-/** GitLab's rule for masked values (docs "Mask a CI/CD variable"): one line, ≥ 8 characters of Base64's alphabet plus `@ : . ~ - _`. */
-export const MASKABLE = /^[A-Za-z0-9+/=@:.~_-]{8,}$/;
+/**
+ * GitLab's rules for masked values (docs "Mask a CI/CD variable"; `Ci::Maskable::REGEX` and `MASK_AND_RAW_REGEX`,
+ * checked): a value that expands variables uses ≥ 8 characters of the Base64 alphabet plus `@ : . ~ - _`; a raw one
+ * any ≥ 8 non-whitespace characters. Otherwise `400 {"message":{"value":["is invalid"]}}`.
+ */
+export const MASKABLE = /^[a-zA-Z0-9_+=/@:.~-]{8,}$/;
+export const MASKABLE_RAW = /^\S{8,}$/;
 const KEY = /^[A-Za-z0-9_]{1,255}$/;
 
 const project = (ctx: Ctx): Project => ctx.project!;
@@ -55,7 +60,8 @@ export function registerRoutes(env: Emulation): void {
     const path = ctx.params.file_path!;
     const ref = str(ctx.query.get('ref')) ?? (raw ? p.defaultBranch : undefined);
     if (!ref) return badParam('ref is missing');
-    const sha = store.resolve(p, ref);
+    // `ref=HEAD` names the default branch (repository_files docs).
+    const sha = store.resolve(p, ref === 'HEAD' ? p.defaultBranch : ref);
     const f = sha ? store.file(p, sha, path) : undefined;
     if (!sha || !f) return notFound('File');
     const ids = {
@@ -132,7 +138,11 @@ export function registerRoutes(env: Emulation): void {
       if (last && last !== store.lastCommitOf(p, head, path)) {
         return message(400, 'You are attempting to update a file that has changed since you started editing it.');
       }
-      store.commit(p, branch, { [path]: decode(content, ctx.body.encoding) }, msg, start);
+      const bytes = decode(content, ctx.body.encoding);
+      // "The commit was empty: new file contents were identical to the current file contents" is one of the
+      // causes the docs list for this endpoint's non-specific 400.
+      if (store.file(p, head, path)!.content.equals(bytes)) return message(400, 'A commit with no changes was refused');
+      store.commit(p, branch, { [path]: bytes }, msg, start);
       commitDone(p);
       return { status: 200, body: shape.fileWritten(path, branch) };
     },
@@ -258,10 +268,18 @@ export function registerRoutes(env: Emulation): void {
 
   // ---- CI/CD variables ----
   const hiddenSupported = () => shape.atLeast(env.version, '17.4');
-  const findVar = (p: Project, key: string, scope?: string | null) =>
-    p.variables.find((v) => v.key === key && (!scope || v.environmentScope === scope));
-  const checkMasked = (v: Pick<Variable, 'masked' | 'value'>) => {
-    if (v.masked && !MASKABLE.test(v.value)) throw new Refusal(invalid('value', 'is invalid'));
+  /** The variable `key` (in `scope`); several with that key and no scope is GitLab's 409, as its docs say. */
+  const findVar = (p: Project, key: string, scope?: string | null) => {
+    const found = p.variables.filter((v) => v.key === key && (!scope || v.environmentScope === scope));
+    if (found.length > 1) {
+      throw new Refusal(
+        message(409, "There are multiple variables with provided parameters. Please use 'filter[environment_scope]'."),
+      );
+    }
+    return found[0];
+  };
+  const checkMasked = (v: Pick<Variable, 'masked' | 'value' | 'raw'>) => {
+    if (v.masked && !(v.raw ? MASKABLE_RAW : MASKABLE).test(v.value)) throw new Refusal(invalid('value', 'is invalid'));
   };
 
   router.add('GET', '/projects/:id/variables', (ctx) => {
@@ -325,8 +343,7 @@ export function registerRoutes(env: Emulation): void {
           str((ctx.body.filter as Record<string, unknown> | undefined)?.environment_scope),
       );
       if (!v) return notFound('Variable');
-      const next = { ...v };
-      if (ctx.body.value !== undefined) next.value = String(ctx.body.value);
+      const next = { ...v, value: required(ctx, 'value') };
       if (ctx.body.protected !== undefined) next.protected = bool(ctx.body.protected);
       if (ctx.body.raw !== undefined) next.raw = bool(ctx.body.raw);
       if (ctx.body.description !== undefined) next.description = str(ctx.body.description) ?? null;

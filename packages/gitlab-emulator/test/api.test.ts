@@ -92,6 +92,20 @@ describe('GitLab emulator API', () => {
     assert.equal(head.headers.get('x-gitlab-blob-id'), file.blob_id);
     assert.equal(head.headers.get('x-gitlab-last-commit-id'), file.last_commit_id);
     assert.equal(await client.RepositoryFiles.showRaw(path, '.gitlab-ci.yml', 'main'), 'a: 1\n');
+    assert.equal((await client.RepositoryFiles.show(path, '.gitlab-ci.yml', 'HEAD')).blob_id, file.blob_id);
+    const same = await api(
+      gl,
+      gl.createToken(),
+      'PUT',
+      `/projects/${enc(path)}/repository/files/${enc('.gitlab-ci.yml')}`,
+      {
+        branch: 'main',
+        content: 'a: 1\n',
+        commit_message: 'no change',
+      },
+    );
+    assert.equal(same.status, 400, 'the files API refuses an empty commit');
+    assert.equal(gl.records.commits[path], 1);
 
     const again = await api(
       gl,
@@ -191,6 +205,12 @@ describe('GitLab emulator API', () => {
       assert.equal(res.status, 400, value);
       assert.deepEqual(res.body, { message: { value: ['is invalid'] } });
     }
+    // A raw masked value may use any non-whitespace character; an expanded one only the Base64 alphabet and @:.~-_.
+    const raw = await api(gl, token, 'POST', vars, { key: 'RAW', value: 'p@ss"w0rd!', masked: true, raw: true });
+    assert.equal(raw.status, 201, raw.text);
+    const expanded = await api(gl, token, 'POST', vars, { key: 'EXP', value: 'p@ss"w0rd!', masked: true });
+    assert.equal(expanded.status, 400);
+    await client.ProjectVariables.remove(path, 'RAW');
     const badKey = await api(gl, token, 'POST', vars, { key: 'bad-key', value: 'x' });
     assert.equal(badKey.status, 400);
 
