@@ -27,6 +27,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EmulatedPipeline, GitLabEmulator, GitLabEmulatorOptions, RequestInfo } from './api.ts';
 import { ContractChecker } from './contract.ts';
+import { handleControl } from './control.ts';
 import { FaultState, RateLimits } from './faults.ts';
 import { message, Refusal, Router, type Ctx, type Reply, type Route } from './http.ts';
 import { bump, createRecords } from './records.ts';
@@ -80,6 +81,16 @@ export async function startGitLabEmulator(opts: GitLabEmulatorOptions = {}): Pro
     if (size > MAX_BODY) return send(res, req, undefined, message(413, '413 Request Entity Too Large'));
     const raw = Buffer.concat(chunks);
 
+    if (url.pathname.startsWith('/_emulator/') || url.pathname === '/_emulator') {
+      return handleControl(
+        emulator,
+        () => Object.values(store.state.projects).map((p) => p.path),
+        url,
+        method,
+        raw,
+        res,
+      );
+    }
     records.requests++;
     if (fault.latencyMs) {
       records.delayed++;
