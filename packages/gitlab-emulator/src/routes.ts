@@ -414,7 +414,9 @@ export function registerRoutes(env: Emulation): void {
       }
       const read = (path: string) => store.file(p, sha, path)?.content.toString('utf8');
       const vars: Record<string, string> = {
-        ...Object.fromEntries(p.variables.map((v) => [v.key, v.value])),
+        ...Object.fromEntries(
+          p.variables.filter((v) => !v.protected || ref === p.defaultBranch).map((v) => [v.key, v.value]),
+        ),
         ...Object.fromEntries(variables.map((v) => [v.key, v.value])),
         CI_PIPELINE_SOURCE: 'api',
         CI_COMMIT_REF_NAME: ref,

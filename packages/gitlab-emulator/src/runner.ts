@@ -271,6 +271,7 @@ export class Runner {
 
   async #job(project: Project, pipeline: Pipeline, job: Job, signal: AbortSignal): Promise<boolean> {
     const spec = job;
+    // Masked values are replaced in the trace, as GitLab Runner does (its minimum masked length is 8).
     const masked = project.variables.filter((v) => v.masked && v.value.length >= 8).map((v) => v.value);
     const log = (text: string) => {
       let t = text;
@@ -286,7 +287,9 @@ export class Runner {
     const predefined = this.predefined(project, pipeline, job);
     const vars: Record<string, string> = { ...predefined };
     for (const [k, v] of Object.entries(spec.variables)) vars[k] = expandVariable(v, vars);
-    for (const v of project.variables) vars[v.key] = v.raw ? v.value : expandVariable(v.value, vars);
+    // A protected variable reaches only pipelines of protected refs (the emulator protects the default branch).
+    const visible = project.variables.filter((v) => !v.protected || pipeline.ref === project.defaultBranch);
+    for (const v of visible) vars[v.key] = v.raw ? v.value : expandVariable(v.value, vars);
     for (const v of pipeline.variables) vars[v.key] = expandVariable(v.value, vars);
     const files = new Map<string, string>();
     const logins = new Map<string, { username: string; password: string }>();

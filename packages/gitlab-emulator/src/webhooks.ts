@@ -3,6 +3,9 @@
  * "Webhook events" → Pipeline events, and "Webhooks" → delivery headers): `X-Gitlab-Event: Pipeline Hook`,
  * `X-Gitlab-Token` (the hook's secret token, in clear), `X-Gitlab-Event-UUID`, `X-Gitlab-Webhook-UUID`,
  * `X-Gitlab-Instance`, `User-Agent: GitLab/<version>`, and `Idempotency-Key` since 17.4 (the same on a retry).
+ * Checked against GitLab's docs here: the event name, `X-Gitlab-Token` and the payload's fields (webhook_events.md;
+ * `object_attributes.name` and `url` since 16.1). From memory, not confirmed in the docs available to this emulator:
+ * `X-Gitlab-Webhook-UUID`, `X-Gitlab-Instance` and `Idempotency-Key`. GitLab's signed webhooks are not emulated.
  * GitLab gives up on a delivery after its timeout and does not retry it; faults lose deliveries or deliver them
  * twice with the same UUID and idempotency key, as a retried delivery has. Every payload is checked against the
  * webhook's JSON Schema (contract.ts).

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { startGitLabEmulator } from '../src/index.ts';
 import { useGitLabEmulator } from '../../../test/helpers/gitlab-emulator.ts';
-import { api, gitbeakerFor } from './support.ts';
+import { api, eventually, gitbeakerFor } from './support.ts';
 
 const CI = `spec:
   inputs:
@@ -347,5 +347,27 @@ describe('GitLab emulator API', () => {
     assert.equal(caught.length, 2, caught.join('\n'));
     assert.match(caught[0]!, /GET \/projects\/:id -> 200: body\/id must be integer/);
     assert.match(caught[1]!, /GET \/projects\/:id\/pipelines -> 200: body\/0 must have required property/);
+  });
+
+  it('gives protected variables only to pipelines of the protected default branch, and masks masked values in traces', async () => {
+    const gl = gitlab();
+    const path = 'acme/protected';
+    const ci = `show:\n  script:\n    - echo "p=$PROTECTED m=$MASKED"\n`;
+    await gl.createProject({ path, files: { '.gitlab-ci.yml': ci } });
+    gl.push(path, 'feature', { 'x.txt': 'x' });
+    const token = gl.createToken();
+    const client = gitbeakerFor(gl, token);
+    await client.ProjectVariables.create(path, 'PROTECTED', 'only-on-main', { protected: true } as never);
+    await client.ProjectVariables.create(path, 'MASKED', 'bWFza2VkLXZhbHVl', { masked: true } as never);
+    const traceOf = async (ref: string) => {
+      const created = await client.Pipelines.create(path, ref);
+      const p = await eventually(() => {
+        const x = gl.pipelines(path).find((q) => q.id === created.id)!;
+        return x.status === 'success' ? x : undefined;
+      }, `the pipeline on ${ref}`);
+      return client.Jobs.showLog(path, p.jobs[0]!.id);
+    };
+    assert.match(await traceOf('main'), /p=only-on-main m=\[MASKED\]/);
+    assert.match(await traceOf('feature'), /p= m=\[MASKED\]/);
   });
 });
