@@ -4,10 +4,12 @@
  * builds, lost and duplicated Pipeline Hook deliveries. No registry: the pipelines run an echo job.
  */
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startGitLabEmulator } from '../src/index.ts';
 import { useGitLabEmulator } from '../../../test/helpers/gitlab-emulator.ts';
 import { api, eventually } from './support.ts';
 
@@ -153,5 +155,61 @@ describe('GitLab emulator faults', () => {
     assert.equal(mine[0]!.headers['x-gitlab-event-uuid'], mine[1]!.headers['x-gitlab-event-uuid']);
     assert.equal(mine[0]!.headers['idempotency-key'], mine[1]!.headers['idempotency-key']);
     assert.equal(gl.records.webhooksDropped, 1);
+  });
+});
+
+describe('GitLab emulator webhook signing and auto-disabling', () => {
+  it('signs deliveries with the signing token, and stops delivering to a hook that keeps failing', async () => {
+    const seen: { headers: IncomingHttpHeaders; body: string; status: number }[] = [];
+    let answer = 500;
+    const failing = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        seen.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), status: answer });
+        res.writeHead(answer).end();
+      });
+    });
+    await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
+    const key = Buffer.from('signing-key-for-tests');
+    const gl = await startGitLabEmulator({
+      runner: { pendingMs: 10, buildMs: 10 },
+      webhook: {
+        url: `http://127.0.0.1:${(failing.address() as AddressInfo).port}/`,
+        token: 't',
+        signingToken: `whsec_${key.toString('base64')}`,
+        autoDisable: true,
+        autoDisableBaseMs: 60_000,
+      },
+    });
+    try {
+      await gl.createProject({ path: PATH, files: { '.gitlab-ci.yml': CI } });
+      const token = gl.createToken();
+      const run = async () => {
+        const res = await api(gl, token, 'POST', `/projects/${enc(PATH)}/pipeline`, { ref: 'main' });
+        const id = (res.body as { id: number }).id;
+        await eventually(
+          () => (gl.pipelines(PATH).find((p) => p.id === id)!.status === 'success' ? true : undefined),
+          'the pipeline',
+        );
+      };
+      await run(); // pending, running, success: 3 failed deliveries
+      await run(); // the 4th fails and disables the hook; the next two are skipped
+      await eventually(() => (gl.records.webhooksSkippedDisabled === 2 ? true : undefined), 'the skipped deliveries');
+      assert.equal(seen.length, 4);
+      const first = seen[0]!;
+      const id = String(first.headers['webhook-id']);
+      const ts = String(first.headers['webhook-timestamp']);
+      const expected = createHmac('sha256', key).update(`${id}.${ts}.${first.body}`).digest('base64');
+      assert.equal(first.headers['webhook-signature'], `v1,${expected}`);
+      assert.equal(id, first.headers['x-gitlab-event-uuid']);
+      answer = 200;
+      await run();
+      assert.equal(seen.length, 4, 'a disabled hook gets nothing, even once the receiver is healthy again');
+      assert.deepEqual(gl.contract.violations, []);
+    } finally {
+      await gl.stop();
+      await new Promise<void>((resolve) => failing.close(() => resolve()));
+    }
   });
 });
