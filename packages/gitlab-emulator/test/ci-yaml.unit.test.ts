@@ -90,6 +90,12 @@ describe('ci-yaml', () => {
     assert.equal(evaluate('"a" == "b"', {}), false);
   });
 
+  it('expands variables in workflow:name; a name that expands to blank leaves the pipeline unnamed', () => {
+    const file = `variables:\n  NAME: ''\nworkflow:\n  name: $NAME\nj:\n  script: [x]\n`;
+    assert.equal(load({ '.gitlab-ci.yml': file }).name, null);
+    assert.equal(load({ '.gitlab-ci.yml': file.replace("''", 'flui-7') }).name, 'flui-7');
+  });
+
   it('expands variables as GitLab does: $$ is a literal $, unknown references stay', () => {
     assert.equal(expandVariable('costs $$5 for $WHO and $NOPE', { WHO: 'me' }), 'costs $5 for me and $NOPE');
   });
