@@ -8,6 +8,7 @@
  * with ajv at run time; the test helper fails the test during which a violation happened.
  */
 import { createRequire } from 'node:module';
+import assert from 'node:assert/strict';
 import type { ValidateFunction } from 'ajv';
 
 const require = createRequire(import.meta.url);
@@ -378,4 +379,11 @@ export class ContractChecker {
     if (!schema) return this.#violation(`${op}: not a webhook the contract describes`);
     this.#validate(op, schema, body, op);
   }
+}
+
+/** For tests: fails when `checker` saw a violation; returns what it checked (operations, responses). */
+export function assertContract(checker: ContractChecker): { operations: number; responses: number } {
+  const { operations, responses, violations } = checker.summary();
+  assert.deepEqual(violations, [], 'GitLab emulator responses must match the contract schemas');
+  return { operations, responses };
 }

@@ -106,6 +106,16 @@ describe('GitLab emulator faults', () => {
     assert.equal((await api(gl, token, 'GET', `/projects/${enc(PATH)}`)).status, 200);
   });
 
+  it('delays every request by the latency fault', async () => {
+    const gl = gitlab();
+    await gl.createProject({ path: PATH, files: { '.gitlab-ci.yml': CI } });
+    gl.faults.latency(150);
+    const started = Date.now();
+    assert.equal((await api(gl, gl.createToken(), 'GET', `/projects/${enc(PATH)}`)).status, 200);
+    assert.ok(Date.now() - started >= 150);
+    assert.ok(gl.records.delayed >= 1);
+  });
+
   it('keeps pipelines pending, then runs them; runner capacity runs one at a time', async () => {
     const gl = gitlab();
     gl.faults.keepPending(true);
