@@ -17,6 +17,7 @@
  *   POST /_emulator/faults/runner-capacity          {count}
  *   POST /_emulator/faults/fail-builds              {count}
  *   POST /_emulator/faults/webhooks                 {drop?, duplicate?}
+ *   POST /_emulator/faults/lose-responses           {count, operation?, method?}
  *   POST /_emulator/faults/reset
  *   GET  /_emulator/records                         → {records, contract: {operations, responses, violations}}
  *
@@ -72,6 +73,7 @@ const bodies = {
   on: z.object({ on }),
   count: z.object({ count }),
   webhooks: z.object({ drop: count.optional(), duplicate: count.optional() }),
+  lose: z.object({ count, operation: text.optional(), method: text.optional() }),
 };
 
 function parse<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
@@ -157,6 +159,9 @@ export async function handleControl(
         return ok();
       case 'POST /faults/webhooks':
         f.webhooks(parse(bodies.webhooks, body));
+        return ok();
+      case 'POST /faults/lose-responses':
+        f.loseResponses(parse(bodies.lose, body));
         return ok();
       case 'POST /faults/reset':
         f.reset();

@@ -218,6 +218,11 @@ export async function startGitLabEmulator(opts: GitLabEmulatorOptions = {}): Pro
     const reply = await run(route, ctx);
     info.status = reply.status;
     await hooks.after?.(info);
+    if (fault.takeLostResponse(route.method, route.operation)) {
+      records.responsesLost++;
+      req.socket.resetAndDestroy();
+      return;
+    }
     return send(res, req, route, reply, token);
   }
 
@@ -415,6 +420,7 @@ export async function startGitLabEmulator(opts: GitLabEmulatorOptions = {}): Pro
       failBuilds: (count) => void (runner.faults.failBuilds = Math.max(0, count)),
       webhooks: ({ drop, duplicate }) => fault.setWebhooks(drop, duplicate),
       corruptNextResponse: (operation, mutate, method) => fault.corrupt(operation, mutate, method),
+      loseResponses: (opts) => fault.setLoseResponses(opts),
       reset() {
         fault.reset();
         limits.clearFaults();

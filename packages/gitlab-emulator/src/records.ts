@@ -32,6 +32,8 @@ export interface Records {
   webhooksSkippedDisabled: number;
   /** Requests the `latency` fault delayed. */
   delayed: number;
+  /** Handled requests whose answers the `loseResponses` fault dropped. */
+  responsesLost: number;
   /** Requests failed by the `outage` fault (503 or reset). */
   outageFailures: number;
 }
@@ -53,6 +55,7 @@ export function createRecords(): Records {
     webhooksSkippedDisabled: 0,
     delayed: 0,
     outageFailures: 0,
+    responsesLost: 0,
   };
 }
 

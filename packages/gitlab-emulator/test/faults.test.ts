@@ -106,6 +106,19 @@ describe('GitLab emulator faults', () => {
     assert.equal((await api(gl, token, 'GET', `/projects/${enc(PATH)}`)).status, 200);
   });
 
+  it('loses the answer of a handled request: the pipeline exists, the client saw a reset', async () => {
+    const gl = gitlab();
+    await gl.createProject({ path: PATH, files: { '.gitlab-ci.yml': CI } });
+    const token = gl.createToken();
+    const before = gl.pipelines(PATH).length;
+    gl.faults.loseResponses({ count: 1, operation: '/projects/:id/pipeline', method: 'POST' });
+    assert.equal((await api(gl, token, 'GET', `/projects/${enc(PATH)}`)).status, 200, 'other operations answer');
+    await assert.rejects(api(gl, token, 'POST', `/projects/${enc(PATH)}/pipeline`, { ref: 'main' }));
+    assert.equal(gl.pipelines(PATH).length, before + 1, 'the pipeline was created all the same');
+    assert.equal(gl.records.responsesLost, 1);
+    assert.equal((await api(gl, token, 'POST', `/projects/${enc(PATH)}/pipeline`, { ref: 'main' })).status, 201);
+  });
+
   it('delays every request by the latency fault', async () => {
     const gl = gitlab();
     await gl.createProject({ path: PATH, files: { '.gitlab-ci.yml': CI } });
