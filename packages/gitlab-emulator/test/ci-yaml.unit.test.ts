@@ -70,6 +70,7 @@ describe('ci-yaml', () => {
       CiError,
     );
     assert.throws(() => load({ '.gitlab-ci.yml': 'include: missing.yml\nj: { script: [a] }\n' }), /does not exist/);
+    assert.throws(() => load({ '.gitlab-ci.yml': 'j: { script: [a] }\n' }, { x: 1 }), /unknown input arguments: x/);
   });
 
   it('applies workflow and job rules', () => {
