@@ -65,7 +65,15 @@ export async function startGitLabEmulator(opts: GitLabEmulatorOptions = {}): Pro
   const webhooks = new Webhooks(opts.webhook, fault, records, version, contractOn ? contract : undefined);
   const hooks: GitLabEmulator['hooks'] = {};
   const router = new Router();
-  const env: Emulation = { store, runner, records, router, base: () => base, version };
+  const env: Emulation = {
+    store,
+    runner,
+    records,
+    router,
+    base: () => base,
+    version,
+    hookAutoDisable: opts.webhook?.autoDisable ?? false,
+  };
   runner.onChange = (project, pipeline) => webhooks.pipelineChanged(base, project, pipeline);
   registerRoutes(env);
 

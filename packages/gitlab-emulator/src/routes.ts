@@ -9,7 +9,17 @@ import { badParam, invalid, message, notFound, paginate, Refusal, type Ctx, type
 import { bump, type Records } from './records.ts';
 import type { Runner } from './runner.ts';
 import * as shape from './shapes.ts';
-import { now, ROLE_LEVEL, type Job, type Pipeline, type Project, type Store, type Variable } from './store.ts';
+import {
+  now,
+  ROLE_LEVEL,
+  type Hook,
+  type Job,
+  type Pipeline,
+  type Project,
+  type Store,
+  type Variable,
+} from './store.ts';
+import { alertStatus } from './webhooks.ts';
 
 export interface Emulation {
   store: Store;
@@ -18,6 +28,8 @@ export interface Emulation {
   router: Router;
   base(): string;
   version: string;
+  /** Whether hooks are auto-disabled after failures (the `webhook.autoDisable` option), for `alert_status`. */
+  hookAutoDisable: boolean;
 }
 
 /**
@@ -552,4 +564,96 @@ export function registerRoutes(env: Emulation): void {
     }
     return message(404, '404 Not found');
   });
+
+  // ---- project hooks (project_webhooks.md; Maintainer role) ----
+  const hookBody = (p: Project, h: Hook) =>
+    shape.hook(base(), p, h, alertStatus({ autoDisable: env.hookAutoDisable }, h.health));
+  const findHook = (ctx: Ctx): Hook => {
+    const id = Number(ctx.params.hook_id);
+    const hook = (project(ctx).hooks ?? []).find((h) => h.id === id);
+    if (!hook) throw new Refusal(notFound('Hook'));
+    return hook;
+  };
+  const hookUrl = (ctx: Ctx): string => {
+    const url = required(ctx, 'url');
+    // GitLab refuses schemes other than http(s); it also blocks local-network URLs unless an administrator allows
+    // them, which the emulator does (its tests' receivers listen on 127.0.0.1).
+    if (!/^https?:\/\/[^\s/]+/.test(url))
+      throw new Refusal(invalid('url', 'is blocked: Only allowed schemes are http, https'));
+    return url;
+  };
+  const applyHook = (ctx: Ctx, h: Hook) => {
+    const b = ctx.body;
+    if (b.token !== undefined) h.token = str(b.token) || undefined;
+    if (b.name !== undefined) h.name = str(b.name) ?? '';
+    if (b.description !== undefined) h.description = str(b.description) ?? '';
+    if (b.push_events !== undefined) h.pushEvents = bool(b.push_events);
+    if (b.pipeline_events !== undefined) h.pipelineEvents = bool(b.pipeline_events);
+    if (b.job_events !== undefined) h.jobEvents = bool(b.job_events);
+    if (b.merge_requests_events !== undefined) h.mergeRequestsEvents = bool(b.merge_requests_events);
+    if (b.enable_ssl_verification !== undefined) h.enableSslVerification = bool(b.enable_ssl_verification);
+  };
+  router.add('GET', '/projects/:id/hooks', (ctx) => {
+    needRole(ctx, 'maintainer');
+    const p = project(ctx);
+    const page = paginate(p.hooks ?? [], ctx, base());
+    return { status: 200, body: page.items.map((h) => hookBody(p, h)), headers: page.headers };
+  });
+  router.add('GET', '/projects/:id/hooks/:hook_id', (ctx) => {
+    needRole(ctx, 'maintainer');
+    return { status: 200, body: hookBody(project(ctx), findHook(ctx)) };
+  });
+  router.add(
+    'POST',
+    '/projects/:id/hooks',
+    (ctx) => {
+      needRole(ctx, 'maintainer');
+      const p = project(ctx);
+      const hook: Hook = {
+        id: store.id(),
+        url: hookUrl(ctx),
+        name: '',
+        description: '',
+        pushEvents: true,
+        pipelineEvents: false,
+        jobEvents: false,
+        mergeRequestsEvents: false,
+        enableSslVerification: true,
+        createdAt: now(),
+        health: { failures: 0, disabledUntil: 0 },
+      };
+      applyHook(ctx, hook);
+      (p.hooks ??= []).push(hook);
+      store.save();
+      return { status: 201, body: hookBody(p, hook) };
+    },
+    'write',
+  );
+  router.add(
+    'PUT',
+    '/projects/:id/hooks/:hook_id',
+    (ctx) => {
+      needRole(ctx, 'maintainer');
+      const p = project(ctx);
+      const hook = findHook(ctx);
+      hook.url = hookUrl(ctx);
+      applyHook(ctx, hook);
+      store.save();
+      return { status: 200, body: hookBody(p, hook) };
+    },
+    'write',
+  );
+  router.add(
+    'DELETE',
+    '/projects/:id/hooks/:hook_id',
+    (ctx) => {
+      needRole(ctx, 'maintainer');
+      const p = project(ctx);
+      const hook = findHook(ctx);
+      p.hooks = (p.hooks ?? []).filter((h) => h !== hook);
+      store.save();
+      return { status: 204 };
+    },
+    'write',
+  );
 }

@@ -11,7 +11,7 @@ import { after, afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startGitLabEmulator } from '../src/index.ts';
 import { useGitLabEmulator } from '../../../test/helpers/gitlab-emulator.ts';
-import { api, eventually } from './support.ts';
+import { api, eventually, gitbeakerFor } from './support.ts';
 
 const deliveries: { headers: IncomingHttpHeaders; body: { object_attributes: { id: number; status: string } } }[] = [];
 const receiver = createServer((req, res) => {
@@ -159,6 +159,39 @@ describe('GitLab emulator faults', () => {
     assert.match(gl.trace(PATH, job!.id)!, /simulated build failure/);
     const next = await start();
     assert.equal(await finished(next.id), 'success', 'only the next build fails');
+  });
+
+  it('delivers to a project hook added through the API, with its own token, which the API never returns', async () => {
+    const gl = gitlab();
+    const path = 'acme/hooked';
+    await gl.createProject({ path, files: { '.gitlab-ci.yml': CI } });
+    const client = gitbeakerFor(gl, gl.createToken());
+    const hook = await client.ProjectHooks.add(path, `${WEBHOOK.url}?project=hooked`, {
+      pipelineEvents: true,
+      pushEvents: false,
+      token: 'project-hook-token',
+    });
+    assert.equal(hook.pipeline_events, true);
+    assert.equal(hook.alert_status, 'executable');
+    assert.ok(!('token' in hook));
+    assert.deepEqual(
+      (await client.ProjectHooks.all(path)).map((h) => h.id),
+      [hook.id],
+    );
+    const res = await api(gl, gl.createToken(), 'POST', `/projects/${enc(path)}/pipeline`, { ref: 'main' });
+    const id = (res.body as { id: number }).id;
+    const both = await eventually(() => {
+      const d = deliveries.filter(
+        (x) => x.body.object_attributes.id === id && x.body.object_attributes.status === 'success',
+      );
+      return d.length === 2 ? d : undefined;
+    }, 'the success delivery to both hooks');
+    assert.deepEqual(both.map((d) => d.headers['x-gitlab-token']).sort(), ['project-hook-token', WEBHOOK.token].sort());
+    assert.notEqual(both[0]!.headers['x-gitlab-webhook-uuid'], both[1]!.headers['x-gitlab-webhook-uuid']);
+    await client.ProjectHooks.remove(path, hook.id);
+    assert.deepEqual(await client.ProjectHooks.all(path), []);
+    const refused = await api(gl, gl.createToken(), 'POST', `/projects/${enc(path)}/hooks`, { url: 'ftp://x' });
+    assert.equal(refused.status, 400);
   });
 
   it('loses and duplicates Pipeline Hook deliveries (a duplicate carries the same UUID)', async () => {
