@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { assertContract } from '../src/contract.ts';
 import { startGitLabEmulator, type RequestInfo } from '../src/index.ts';
 import { useGitLabEmulator } from '../../../test/helpers/gitlab-emulator.ts';
@@ -392,6 +393,35 @@ describe('GitLab emulator API', () => {
         ['POST', '/projects/:id/pipeline', path, undefined, 'developer'],
         ['POST', '/projects/:id/pipeline', path, 201, 'developer'],
       ],
+    );
+  });
+
+  it('property: any nested project path and file path round-trips through URL encoding', async () => {
+    const gl = gitlab();
+    const token = gl.createToken();
+    const client = gitbeakerFor(gl, token);
+    const segment = fc.stringMatching(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,20}[a-zA-Z0-9]$/).filter((x) => !x.includes('..'));
+    const filePath = fc
+      .array(
+        fc.string({ minLength: 1, maxLength: 12 }).filter((x) => !x.includes('/') && x !== '.' && x !== '..'),
+        {
+          minLength: 1,
+          maxLength: 3,
+        },
+      )
+      .map((parts) => parts.join('/'));
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(segment, { minLength: 2, maxLength: 5 }), filePath, async (segments, file) => {
+        const path = `${segments.join('/')}-${n++}`;
+        const { id } = await gl.createProject({ path });
+        assert.equal((await client.Projects.show(path)).id, id);
+        await client.RepositoryFiles.create(path, file, 'main', `content of ${file}`, 'add');
+        const got = await client.RepositoryFiles.show(path, file, 'main');
+        assert.equal(got.file_path, file);
+        assert.equal(Buffer.from(got.content, 'base64').toString(), `content of ${file}`);
+      }),
+      { numRuns: Number(process.env.FLUI_FUZZ_RUNS ?? 60) },
     );
   });
 });
