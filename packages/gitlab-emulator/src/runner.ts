@@ -14,6 +14,10 @@
  * Values of masked variables are replaced by `[MASKED]` in traces, as GitLab does. A job with no buildah line just
  * succeeds. The real registry's 401 fails the job with buildah's words in the trace.
  *
+ * Not modelled: the Containerfile's instructions (the layer is the context's files, as in the GitHub emulator),
+ * buildah's TLS flags (registries in `insecureHosts` are spoken to over HTTP whatever the job says), job `timeout`,
+ * `interruptible` and auto-cancelling, services, artifacts and caches.
+ *
  * `CI_REGISTRY`, `CI_REGISTRY_USER`, `CI_REGISTRY_PASSWORD`, `CI_REGISTRY_IMAGE` exist when the emulator is given a
  * `ciRegistry` (a real registry standing in for GitLab's container registry): its static credential then plays the
  * job's short-lived one (the gap: it does not expire with the job). `CI_JOB_TOKEN` is a per-job random value the
