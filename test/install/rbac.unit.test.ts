@@ -10,7 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { find, LANE_RBAC, readObjects, workerObjects, type K8sObject } from './manifests.ts';
+import { find, INSTALL_DIR, LANE_RBAC, readObjects, workerObjects, type K8sObject } from './manifests.ts';
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 
@@ -166,12 +166,10 @@ describe('RBAC of the install (deploy/kubernetes/lane/rbac.yaml) against the cod
       subjects: { kind: string; name: string; namespace: string }[];
     };
     assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'flui-deployer' });
-    const [kustomization] = readObjects(
-      join(fileURLToPath(new URL('../../deploy/kubernetes/', import.meta.url)), 'kustomization.yaml'),
-    );
+    const kustomization = readObjects(join(INSTALL_DIR, 'kustomization.yaml'))[0] as unknown as { namespace: string };
     const sa = find(workerObjects(), 'ServiceAccount');
     assert.deepEqual(binding.subjects, [
-      { kind: 'ServiceAccount', name: sa.metadata.name, namespace: (kustomization as { namespace: string }).namespace },
+      { kind: 'ServiceAccount', name: sa.metadata.name, namespace: kustomization.namespace },
     ]);
     for (const o of lane) assert.equal(o.metadata.namespace, undefined, 'lane objects take the namespace of -n');
   });
