@@ -55,6 +55,23 @@ export interface ApiCall {
   where: string;
 }
 
+/** The text between the parentheses of the call opening at `open` (the index of its `(`). */
+function argumentsAt(text: string, open: number): string {
+  let depth = 0;
+  for (let i = open; i < text.length; i++) {
+    if (text[i] === '(') depth++;
+    else if (text[i] === ')' && --depth === 0) return text.slice(open + 1, i);
+  }
+  return text.slice(open + 1);
+}
+
+/**
+ * Names that make a patch a server-side apply in src/ (`setHeaderOptions('Content-Type',
+ * PatchStrategy.ServerSideApply)`). An apply that finds no object creates it, and the API server checks `create` for
+ * that (measured in install.test.ts: 403 "cannot create resource" with patch alone).
+ */
+const APPLY_MARKERS = /\bAPPLY\b|PatchStrategy\.ServerSideApply/;
+
 /** The Kubernetes calls in one source text: `<apps|core>.<method>(`, across line breaks. */
 export function callsIn(text: string, where: string): ApiCall[] {
   const fields = new Map(Object.values(API_CLASSES).map((a) => [a.field, a.group]));
@@ -70,7 +87,10 @@ export function callsIn(text: string, where: string): ApiCall[] {
     assert.ok(parsed, `${where}: ${m[1]}.${method}() is not a Kubernetes API call this test can read: teach it`);
     const [, verb, namespaced, kind, sub, all] = parsed;
     const resource = plural(kind!) + (sub ? `/${sub.toLowerCase()}` : '');
-    calls.push({ permission: `${group}/${resource}:${VERBS[verb!]}`, namespaced: !!namespaced && !all, where });
+    const verbs = [VERBS[verb!]!];
+    if (verb === 'patch' && APPLY_MARKERS.test(argumentsAt(text, m.index + m[0].length - 1))) verbs.push('create');
+    for (const v of verbs)
+      calls.push({ permission: `${group}/${resource}:${v}`, namespaced: !!namespaced && !all, where });
   }
   return calls;
 }
@@ -120,7 +140,8 @@ describe('RBAC of the install (deploy/kubernetes/lane/rbac.yaml) against the cod
 
   it('reads calls across line breaks, with their verbs and resources', () => {
     const text = `await k.core\n      .createNamespace({ body });\n k.apps.readNamespacedDeployment({});
-      apps.patchNamespacedDeploymentScale(x); k.core.listPodForAllNamespaces(); other.readNamespacedPod();`;
+      apps.patchNamespacedDeploymentScale(x); k.core.listPodForAllNamespaces(); other.readNamespacedPod();
+      k.core.patchNamespacedService({ name: f(x) }, APPLY); k.core.patchNamespacedService(x, MERGE);`;
     assert.deepEqual(
       callsIn(text, 'sample').map((c) => `${c.permission} ${c.namespaced ? 'ns' : 'cluster'}`),
       [
@@ -128,6 +149,9 @@ describe('RBAC of the install (deploy/kubernetes/lane/rbac.yaml) against the cod
         'apps/deployments:get ns',
         'apps/deployments/scale:patch ns',
         '/pods:list cluster',
+        '/services:patch ns',
+        '/services:create ns',
+        '/services:patch ns',
       ],
     );
     assert.throws(() => callsIn('k.core.connectGetNamespacedPodExec()', 'sample'), /teach it/);
@@ -135,7 +159,7 @@ describe('RBAC of the install (deploy/kubernetes/lane/rbac.yaml) against the cod
 
   it('finds the calls the rollout code is known to make', () => {
     const found = sorted(calls.map((c) => c.permission));
-    for (const p of ['apps/deployments:patch', 'apps/deployments:get', '/configmaps:update', '/services:patch']) {
+    for (const p of ['apps/deployments:patch', 'apps/deployments:create', '/configmaps:update', '/services:patch']) {
       assert.ok(found.includes(p), `expected ${p} among ${found.join(', ')}`);
     }
   });
