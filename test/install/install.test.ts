@@ -189,6 +189,47 @@ describe('installing Flui on a cluster (deploy/kubernetes/)', () => {
     console.log(`# worker Deployment rolled out (2 pods) in ${secs(t0)}`);
   });
 
+  it('lets a drain evict one worker at a time (PodDisruptionBudget)', async () => {
+    await kubectl(
+      'wait',
+      '--for=jsonpath={.status.disruptionsAllowed}=1',
+      'pdb/flui-worker',
+      '-n',
+      WORKER_NS,
+      '--timeout=60s',
+    );
+    const names = (
+      await kubectl(
+        'get',
+        'pods',
+        '-n',
+        WORKER_NS,
+        '-l',
+        'app.kubernetes.io/name=flui-worker',
+        '-o',
+        'jsonpath={.items[*].metadata.name}',
+      )
+    ).split(' ');
+    const evict = async (pod: string) => {
+      const file = join(dir, `evict-${pod}.json`);
+      await writeFile(
+        file,
+        JSON.stringify({ apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: pod, namespace: WORKER_NS } }),
+      );
+      return kubectl('create', '--raw', `/api/v1/namespaces/${WORKER_NS}/pods/${pod}/eviction`, '-f', file);
+    };
+    // A drain cordons the nodes first: the evicted worker's replacement has nowhere to go until they come back.
+    const nodes = (await kubectl('get', 'nodes', '-o', 'jsonpath={.items[*].metadata.name}')).split(' ');
+    await kubectl('cordon', ...nodes);
+    try {
+      await evict(names[0]!);
+      assert.match(await refusal(evict(names[1]!)), /disruption budget/);
+    } finally {
+      await kubectl('uncordon', ...nodes);
+    }
+    await kubectl('rollout', 'status', 'deployment/flui-worker', '-n', WORKER_NS, '--timeout=60s');
+  });
+
   it('with the ServiceAccount’s token, Flui’s rollout code deploys where the lane Role is and is refused elsewhere', async () => {
     const t0 = performance.now();
     // TokenRequest API: a short-lived token, as the kubelet mounts one into the worker's pod.
