@@ -6,8 +6,8 @@
  *   npm run image -- --push HOST/flui/worker:TAG [--tls-verify=false]
  *
  * - The base: `node:20` from no registry at all. {@link nodeBaseArchive} makes an OCI archive of this machine's own
- *   Node.js 20 (its binary, npm, the shared libraries `ldd` names for node and for the Temporal bridge) and busybox
- *   for a shell, once (cached), and {@link seedImage} copies it into a registry with skopeo. The Containerfile takes
+ *   Node.js 20 (dev/base-images.ts: node, its libraries, busybox; plus npm and the Temporal bridge's libraries) once
+ *   (cached), and {@link seedImage} copies it into a registry with skopeo. The Containerfile takes
  *   it as `NODE_IMAGE`; with internet, any `node:20` image does.
  * - npm packages come from the npm registry (reachable here through its client); a TLS-inspecting proxy's CA
  *   (NODE_EXTRA_CA_CERTS) is mounted into the dependency stage only.
@@ -16,17 +16,19 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, cp, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, rename, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { buildBaseImage } from './base-images.ts';
 import { makeTempDir } from './process.ts';
 import { CACHE_DIR, findTool } from './tools.ts';
 
 const run = promisify(execFile);
 export const ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const CONTAINERFILE = join(ROOT, 'Containerfile');
-const HINT = 'Install it with `apt-get install buildah skopeo crun busybox-static`.';
+const HINT = 'Install it with `apt-get install buildah skopeo busybox-static`.';
 
 /** buildah's storage: one vfs store per directory pair; nothing else on the machine is touched. */
 export interface BuildahStore {
@@ -69,9 +71,10 @@ async function copyInto(rootfs: string, file: string): Promise<void> {
 }
 
 /**
- * An OCI archive of `node:20` built from this machine's Node.js 20: node, npm, the libraries they and the Temporal
- * bridge load, busybox as /bin/sh and its applets, /etc/passwd with root, node (1000) and nobody. Cached in
- * ~/.cache/flui/images/ by Node version; returns its path.
+ * An OCI archive of `node:20` for the worker image: dev/base-images.ts's `node` (this machine's node binary, the
+ * libraries `ldd` names for it, busybox, the `node` user) plus one layer of what the worker's build and run need
+ * beyond it: npm (the Containerfile's `npm ci`) and the libraries the Temporal bridge loads that node does not
+ * (librt). Cached in ~/.cache/flui/images/ by Node version; returns its path.
  */
 export async function nodeBaseArchive(store: BuildahStore, log: (line: string) => void = () => {}): Promise<string> {
   const version = process.version;
@@ -83,7 +86,6 @@ export async function nodeBaseArchive(store: BuildahStore, log: (line: string) =
   const node = (await run('readlink', ['-f', process.execPath])).stdout.trim();
   const npmDir = join(dirname(dirname(node)), 'lib', 'node_modules', 'npm');
   if (!existsSync(join(npmDir, 'bin', 'npm-cli.js'))) throw new Error(`npm not found beside ${node} (${npmDir})`);
-  const busybox = findTool('busybox', 'FLUI_BUSYBOX', HINT);
   const bridge = join(ROOT, 'node_modules', '@temporalio', 'core-bridge', 'releases');
   const bridgeBinary = join(
     bridge,
@@ -91,51 +93,27 @@ export async function nodeBaseArchive(store: BuildahStore, log: (line: string) =
     'index.node',
   );
 
-  const rootfs = await makeTempDir('node-base');
+  // Lowercase: buildah names the image it pulls from an OCI layout after the layout's path.
+  const layout = join(tmpdir(), `flui-node-base-${process.pid}-${Date.now()}`);
+  await mkdir(layout, { recursive: true });
+  const extra = await makeTempDir('node-extra');
   try {
-    await copyInto(rootfs, node);
-    await mkdir(join(rootfs, 'usr/local/bin'), { recursive: true });
-    if (node !== '/usr/local/bin/node') await rename(join(rootfs, node), join(rootfs, 'usr/local/bin/node'));
-    await cp(npmDir, join(rootfs, 'usr/local/lib/node_modules/npm'), { recursive: true, verbatimSymlinks: true });
-    await symlink('../lib/node_modules/npm/bin/npm-cli.js', join(rootfs, 'usr/local/bin/npm'));
-    await symlink('../lib/node_modules/npm/bin/npx-cli.js', join(rootfs, 'usr/local/bin/npx'));
-    const libs = new Set([...(await sharedLibraries(node)), ...(await sharedLibraries(bridgeBinary))]);
-    for (const lib of libs) await copyInto(rootfs, lib);
-    await mkdir(join(rootfs, 'bin'), { recursive: true });
-    await cp(busybox, join(rootfs, 'bin/busybox'));
-    const applets = (await run(busybox, ['--list'])).stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a));
-    for (const applet of applets) {
-      if (applet !== 'busybox') await symlink('busybox', join(rootfs, 'bin', applet)).catch(() => undefined);
-    }
-    // npm's scripts start with `#!/usr/bin/env node`.
-    await mkdir(join(rootfs, 'usr/bin'), { recursive: true });
-    await symlink('/bin/busybox', join(rootfs, 'usr/bin/env'));
-    await mkdir(join(rootfs, 'etc'), { recursive: true });
-    await writeFile(
-      join(rootfs, 'etc/passwd'),
-      'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\nnobody:x:65534:65534::/nonexistent:/bin/false\n',
-    );
-    await writeFile(join(rootfs, 'etc/group'), 'root:x:0:\nnode:x:1000:\nnogroup:x:65534:\n');
-    await writeFile(join(rootfs, 'etc/hosts'), '127.0.0.1 localhost\n::1 localhost\n');
-    for (const dir of ['tmp', 'root', 'home/node']) await mkdir(join(rootfs, dir), { recursive: true });
-    await chmod(join(rootfs, 'tmp'), 0o1777);
+    await buildBaseImage('node', layout, '20');
+    await cp(npmDir, join(extra, 'usr/local/lib/node_modules/npm'), { recursive: true, verbatimSymlinks: true });
+    await mkdir(join(extra, 'usr/local/bin'), { recursive: true });
+    await symlink('../lib/node_modules/npm/bin/npm-cli.js', join(extra, 'usr/local/bin/npm'));
+    await symlink('../lib/node_modules/npm/bin/npx-cli.js', join(extra, 'usr/local/bin/npx'));
+    const nodeLibs = new Set(await sharedLibraries(node));
+    for (const lib of await sharedLibraries(bridgeBinary)) if (!nodeLibs.has(lib)) await copyInto(extra, lib);
 
-    const ctr = (await buildah(store, 'from', '--quiet', 'scratch')).trim();
+    const ctr = (await buildah(store, 'from', '--quiet', `oci:${layout}:20`)).trim();
     try {
-      await buildah(store, 'copy', '--quiet', ctr, `${rootfs}/`, '/');
+      await buildah(store, 'copy', '--quiet', ctr, `${extra}/`, '/');
       await buildah(
         store,
         'config',
-        '--env',
-        'PATH=/usr/local/bin:/usr/bin:/bin',
-        '--env',
-        `NODE_VERSION=${version.slice(1)}`,
-        '--workingdir',
-        '/',
-        '--cmd',
-        'node',
         '--label',
-        `org.opencontainers.image.description=node:20 from the build machine's Node.js ${version}`,
+        `org.opencontainers.image.description=node:20 from the build machine's Node.js ${version}, with npm`,
         ctr,
       );
       await mkdir(dirname(archive), { recursive: true });
@@ -147,7 +125,8 @@ export async function nodeBaseArchive(store: BuildahStore, log: (line: string) =
       await buildah(store, 'rm', ctr).catch(() => undefined);
     }
   } finally {
-    await rm(rootfs, { recursive: true, force: true });
+    await rm(layout, { recursive: true, force: true });
+    await rm(extra, { recursive: true, force: true });
   }
   log(`node:20 base (${version}) archived in ${((Date.now() - started) / 1000).toFixed(1)}s: ${archive}`);
   return archive;
