@@ -6,7 +6,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Deployment, V1PodDisruptionBudget, V1Service } from '@kubernetes/client-node';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { find, workerObjects, type K8sObject } from './manifests.ts';
+
+const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
+const sources = (dir: string): string[] =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
 
 const objects = workerObjects();
 const deployment = find<V1Deployment>(objects, 'Deployment', 'flui-worker');
@@ -73,6 +82,20 @@ describe('install manifests (deploy/kubernetes/)', () => {
     );
     const webhook = container.ports!.find((p) => p.name === 'webhook');
     assert.equal(webhook?.containerPort, Number(configMap.data.FLUI_WEBHOOK_PORT));
+  });
+
+  it('sets only variables the worker reads (a misspelt key would be ignored silently)', () => {
+    // Flui's own are read in src/; Temporal's connection (TEMPORAL_*) by the SDK's envconfig, documented in README.
+    const read = sources(SRC)
+      .map((f) => readFileSync(f, 'utf8'))
+      .join('\n');
+    const readme = readFileSync(join(SRC, '..', 'README.md'), 'utf8');
+    const known = (key: string) =>
+      key.startsWith('TEMPORAL_') ? readme.includes(`\`${key}\``) : new RegExp(`['"]${key}['"]`).test(read);
+    assert.deepEqual(
+      Object.keys(configMap.data).filter((key) => !known(key)),
+      [],
+    );
   });
 
   it('takes settings from the ConfigMap and secrets from the Secret, never a secret in the ConfigMap', () => {
