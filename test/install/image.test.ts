@@ -1,16 +1,20 @@
 /**
  * The worker image, built from the Containerfile with real buildah (vfs storage, chroot isolation) on a `node:20`
  * seeded into a real local registry from an OCI archive (dev/worker-image.ts), then pushed there, inspected, and
- * started against a real Temporal dev server: it answers /readyz 200 as the numeric non-root user of the image.
+ * started against a real Temporal dev server, with buildah run and with crun as the pod runs it (read-only root,
+ * /tmp on tmpfs, no capabilities): it answers /readyz 200 as the numeric non-root user of the image.
  * Sizes are printed (BENCHMARKS.md), not asserted.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort, makeTempDir, startServerProcess, type ServerProcess } from '../../dev/process.ts';
 import { startDevServer, type DevServer } from '../../dev/temporal.ts';
+import { findTool } from '../../dev/tools.ts';
 import {
   buildah,
   buildDist,
@@ -30,6 +34,8 @@ const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   dependencies: Record<string, string>;
 };
 
+const run = promisify(execFile);
+
 const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
   packages: Record<string, { dev?: boolean }>;
 };
@@ -39,6 +45,13 @@ function packagesIn(dir: string): string[] {
   return readdirSync(dir).flatMap((name) =>
     name.startsWith('@') ? readdirSync(join(dir, name)).map((n) => `${name}/${n}`) : name.startsWith('.') ? [] : [name],
   );
+}
+
+interface OciSpec {
+  root: { path: string; readonly: boolean };
+  process: Record<string, unknown>;
+  mounts: { destination: string; type: string; source: string; options?: string[] }[];
+  linux: { namespaces: { type: string }[]; resources?: unknown };
 }
 
 /** The pid of the `node` process among the descendants of `pid`, from /proc. */
@@ -234,6 +247,83 @@ describe('the worker image (Containerfile, built with buildah)', () => {
       worker = undefined;
     } finally {
       await worker?.stop(1000);
+      await temporal?.stop();
+    }
+  });
+  it('runs as the pod does (crun: read-only root, /tmp on tmpfs, no capabilities) and answers /readyz 200', async () => {
+    const crun = findTool('crun', 'FLUI_CRUN', 'Install it with `apt-get install crun`.');
+    let temporal: DevServer | undefined;
+    let worker: ServerProcess | undefined;
+    const id = `flui-image-test-${process.pid}`;
+    try {
+      temporal = await startDevServer({ uiPort: false });
+      const port = await freePort();
+      const ops = `http://127.0.0.1:${port}`;
+      const config = await imageConfig(store, image.tag);
+      const [uid, gid] = config.User!.split(':').map(Number);
+      const bundle = join(dir, 'bundle');
+      await mkdir(bundle, { recursive: true });
+      await run(crun, ['spec'], { cwd: bundle });
+      const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as OciSpec;
+      const settings = [
+        `TEMPORAL_ADDRESS=${temporal.address}`,
+        'FLUI_TASK_QUEUE=image-test-crun',
+        'FLUI_OPS_HOST=127.0.0.1',
+        `FLUI_OPS_PORT=${port}`,
+      ];
+      // The Deployment's securityContext: readOnlyRootFilesystem, the emptyDir on /tmp, capabilities drop ALL,
+      // allowPrivilegeEscalation false, the image's numeric user. The host's network (Temporal on its loopback).
+      spec.root = { path: rootfs, readonly: true };
+      spec.process = {
+        ...spec.process,
+        terminal: false,
+        args: [...config.Entrypoint!, ...(config.Cmd ?? [])],
+        cwd: config.WorkingDir ?? '/',
+        user: { uid: uid!, gid: gid! },
+        env: [...(config.Env ?? []), ...settings],
+        capabilities: { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] },
+        noNewPrivileges: true,
+      };
+      spec.linux.namespaces = spec.linux.namespaces.filter((n) => n.type !== 'network');
+      delete spec.linux.resources;
+      spec.mounts = [
+        ...spec.mounts.filter((m) => m.destination !== '/sys/fs/cgroup'),
+        { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=64m'] },
+      ];
+      await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
+      const logFile = join(dir, 'worker-crun.log');
+      const t0 = performance.now();
+      // No cgroups of its own (this machine's hybrid hierarchy is one crun 1.8 refuses): a private mount namespace
+      // without the cgroup2 mount, and crun's cgroup manager off.
+      worker = await startServerProcess({
+        name: 'worker from the image (crun)',
+        command: 'unshare',
+        args: [
+          '--mount',
+          'sh',
+          '-c',
+          `umount /sys/fs/cgroup/unified 2>/dev/null; exec "$0" --cgroup-manager=disabled run --bundle "$1" "$2"`,
+          crun,
+          bundle,
+          id,
+        ],
+        logFile,
+        ready: async () => (await fetch(`${ops}/readyz`, { signal: AbortSignal.timeout(1000) })).status === 200,
+        timeoutMs: 90_000,
+      });
+      console.log(
+        `# worker from the image under crun, read-only root, ready in ${((performance.now() - t0) / 1000).toFixed(1)}s`,
+      );
+      assert.deepEqual(await (await fetch(`${ops}/readyz`)).json(), { ready: true });
+      const exited = new Promise((resolve) => worker!.child.once('exit', resolve));
+      await run(crun, ['kill', id, 'TERM']);
+      await exited;
+      assert.match(await readFile(logFile, 'utf8'), /Flui worker stopped/);
+      await worker.stop();
+      worker = undefined;
+    } finally {
+      await worker?.stop(1000);
+      await run(crun, ['delete', '--force', id]).catch(() => undefined);
       await temporal?.stop();
     }
   });
