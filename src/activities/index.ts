@@ -10,14 +10,18 @@ import { withAdmission } from './admission.ts';
 import { createCiActivities } from './ci.ts';
 import { withActivityFailures } from './failures.ts';
 import { createKubernetesActivities } from './kubernetes.ts';
+import { createLogActivities, type LogActivities } from './logs.ts';
 import { createRegistryActivities } from './registry.ts';
 import type { DeployActivities } from './types.ts';
 
-export function createActivities(config: Config): DeployActivities {
+export function createActivities(config: Config): DeployActivities & LogActivities {
+  // One backend for all: its conditional-request cache serves the deploys' polls and `flui logs` alike.
+  const ci = createCiBackend(config);
   return withActivityFailures(
     // Lanes first: a manifest outside them is refused before any activity writes anything anywhere.
     withAdmission(config.lanes, {
-      ...createCiActivities(createCiBackend(config), config),
+      ...createCiActivities(ci, config),
+      ...createLogActivities(ci, config.lanes),
       ...createRegistryActivities(config),
       ...createKubernetesActivities({ kubeconfig: config.kubeconfig }),
     }),
