@@ -65,8 +65,8 @@ export function createPrometheusMeter(defaultLabels: Record<string, string> = {}
   });
   const undone = new Counter({
     name: FLUI_METRICS.rolloutsUndone,
-    help: 'Rollouts undone after a cancel or failure: restored (the last good image is back) or removed.',
-    labelNames: ['how'],
+    help: 'Rollouts undone, after a cancel or a failure: restored (the last good image is back) or removed (first one).',
+    labelNames: ['after', 'action'],
     registers: [registry],
   });
   return {
@@ -77,7 +77,7 @@ export function createPrometheusMeter(defaultLabels: Record<string, string> = {}
     ciRequest: (backend, client, status) => ciRequests.inc({ backend, client, status: statusLabel(status) }),
     ciRateLimitRemaining: (backend, client, value) => remaining.set({ backend, client }, value),
     webhookDelivery: (backend, result) => webhooks.inc({ backend, result }),
-    rolloutUndone: (how) => undone.inc({ how }),
+    rolloutUndone: (after, action) => undone.inc({ after, action }),
   };
 }
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServerProcess } from '../../dev/process.ts';
 import { ensureBuilt } from './build.ts';
-import { workflowBundle } from './temporal.ts';
+import { workerWorkflowBundle } from './temporal.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const READY = /Flui worker polling task queue/;
@@ -37,7 +37,7 @@ export interface WorkerProcess {
 /** Writes the workflow bundle once to `dir` so each worker process starts without webpack. */
 export async function writeBundleFile(dir: string): Promise<string> {
   const file = join(dir, 'workflow-bundle.js');
-  await writeFile(file, (await workflowBundle('src/workflows/index.ts')).code);
+  await writeFile(file, (await workerWorkflowBundle()).code);
   return file;
 }
 

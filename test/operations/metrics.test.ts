@@ -1,0 +1,88 @@
+/**
+ * Flui's metrics move with a real deploy (the whole stack: Temporal, registry, kwok, the GitHub emulator with
+ * webhooks, the worker in this process), scraped from the worker's /metrics while the deploy runs and after; a
+ * replay of the finished deploy (a query makes the worker replay its whole history) counts nothing again.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { startDeploy } from '../../src/client/index.ts';
+import { statusQuery, type DeployOutcome } from '../../src/workflows/contract.ts';
+import { catalogApp, createApplication, eventually, useStack } from '../helpers/stack.ts';
+import { sampleSum, scrape, type Sample } from './prometheus-text.ts';
+
+describe('Flui metrics during a real deploy', () => {
+  const stack = useStack({ runner: { queuedMs: 200, buildMs: 2000 } });
+
+  it('count deploys, phases, CI requests, rate limits and webhooks, once each', async () => {
+    const s = stack();
+    const ops = s.worker!.opsUrl;
+    const before = await scrape(ops);
+    const delta = (now: Sample[], name: string, labels: Record<string, string> = {}) =>
+      sampleSum(now, name, labels) - sampleSum(before, name, labels);
+
+    const app = await createApplication(s);
+    const { workflowId } = await startDeploy(s.client, app);
+
+    // While it builds: started, not finished; GitHub requests counted with the budget GitHub reported.
+    const during = await eventually(async () => {
+      const now = await scrape(ops);
+      return delta(now, 'flui_deploys_started_total', { kind: 'Application' }) === 1 &&
+        delta(now, 'flui_ci_requests_total', { backend: 'github' }) > 0
+        ? now
+        : undefined;
+    }, 60_000);
+    assert.equal(delta(during, 'flui_deploys_finished_total'), 0, 'not finished yet');
+    const budget = during.filter((x) => x.name === 'flui_ci_rate_limit_remaining' && x.labels.backend === 'github');
+    assert.ok(budget.length > 0, 'a rate-limit gauge per client');
+    assert.ok(
+      budget.every((x) => x.value > 0 && x.value < 1_000_000),
+      JSON.stringify(budget),
+    );
+    assert.ok(!budget.some((x) => x.labels.client!.includes(s.env.GITHUB_TOKEN!)), 'the client label is no token');
+
+    const outcome = (await s.client.workflow.getHandle(workflowId).result()) as DeployOutcome;
+    assert.equal(outcome.phase, 'succeeded');
+    const done = await eventually(async () => {
+      const now = await scrape(ops);
+      return delta(now, 'flui_deploys_finished_total', { kind: 'Application', outcome: 'succeeded' }) === 1
+        ? now
+        : undefined;
+    }, 30_000);
+    for (const phase of ['preparing', 'building', 'resolving', 'rolling-out']) {
+      assert.equal(delta(done, 'flui_deploy_phase_duration_seconds_count', { kind: 'Application', phase }), 1, phase);
+    }
+    // The simulated build takes 2 s: the building phase's time says so.
+    assert.ok(delta(done, 'flui_deploy_phase_duration_seconds_sum', { phase: 'building' }) >= 2);
+    assert.equal(delta(done, 'flui_webhook_deliveries_total', { result: 'accepted' }), 1, 'the run-completed webhook');
+    assert.equal(delta(done, 'flui_webhook_deliveries_total', { result: 'refused' }), 0);
+
+    // A delivery with a bad signature is refused, and counted as such.
+    const refused = await fetch(s.worker!.webhookUrl!, {
+      method: 'POST',
+      headers: {
+        'x-github-event': 'workflow_run',
+        'x-hub-signature-256': 'sha256=00',
+        'content-type': 'application/json',
+      },
+      body: '{}',
+    });
+    assert.equal(refused.status, 401);
+
+    // A query on the closed deploy replays its whole history on the worker: nothing counts again.
+    await s.client.workflow.getHandle(workflowId).query(statusQuery);
+    // A second kind: a catalog app of the image just built.
+    const cat = await startDeploy(s.client, catalogApp(outcome.image!));
+    await s.client.workflow.getHandle(cat.workflowId).result();
+    const after = await eventually(async () => {
+      const now = await scrape(ops);
+      return delta(now, 'flui_deploys_finished_total', { kind: 'CatalogApp' }) === 1 ? now : undefined;
+    }, 30_000);
+    assert.equal(delta(after, 'flui_deploys_started_total', { kind: 'Application' }), 1, 'no recount on replay');
+    assert.equal(delta(after, 'flui_deploys_finished_total', { kind: 'Application' }), 1, 'no recount on replay');
+    assert.equal(
+      delta(after, 'flui_deploy_phase_duration_seconds_count', { kind: 'CatalogApp', phase: 'resolving' }),
+      1,
+    );
+    assert.equal(delta(after, 'flui_webhook_deliveries_total', { result: 'refused' }), 1);
+  });
+});
