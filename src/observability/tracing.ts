@@ -7,7 +7,9 @@
  * Off, the workflow interceptors still run (the bundle is the same either way) and their spans go to a sink that
  * drops them; no exporter, no activity interceptor, no network.
  */
-import { trace, type Tracer } from '@opentelemetry/api';
+import type { Tracer } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { Resource } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -43,6 +45,12 @@ export function createTracing(otel: OpsConfig['otel']): Tracing {
   const processor: SpanProcessor = new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1000 });
   const provider = new BasicTracerProvider({ resource });
   provider.addSpanProcessor(processor);
+  // Activities read their parent span from the headers the workflow wrote (W3C trace context), and the interceptor
+  // makes it the active context for the activity's span: that takes a context manager (AsyncLocalStorage).
+  provider.register({
+    contextManager: new AsyncLocalStorageContextManager(),
+    propagator: new W3CTraceContextPropagator(),
+  });
   const tracer: Tracer = provider.getTracer('flui-worker');
   return {
     sinks: { exporter: makeWorkflowExporter(processor, resource) },
@@ -55,6 +63,3 @@ export function createTracing(otel: OpsConfig['otel']): Tracing {
     shutdown: () => provider.shutdown(),
   };
 }
-
-/** The global tracer API, for code that wants the active span (unused when tracing is off: a no-op tracer). */
-export const activeSpan = () => trace.getActiveSpan();

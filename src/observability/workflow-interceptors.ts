@@ -6,10 +6,14 @@
  * workflow task but before Temporal recorded it makes the next worker run that task again, and count it again: at
  * most the one task a crash interrupts.)
  *
+ * It also gives the sandbox the W3C trace-context propagator OpenTelemetry's workflow interceptors need.
+ *
  * Per run of the deploy workflow: `started` with the request's kind when it begins; `finished` with its final phase
  * (succeeded, failed, cancelled, superseded) and every ended phase's duration when it returns, fails or continues as
  * new, read from the status the workflow records in its memo (workflowInfo().memo follows upsertMemo).
  */
+import { propagation } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import {
   ContinueAsNew,
   proxySinks,
@@ -58,4 +62,9 @@ function finish(kind: string, fallback: string): void {
   fluiMetrics.finished(kind, memo?.phase ?? fallback, phases);
 }
 
-export const interceptors = (): WorkflowInterceptors => ({ inbound: [new DeployMetricsInterceptor()] });
+export const interceptors = (): WorkflowInterceptors => {
+  // OpenTelemetry's workflow interceptors put the trace context in each activity's headers through the global
+  // propagator, which the workflow's sandbox must have too (W3C trace context, as the worker's side reads it).
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  return { inbound: [new DeployMetricsInterceptor()] };
+};

@@ -11,5 +11,5 @@ const require = createRequire(import.meta.url);
 
 export const WORKFLOW_INTERCEPTOR_MODULES: string[] = [
   fileURLToPath(new URL(`./workflow-interceptors${extname(import.meta.url)}`, import.meta.url)),
-  require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow'),
+  require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors'),
 ];

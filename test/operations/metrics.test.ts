@@ -1,17 +1,27 @@
 /**
- * Flui's metrics move with a real deploy (the whole stack: Temporal, registry, kwok, the GitHub emulator with
- * webhooks, the worker in this process), scraped from the worker's /metrics while the deploy runs and after; a
- * replay of the finished deploy (a query makes the worker replay its whole history) counts nothing again.
+ * Flui's metrics and traces with a real deploy (the whole stack: Temporal, registry, kwok, the GitHub emulator with
+ * webhooks, the worker in this process). Metrics are scraped from the worker's /metrics while the deploy runs and
+ * after; a replay of the finished deploy (a query makes the worker replay its whole history) counts nothing again.
+ * Tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT): a local OTLP/HTTP receiver gets the deploy's workflow and activity
+ * spans, in one trace.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { startDeploy } from '../../src/client/index.ts';
 import { statusQuery, type DeployOutcome } from '../../src/workflows/contract.ts';
 import { catalogApp, createApplication, eventually, useStack } from '../helpers/stack.ts';
 import { sampleSum, scrape, type Sample } from './prometheus-text.ts';
+import { startOtlpReceiver } from './otlp-receiver.ts';
+
+const otlp = await startOtlpReceiver();
 
 describe('Flui metrics during a real deploy', () => {
-  const stack = useStack({ runner: { queuedMs: 200, buildMs: 2000 } });
+  const stack = useStack({
+    runner: { queuedMs: 200, buildMs: 2000 },
+    env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_SERVICE_NAME: 'flui-worker-test' },
+  });
+  after(() => otlp.stop());
+  let deployed: string | undefined;
 
   it('count deploys, phases, CI requests, rate limits and webhooks, once each', async () => {
     const s = stack();
@@ -41,6 +51,7 @@ describe('Flui metrics during a real deploy', () => {
     assert.ok(!budget.some((x) => x.labels.client!.includes(s.env.GITHUB_TOKEN!)), 'the client label is no token');
 
     const outcome = (await s.client.workflow.getHandle(workflowId).result()) as DeployOutcome;
+    deployed = workflowId;
     assert.equal(outcome.phase, 'succeeded');
     const done = await eventually(async () => {
       const now = await scrape(ops);
@@ -84,5 +95,27 @@ describe('Flui metrics during a real deploy', () => {
       1,
     );
     assert.equal(delta(after, 'flui_webhook_deliveries_total', { result: 'refused' }), 1);
+  });
+
+  it("sends the deploy's workflow and activity spans over OTLP/HTTP, in one trace", async () => {
+    assert.ok(deployed, 'the deploy above ran');
+    const activities = ['ensureWorkflowFile', 'ensureRegistryCredential', 'triggerRun', 'resolveImage', 'rolloutImage'];
+    const trace = await eventually(() => {
+      const root = otlp.spans.find(
+        (x) => x.name === 'RunWorkflow:deployWorkflow' && x.attributes.workflowId === deployed,
+      );
+      const spans = root ? otlp.spans.filter((x) => x.traceId === root.traceId) : [];
+      const names = new Set(spans.map((x) => x.name));
+      return root && activities.every((a) => names.has(`RunActivity:${a}`)) ? { root, spans } : undefined;
+    }, 30_000);
+    const byId = new Map(trace.spans.map((x) => [x.spanId, x]));
+    for (const run of trace.spans.filter((x) => x.name.startsWith('RunActivity:'))) {
+      // Each activity attempt hangs under the workflow's StartActivity span, which hangs under the run.
+      const start = byId.get(run.parentSpanId ?? '');
+      assert.equal(start?.name, run.name.replace('RunActivity', 'StartActivity'), run.name);
+      assert.equal(start?.parentSpanId, trace.root.spanId, run.name);
+      assert.equal(run.attributes.temporalWorkflowId, deployed);
+    }
+    assert.ok(trace.spans.every((x) => x.service === 'flui-worker-test'));
   });
 });
