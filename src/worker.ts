@@ -224,19 +224,21 @@ async function main(): Promise<void> {
       },
     },
   });
+  const say = progressLine(config.ops.logFormat, logger);
   let running: RunningWorker;
   try {
     running = await startWorker(config, {
-      log: progressLine(config.ops.logFormat, logger),
+      log: say,
       sdkMetricsUrl: `http://127.0.0.1:${sdkMetricsPort}/metrics`,
     });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`flui worker: ${err.message}\n`);
+    if (config.ops.logFormat === 'json') logger.error(`flui worker: ${err.message}`);
+    else process.stderr.write(`flui worker: ${err.message}\n`);
     process.exit(4);
   }
   await running.done;
-  process.stderr.write('Flui worker stopped.\n');
+  say('Flui worker stopped.');
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

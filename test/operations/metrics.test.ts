@@ -7,8 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { startDeploy } from '../../src/client/index.ts';
-import { statusQuery, type DeployOutcome } from '../../src/workflows/contract.ts';
+import { startDeploy, status } from '../../src/client/index.ts';
+import { cancelSignal, statusQuery, type DeployOutcome } from '../../src/workflows/contract.ts';
 import { catalogApp, createApplication, eventually, useStack } from '../helpers/stack.ts';
 import { sampleSum, scrape, type Sample } from './prometheus-text.ts';
 import { startOtlpReceiver } from './otlp-receiver.ts';
@@ -117,5 +117,40 @@ describe('Flui metrics during a real deploy', () => {
       assert.equal(run.attributes.temporalWorkflowId, deployed);
     }
     assert.ok(trace.spans.every((x) => x.service === 'flui-worker-test'));
+  });
+
+  it('counts a rollout undone by a cancel, and the cancelled deploy', async () => {
+    const s = stack();
+    const ops = s.worker!.opsUrl;
+    const before = await scrape(ops);
+    // Pods of images under a "fail-" path never become ready (dev/kwok-stages.yaml): the rollout waits for them.
+    const app = await createApplication(s, {
+      name: `fail-${Date.now().toString(36)}`,
+      deploy: { progressDeadlineSeconds: 600 },
+    });
+    const { workflowId } = await startDeploy(s.client, app);
+    await eventually(
+      async () =>
+        (await status(s.client, 'default', app.metadata.name).catch(() => undefined))?.phase === 'rolling-out' ||
+        undefined,
+      60_000,
+      'rolling-out',
+    );
+    const handle = s.client.workflow.getHandle(workflowId);
+    await handle.signal(cancelSignal, { reason: 'test: undo the rollout' });
+    await assert.rejects(handle.result());
+    assert.equal((await handle.query(statusQuery)).rolloutUndone, 'removed');
+    const now = await eventually(async () => {
+      const m = await scrape(ops);
+      return sampleSum(m, 'flui_deploys_finished_total', { outcome: 'cancelled' }) >
+        sampleSum(before, 'flui_deploys_finished_total', { outcome: 'cancelled' })
+        ? m
+        : undefined;
+    }, 30_000);
+    const delta = (name: string, labels: Record<string, string>) =>
+      sampleSum(now, name, labels) - sampleSum(before, name, labels);
+    assert.equal(delta('flui_rollouts_undone_total', { after: 'cancel', action: 'removed' }), 1);
+    assert.equal(delta('flui_deploys_finished_total', { kind: 'Application', outcome: 'cancelled' }), 1);
+    assert.equal(delta('flui_deploy_phase_duration_seconds_count', { phase: 'rolling-out' }), 1);
   });
 });
