@@ -88,7 +88,7 @@ export function variableValue(app: Application, what: string, value: string): st
   if (value.includes('$[[')) {
     throw invalid(app, `${what} contains "$[[", which GitLab reads as an input interpolation`, 'remove it');
   }
-  return value.replaceAll('$', '$$');
+  return value.replaceAll('$', () => '$$');
 }
 
 const INPUT_PATTERNS = {
@@ -289,7 +289,7 @@ export function updateEntryFile(app: Application, path: string, text: string): E
   const changes: string[] = [];
 
   // Header: the four optional inputs.
-  const wanted = entryInputs();
+  const wanted: Record<string, { description: string; default: string }> = entryInputs();
   let headerText: string;
   if (header) {
     const spec = header.get('spec');
@@ -314,7 +314,7 @@ export function updateEntryFile(app: Application, path: string, text: string): E
 
   // Body: the app's include, and the build stage.
   const entry = includeEntry(app);
-  let include = top.get('include', true);
+  const include: unknown = top.get('include', true);
   const isOurs = (node: unknown) =>
     (isMap(node) && node.get('local') === entry.local) || (isScalar(node) && node.value === entry.local);
   const matches = (node: unknown) => {
@@ -328,13 +328,13 @@ export function updateEntryFile(app: Application, path: string, text: string): E
     top.set('include', body.createNode([entry]));
     changes.push(`included ${entry.local}`);
   } else {
-    if (!isSeq(include)) {
-      const seq = new YAMLSeq();
+    let seq: YAMLSeq;
+    if (isSeq(include)) seq = include;
+    else {
+      seq = new YAMLSeq();
       seq.items.push(include);
       top.set('include', seq);
-      include = seq;
     }
-    const seq = include as YAMLSeq;
     const at = seq.items.findIndex(isOurs);
     if (at < 0) {
       seq.items.push(body.createNode(entry));
