@@ -23,6 +23,8 @@ export interface PipelineResult {
    * still holds the old pipeline, so the deploy stops until a person merges this.
    */
   pullRequestUrl?: string;
+  /** What this call changed, in words for the deploy's status (e.g. "created .gitlab-ci.yml"). */
+  changes?: string[];
 }
 
 /**
@@ -73,6 +75,11 @@ export interface RunStatusResponse {
   status?: RunState;
   /** Validator to send next time (conditional request); costs no rate limit when unchanged. */
   etag?: string;
+  /**
+   * When to read again, for a CI without conditional requests (GitLab): every read is charged, so the backend spaces
+   * them out; undefined keeps the workflow's own poll interval.
+   */
+  pollAfterSeconds?: number;
 }
 
 /** A piece of a run's own log (`CiBackend.readLogs`). */
