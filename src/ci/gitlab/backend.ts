@@ -233,7 +233,10 @@ export class GitLabBackend implements CiBackend {
         }
       }
     } catch (err) {
-      throw gitlabError(err, `writing the build pipeline of ${appKey(app)} to ${decodeURIComponent(project)}@${branch}`);
+      throw gitlabError(
+        err,
+        `writing the build pipeline of ${appKey(app)} to ${decodeURIComponent(project)}@${branch}`,
+      );
     }
   }
 
@@ -255,7 +258,9 @@ export class GitLabBackend implements CiBackend {
     const source = `flui/pipeline-${appKey(app)}-${digest}`;
     let commitSha: string | undefined;
     if ((await this.#branchHead(repo, source)) === undefined) {
-      const commit = await this.#gl.api.Commits.create(repo, source, message, actions, { startBranch: target } as never);
+      const commit = await this.#gl.api.Commits.create(repo, source, message, actions, {
+        startBranch: target,
+      } as never);
       commitSha = String(commit.id);
     }
     const open = (await this.#gl.api.MergeRequests.all({
@@ -272,7 +277,13 @@ export class GitLabBackend implements CiBackend {
           removeSourceBranch: true,
         } as never)) as unknown as { web_url: string }
       ).web_url;
-    return { path, changed: commitSha !== undefined, ...(commitSha ? { commitSha } : {}), pullRequestUrl: url, changes };
+    return {
+      path,
+      changed: commitSha !== undefined,
+      ...(commitSha ? { commitSha } : {}),
+      pullRequestUrl: url,
+      changes,
+    };
   }
 
   /**
@@ -316,7 +327,11 @@ export class GitLabBackend implements CiBackend {
       const fingerprint = await credentialFingerprint(credential);
       const result = { method: 'static' as const, secretName: names.password, fingerprint };
       const current = new Map((await list()).map((v) => [v.key, v.value]));
-      if (current.get(names.fingerprint) === fingerprint && current.has(names.password) && current.has(names.username)) {
+      if (
+        current.get(names.fingerprint) === fingerprint &&
+        current.has(names.password) &&
+        current.has(names.username)
+      ) {
         return { ...result, changed: false };
       }
       // A masked value must be at least 8 characters of the Base64 alphabet (plus `@:.~`): the password goes encoded.

@@ -52,7 +52,10 @@ const MAX_REMEMBERED = 10_000;
 /** A handler for one receiver: remembers the deliveries it has handled. */
 export function createGitLabWebhookHandler(opts: GitLabWebhookOptions) {
   const seen = new Map<string, Promise<void>>();
-  return async function handle(headers: Record<string, string | string[] | undefined>, readBody: () => Promise<Buffer | undefined>): Promise<[number, string]> {
+  return async function handle(
+    headers: Record<string, string | string[] | undefined>,
+    readBody: () => Promise<Buffer | undefined>,
+  ): Promise<[number, string]> {
     const header = (name: string) => {
       const v = headers[name];
       return Array.isArray(v) ? v[0] : v;
