@@ -315,7 +315,11 @@ export function loadConfig(
   jobs.sort((a, b) => stages.indexOf(a.stage) - stages.indexOf(b.stage));
   // A name that interpolates to blank leaves the pipeline unnamed (gitlab-org/gitlab!105096).
   return {
-    name: typeof workflow.name === 'string' && workflow.name.trim() ? workflow.name : null,
+    // `workflow:name` may use CI/CD variables (GitLab docs, "workflow:name"), expanded at pipeline creation.
+    name:
+      typeof workflow.name === 'string' && expand(workflow.name, allVars).trim()
+        ? expand(workflow.name, allVars)
+        : null,
     stages: stages.filter((s) => jobs.some((j) => j.stage === s)),
     jobs,
     variables,

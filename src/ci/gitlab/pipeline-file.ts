@@ -11,9 +11,9 @@
  *   header, all optional (`default: ''`), and one `include:` entry per app. Push, merge request and scheduled
  *   pipelines never set those inputs, so they read as empty strings and change nothing for the user's jobs.
  * - Flui's job runs only in a pipeline Flui started: its rule needs `CI_PIPELINE_SOURCE == "api"` and the app input to
- *   name this app. The pipeline is named by `workflow:name` from the `run_name` input (`flui <run key>`), which is
- *   empty in every other pipeline, and GitLab leaves a pipeline whose name interpolates to blank unnamed
- *   (gitlab-org/gitlab!105096). Included files are deep-merged into the entry file, which wins on conflicts, so an
+ *   name this app. The pipeline is named by `workflow:name: $FLUI_PIPELINE_NAME`, a global variable holding the
+ *   `run_name` input (`flui <run key>`), which is empty in every other pipeline: GitLab leaves a pipeline whose name
+ *   expands to blank unnamed (gitlab-org/gitlab!105096). Included files are deep-merged into the entry file, which wins on conflicts, so an
  *   entry file that sets `workflow:name` itself is refused (Flui could not find its pipelines again).
  * - An entry file whose `stages:` lacks `build` gets `build` added first (an empty stage is skipped, and GitLab refuses
  *   a job whose stage is not declared).
@@ -181,8 +181,10 @@ export function renderJobFile(app: Application, options: GitLabPipelineOptions):
     },
   };
   const body = {
-    // Blank in every pipeline Flui did not start, which GitLab then leaves unnamed.
-    workflow: { name: '$[[ inputs.run_name ]]' },
+    // Through a variable: GitLab's schema wants a non-empty `workflow:name`, and a name whose variables expand to
+    // blank (every pipeline Flui did not start) leaves the pipeline unnamed (gitlab-org/gitlab!105096).
+    variables: { FLUI_PIPELINE_NAME: '$[[ inputs.run_name ]]' },
+    workflow: { name: '$FLUI_PIPELINE_NAME' },
     [jobName(app)]: {
       stage: BUILD_STAGE,
       image: { name: options.builderImage, entrypoint: [''] },

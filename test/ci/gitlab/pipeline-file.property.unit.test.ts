@@ -108,6 +108,7 @@ const unescape = (v: string) => v.replaceAll('$$', '$');
 
 interface JobDoc {
   workflow: { name: string };
+  variables: Record<string, string>;
   [job: string]: unknown;
 }
 
@@ -120,7 +121,7 @@ function checkJobFile(text: string, app: Application): void {
   const [header, body] = docs12 as [{ spec: { inputs: Record<string, unknown> } }, JobDoc];
   assert.deepEqual(Object.keys(header), ['spec']);
   assert.deepEqual(Object.keys(header.spec.inputs).sort(), ['app', 'deploy_id', 'image_tag', 'run_name']);
-  assert.deepEqual(Object.keys(body).sort(), [jobName(app), 'workflow'].sort(), "no key but Flui's");
+  assert.deepEqual(Object.keys(body).sort(), [jobName(app), 'variables', 'workflow'].sort(), "no key but Flui's");
   const job = body[jobName(app)] as { variables: Record<string, string>; script: string[]; rules: unknown[] };
   const { source, image } = app.spec;
   const expected: Record<string, string> = {
