@@ -156,8 +156,11 @@ export function createGitLabClient(
         body?: string | FormData;
         searchParams?: string;
         asStream?: boolean;
+        prefixUrl?: string;
       };
-      const url = new URL(endpoint, base);
+      // Some resources (variables, members) carry their own prefix, e.g. `${url}/api/v4/projects/`.
+      const prefix = o.prefixUrl ? (o.prefixUrl.endsWith('/') ? o.prefixUrl : `${o.prefixUrl}/`) : base;
+      const url = new URL(endpoint, prefix);
       if (o.searchParams) url.search = o.searchParams;
       const res = await send(
         url,

@@ -24,7 +24,8 @@
  * variable, so no CI variable, a masked password included, is expanded into a build arg), and `$[[` refused (GitLab
  * interpolates inputs anywhere in the file). Scripts name only Flui's own variables, always double-quoted.
  */
-import { parseAllDocuments, isMap, isSeq, isScalar, YAMLMap, YAMLSeq, Document } from 'yaml';
+import type { YAMLMap, Document } from 'yaml';
+import { parseAllDocuments, isMap, isSeq, isScalar, YAMLSeq } from 'yaml';
 import { ServiceError } from '../../errors.ts';
 import type { Application } from '../../manifest/schema.ts';
 import { DNS_LABEL, IMAGE_REPOSITORY } from '../../manifest/names.ts';
