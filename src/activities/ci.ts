@@ -144,7 +144,7 @@ export function createCiActivities(
         message: `CI run ${run.id} is ${state?.state ?? 'not visible yet'}`,
         type: 'RunInProgress',
         category: ApplicationFailureCategory.BENIGN,
-        ...(response.pollAfterSeconds !== undefined ? { nextRetryDelay: `${response.pollAfterSeconds} seconds` } : {}),
+        ...(response.pollAfterSeconds ? { nextRetryDelay: `${response.pollAfterSeconds(waitedSeconds)} seconds` } : {}),
       });
     },
 

@@ -76,10 +76,11 @@ export interface RunStatusResponse {
   /** Validator to send next time (conditional request); costs no rate limit when unchanged. */
   etag?: string;
   /**
-   * When to read again, for a CI without conditional requests (GitLab): every read is charged, so the backend spaces
-   * them out; undefined keeps the workflow's own poll interval.
+   * For a CI without conditional requests (GitLab), where every read is charged: seconds until the next read, given
+   * how long the caller has been waiting (measured on Temporal's clock, so it holds through restarts and time
+   * skipping). Undefined keeps the workflow's own poll interval.
    */
-  pollAfterSeconds?: number;
+  pollAfterSeconds?: (waitedSeconds: number) => number;
 }
 
 /** A piece of a run's own log (`CiBackend.readLogs`). */

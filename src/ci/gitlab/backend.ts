@@ -93,7 +93,7 @@ export function toRunState(p: PipelineObject): RunState {
 }
 
 /**
- * Seconds until the next status read of a pipeline `ageSeconds` old. Without a webhook: every 10 s for the first
+ * Seconds until the next status read of a pipeline waited on for `ageSeconds`. Without a webhook: every 10 s for the first
  * two minutes, then a tenth of the age, at most a minute. With one: the webhook normally reports the end, so a
  * quarter of the age, between 30 s and 5 minutes, only to cover a lost delivery.
  */
@@ -226,6 +226,11 @@ export class GitLabBackend implements CiBackend {
         try {
           // `start_sha` would not stop a lost race; a stale `create`/`update` fails with 400 instead, and is re-planned.
           const commit = await this.#gl.api.Commits.create(repo, branch, message, actions);
+          // Written right on the head that was read: the new head holds exactly the planned files, so the next
+          // deploy finds them current from the branch read alone.
+          if ((commit.parent_ids as string[] | undefined)?.[0] === head) {
+            this.#remember(this.#current, cacheKey, String(commit.id));
+          }
           return { path, changed: true, commitSha: String(commit.id), changes: plan.changes };
         } catch (err) {
           // 400: a file appeared or vanished since it was read (someone pushed meanwhile): read again and re-plan.
@@ -425,14 +430,16 @@ export class GitLabBackend implements CiBackend {
     }
   }
 
-  /** One read per call (GitLab has no conditional requests); `pollAfterSeconds` says when to read again. */
+  /**
+   * One read per call (GitLab has no conditional requests); `pollAfterSeconds` spaces the next read by how long the
+   * deploy has been waiting for the pipeline.
+   */
   async status(app: Application, run: CiRunRef): Promise<RunStatusResponse> {
     const repo = app.spec.source.repository;
     try {
       const { body } = await this.#gl.request<PipelineObject>('GET', `projects/${projectId(repo)}/pipelines/${run.id}`);
-      const status = toRunState(body);
-      const age = (Date.now() - Date.parse(body.created_at)) / 1000;
-      return { status, pollAfterSeconds: pollAfterSeconds(Number.isFinite(age) ? age : 0, this.#options.webhook) };
+      const webhook = this.#options.webhook;
+      return { status: toRunState(body), pollAfterSeconds: (waited) => pollAfterSeconds(waited, webhook) };
     } catch (err) {
       throw gitlabError(err, `checking pipeline ${run.id} in ${repo}`);
     }
