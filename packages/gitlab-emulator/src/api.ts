@@ -20,8 +20,11 @@ export interface GitLabEmulatorOptions {
    * `CI_REGISTRY_USER` and `CI_REGISTRY_PASSWORD` (this static credential, where GitLab gives a per-job one).
    */
   registry?: { insecureHosts?: string[]; ciRegistry?: { host: string; username: string; password: string } };
-  /** The project hook every project has: Pipeline events to `url`, with `token` as `X-Gitlab-Token`. */
-  webhook?: { url: string; token: string };
+  /**
+   * The project hook every project has: Pipeline events to `url`, with `token` as `X-Gitlab-Token`; optionally
+   * signed with `signingToken`, and auto-disabled after failures like gitlab.com's (`autoDisable`; webhooks.ts).
+   */
+  webhook?: { url: string; token: string; signingToken?: string; autoDisable?: boolean; autoDisableBaseMs?: number };
   /** Simulated durations: time pending before a runner picks the pipeline up, and the least time a job takes. */
   runner?: { pendingMs?: number; buildMs?: number };
   /** Requests per minute per token (gitlab.com's authenticated API limit: 2000). */

@@ -244,8 +244,9 @@ export function loadConfig(
     if (seen.has(path)) throw new CiError(`Include \`${path}\` was already included!`);
     seen.add(path);
     const file = readFile(text, path);
-    const resolved = resolveInputs(file.spec?.inputs, file.spec ? given : {});
-    if (!file.spec && Object.keys(given).length) {
+    // Inputs given to a root file without a header are unknown arguments; to an included one, a misuse of include.
+    const resolved = resolveInputs(file.spec?.inputs, file.spec || path === root ? given : {});
+    if (!file.spec && path !== root && Object.keys(given).length) {
       throw new CiError(`${path}: Given inputs not defined in the \`spec\` section of the included configuration file`);
     }
     const content = interpolate(file.content, resolved) as Record<string, unknown>;

@@ -8,6 +8,7 @@
  * with ajv at run time; the test helper fails the test during which a violation happened.
  */
 import { createRequire } from 'node:module';
+import assert from 'node:assert/strict';
 import type { ValidateFunction } from 'ajv';
 
 const require = createRequire(import.meta.url);
@@ -227,6 +228,37 @@ const jobSchema = obj(
   ['id', 'name', 'stage', 'status', 'ref', 'created_at', 'started_at', 'finished_at', 'web_url', 'pipeline', 'commit'],
 );
 
+const hookSchema = obj(
+  {
+    id: int,
+    url,
+    project_id: int,
+    push_events: bool,
+    pipeline_events: bool,
+    job_events: bool,
+    merge_requests_events: bool,
+    enable_ssl_verification: bool,
+    alert_status: { enum: ['executable', 'temporarily_disabled', 'disabled'] },
+    disabled_until: nDateTime,
+    created_at: dateTime,
+    name: str,
+    description: str,
+    url_variables: list({ type: 'object' }),
+  },
+  [
+    'id',
+    'url',
+    'project_id',
+    'push_events',
+    'pipeline_events',
+    'enable_ssl_verification',
+    'alert_status',
+    'created_at',
+  ],
+);
+// The secret token is write-only: a hook body that carries it is a leak.
+hookSchema.not = { required: ['token'] };
+
 /** GitLab's error bodies: `{message: string | {attr: [reasons]} | [reasons]}` or Grape's `{error: string}`. */
 const errorSchema: Schema = {
   type: 'object',
@@ -258,6 +290,11 @@ const OPERATIONS: Record<string, Record<number, Schema | null>> = {
   'POST /projects/:id/pipelines/:pipeline_id/cancel': { 200: pipelineSchema },
   'GET /projects/:id/pipelines/:pipeline_id/jobs': { 200: list(jobSchema) },
   'GET /projects/:id/jobs/:job_id/trace': { 200: null },
+  'GET /projects/:id/hooks': { 200: list(hookSchema) },
+  'GET /projects/:id/hooks/:hook_id': { 200: hookSchema },
+  'POST /projects/:id/hooks': { 201: hookSchema },
+  'PUT /projects/:id/hooks/:hook_id': { 200: hookSchema },
+  'DELETE /projects/:id/hooks/:hook_id': { 204: null },
 };
 
 /** Statuses any operation may answer with GitLab's error body (auth, validation, limits, outages). */
@@ -378,4 +415,11 @@ export class ContractChecker {
     if (!schema) return this.#violation(`${op}: not a webhook the contract describes`);
     this.#validate(op, schema, body, op);
   }
+}
+
+/** For tests: fails when `checker` saw a violation; returns what it checked (operations, responses). */
+export function assertContract(checker: ContractChecker): { operations: number; responses: number } {
+  const { operations, responses, violations } = checker.summary();
+  assert.deepEqual(violations, [], 'GitLab emulator responses must match the contract schemas');
+  return { operations, responses };
 }

@@ -30,7 +30,7 @@ export interface Faults {
   keepQueued(on: boolean): void;
   /** At most `count` jobs running at once, like a runner's `concurrent` setting (unlimited by default). */
   runnerCapacity(count: number): void;
-  /** The next `count` build jobs fail in their script (`failure_reason: script_failure`). */
+  /** The next `count` jobs fail in their script (`failure_reason: script_failure`), before any push. */
   failBuilds(count: number): void;
   /** The next `drop` webhook deliveries are lost; the next `duplicate` ones are delivered twice (same UUIDs). */
   webhooks(opts: { drop?: number; duplicate?: number }): void;
@@ -39,6 +39,12 @@ export interface Faults {
    * optionally only for `method`). Test-only: it proves the contract check catches a wrong response.
    */
   corruptNextResponse(operation: string, mutate: (body: unknown) => unknown, method?: string): void;
+  /**
+   * The next `count` requests (of `operation`, a documented path, and `method`, when given) are handled — their
+   * changes happen — but the connection is reset before the answer leaves, as when a proxy or the network drops
+   * it: the client cannot tell whether, say, its pipeline was created.
+   */
+  loseResponses(opts: { count: number; operation?: string; method?: string }): void;
   /** Back to a healthy GitLab. */
   reset(): void;
 }
@@ -113,7 +119,22 @@ export class FaultState {
     return c.mutate;
   }
 
+  #lose: { count: number; operation?: string; method?: string } = { count: 0 };
+
+  setLoseResponses(opts: { count: number; operation?: string; method?: string }): void {
+    this.#lose = { ...opts, method: opts.method?.toUpperCase() };
+  }
+
+  /** Whether this handled request's answer is lost. */
+  takeLostResponse(method: string, operation: string): boolean {
+    const l = this.#lose;
+    if (l.count <= 0 || (l.operation && l.operation !== operation) || (l.method && l.method !== method)) return false;
+    l.count--;
+    return true;
+  }
+
   reset(): void {
+    this.#lose = { count: 0 };
     this.#outage = undefined;
     this.latencyMs = 0;
     this.#secondary = { count: 0, retryAfter: undefined };

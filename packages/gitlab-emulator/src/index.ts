@@ -19,7 +19,25 @@
  *
  * Every response (and webhook payload) is checked against the JSON Schemas of contract.ts; the test helper fails the
  * test that caused a violation. With `dataDir`, state is persisted before each acknowledgement, and a restarted
- * emulator resumes unfinished pipelines.
+ * emulator resumes unfinished pipelines. *
+ * Facts checked against GitLab's documentation (doc/ in gitlabhq/gitlabhq, read for this emulator):
+ * - pipelines.md: `POST /projects/:id/pipeline` takes `ref`, `variables` (array of hashes) and `inputs` (a hash;
+ *   17.10 behind a default-on flag, generally available in 18.1); the list's `name` filter is GA in 16.9 (`name` in
+ *   responses 16.3); `order_by` is `id`, `status`, `ref`, `updated_at` or `user_id`, `sort` `asc`/`desc`.
+ * - repository_files.md: `ref` is required on GET (`HEAD` means the default branch), optional on `/raw`; HEAD returns
+ *   the `X-Gitlab-*` metadata headers; create answers 201 `{file_path, branch}`, update 200; an update with identical
+ *   content is one of the documented causes of its 400.
+ * - project_level_variables.md: `masked_and_hidden` and `hidden` since 17.4; a duplicate key needs another
+ *   `environment_scope`; `filter[environment_scope]` picks among duplicates; PUT requires `value`.
+ * - `Ci::Maskable`: masked values match `[a-zA-Z0-9_+=/@:.~-]{8,}`, or any `\S{8,}` when raw; else `value is invalid`.
+ * - "Insufficient permissions to set pipeline variables" (400, `message.base`) per
+ *   `ci_pipeline_variables_minimum_override_role` (`no_one_allowed` the default for new gitlab.com projects, 17.7).
+ * - inputs' errors ("`x` input: required value has not been provided", "provided value is not a number", "cannot be
+ *   used because it is not in the list of the allowed options") from GitLab's specs.
+ * - project_webhooks.md and webhooks.md: delivery headers; auto-disabling after 4 consecutive failures.
+ * Not confirmed here (plausible, kept visible in comments where used): "unknown input arguments" wording, the files
+ * API's 400 texts, the 409 text for a second merge request, GitLab's signing-token key derivation, that the Commits
+ * API commits even when nothing changes.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -27,6 +45,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EmulatedPipeline, GitLabEmulator, GitLabEmulatorOptions, RequestInfo } from './api.ts';
 import { ContractChecker } from './contract.ts';
+import { handleControl } from './control.ts';
 import { FaultState, RateLimits } from './faults.ts';
 import { message, Refusal, Router, type Ctx, type Reply, type Route } from './http.ts';
 import { bump, createRecords } from './records.ts';
@@ -40,7 +59,7 @@ export type { Faults } from './faults.ts';
 export type { Records } from './records.ts';
 export type { Job, MergeRequest, Pipeline, PipelineVariablesRole, Role } from './store.ts';
 export { ContractChecker } from './contract.ts';
-export { MASKABLE } from './routes.ts';
+export { MASKABLE, MASKABLE_RAW } from './routes.ts';
 
 const MAX_BODY = 50 * 1024 * 1024;
 export const DEFAULT_VERSION = '17.10.0';
@@ -64,7 +83,15 @@ export async function startGitLabEmulator(opts: GitLabEmulatorOptions = {}): Pro
   const webhooks = new Webhooks(opts.webhook, fault, records, version, contractOn ? contract : undefined);
   const hooks: GitLabEmulator['hooks'] = {};
   const router = new Router();
-  const env: Emulation = { store, runner, records, router, base: () => base, version };
+  const env: Emulation = {
+    store,
+    runner,
+    records,
+    router,
+    base: () => base,
+    version,
+    hookAutoDisable: opts.webhook?.autoDisable ?? false,
+  };
   runner.onChange = (project, pipeline) => webhooks.pipelineChanged(base, project, pipeline);
   registerRoutes(env);
 
@@ -80,6 +107,16 @@ export async function startGitLabEmulator(opts: GitLabEmulatorOptions = {}): Pro
     if (size > MAX_BODY) return send(res, req, undefined, message(413, '413 Request Entity Too Large'));
     const raw = Buffer.concat(chunks);
 
+    if (url.pathname.startsWith('/_emulator/') || url.pathname === '/_emulator') {
+      return handleControl(
+        emulator,
+        () => Object.values(store.state.projects).map((p) => p.path),
+        url,
+        method,
+        raw,
+        res,
+      );
+    }
     records.requests++;
     if (fault.latencyMs) {
       records.delayed++;
@@ -207,6 +244,11 @@ export async function startGitLabEmulator(opts: GitLabEmulatorOptions = {}): Pro
     const reply = await run(route, ctx);
     info.status = reply.status;
     await hooks.after?.(info);
+    if (fault.takeLostResponse(route.method, route.operation)) {
+      records.responsesLost++;
+      req.socket.resetAndDestroy();
+      return;
+    }
     return send(res, req, route, reply, token);
   }
 
@@ -404,6 +446,7 @@ export async function startGitLabEmulator(opts: GitLabEmulatorOptions = {}): Pro
       failBuilds: (count) => void (runner.faults.failBuilds = Math.max(0, count)),
       webhooks: ({ drop, duplicate }) => fault.setWebhooks(drop, duplicate),
       corruptNextResponse: (operation, mutate, method) => fault.corrupt(operation, mutate, method),
+      loseResponses: (opts) => fault.setLoseResponses(opts),
       reset() {
         fault.reset();
         limits.clearFaults();

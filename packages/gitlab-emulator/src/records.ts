@@ -28,8 +28,12 @@ export interface Records {
   webhooksSent: number;
   /** Webhook deliveries lost on purpose by the `webhooks({ drop })` fault. */
   webhooksDropped: number;
+  /** Webhook deliveries skipped because GitLab had auto-disabled the hook (`webhook.autoDisable`). */
+  webhooksSkippedDisabled: number;
   /** Requests the `latency` fault delayed. */
   delayed: number;
+  /** Handled requests whose answers the `loseResponses` fault dropped. */
+  responsesLost: number;
   /** Requests failed by the `outage` fault (503 or reset). */
   outageFailures: number;
 }
@@ -48,8 +52,10 @@ export function createRecords(): Records {
     cancels: 0,
     webhooksSent: 0,
     webhooksDropped: 0,
+    webhooksSkippedDisabled: 0,
     delayed: 0,
     outageFailures: 0,
+    responsesLost: 0,
   };
 }
 

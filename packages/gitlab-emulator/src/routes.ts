@@ -9,7 +9,17 @@ import { badParam, invalid, message, notFound, paginate, Refusal, type Ctx, type
 import { bump, type Records } from './records.ts';
 import type { Runner } from './runner.ts';
 import * as shape from './shapes.ts';
-import { now, ROLE_LEVEL, type Job, type Pipeline, type Project, type Store, type Variable } from './store.ts';
+import {
+  now,
+  ROLE_LEVEL,
+  type Hook,
+  type Job,
+  type Pipeline,
+  type Project,
+  type Store,
+  type Variable,
+} from './store.ts';
+import { alertStatus } from './webhooks.ts';
 
 export interface Emulation {
   store: Store;
@@ -18,10 +28,17 @@ export interface Emulation {
   router: Router;
   base(): string;
   version: string;
+  /** Whether hooks are auto-disabled after failures (the `webhook.autoDisable` option), for `alert_status`. */
+  hookAutoDisable: boolean;
 }
 
-/** GitLab's rule for masked values (docs "Mask a CI/CD variable"): one line, ≥ 8 characters of Base64's alphabet plus `@ : . ~ - _`. */
-export const MASKABLE = /^[A-Za-z0-9+/=@:.~_-]{8,}$/;
+/**
+ * GitLab's rules for masked values (docs "Mask a CI/CD variable"; `Ci::Maskable::REGEX` and `MASK_AND_RAW_REGEX`,
+ * checked): a value that expands variables uses ≥ 8 characters of the Base64 alphabet plus `@ : . ~ - _`; a raw one
+ * any ≥ 8 non-whitespace characters. Otherwise `400 {"message":{"value":["is invalid"]}}`.
+ */
+export const MASKABLE = /^[a-zA-Z0-9_+=/@:.~-]{8,}$/;
+export const MASKABLE_RAW = /^\S{8,}$/;
 const KEY = /^[A-Za-z0-9_]{1,255}$/;
 
 const project = (ctx: Ctx): Project => ctx.project!;
@@ -55,7 +72,8 @@ export function registerRoutes(env: Emulation): void {
     const path = ctx.params.file_path!;
     const ref = str(ctx.query.get('ref')) ?? (raw ? p.defaultBranch : undefined);
     if (!ref) return badParam('ref is missing');
-    const sha = store.resolve(p, ref);
+    // `ref=HEAD` names the default branch (repository_files docs).
+    const sha = store.resolve(p, ref === 'HEAD' ? p.defaultBranch : ref);
     const f = sha ? store.file(p, sha, path) : undefined;
     if (!sha || !f) return notFound('File');
     const ids = {
@@ -132,7 +150,11 @@ export function registerRoutes(env: Emulation): void {
       if (last && last !== store.lastCommitOf(p, head, path)) {
         return message(400, 'You are attempting to update a file that has changed since you started editing it.');
       }
-      store.commit(p, branch, { [path]: decode(content, ctx.body.encoding) }, msg, start);
+      const bytes = decode(content, ctx.body.encoding);
+      // "The commit was empty: new file contents were identical to the current file contents" is one of the
+      // causes the docs list for this endpoint's non-specific 400.
+      if (store.file(p, head, path)!.content.equals(bytes)) return message(400, 'A commit with no changes was refused');
+      store.commit(p, branch, { [path]: bytes }, msg, start);
       commitDone(p);
       return { status: 200, body: shape.fileWritten(path, branch) };
     },
@@ -258,10 +280,18 @@ export function registerRoutes(env: Emulation): void {
 
   // ---- CI/CD variables ----
   const hiddenSupported = () => shape.atLeast(env.version, '17.4');
-  const findVar = (p: Project, key: string, scope?: string | null) =>
-    p.variables.find((v) => v.key === key && (!scope || v.environmentScope === scope));
-  const checkMasked = (v: Pick<Variable, 'masked' | 'value'>) => {
-    if (v.masked && !MASKABLE.test(v.value)) throw new Refusal(invalid('value', 'is invalid'));
+  /** The variable `key` (in `scope`); several with that key and no scope is GitLab's 409, as its docs say. */
+  const findVar = (p: Project, key: string, scope?: string | null) => {
+    const found = p.variables.filter((v) => v.key === key && (!scope || v.environmentScope === scope));
+    if (found.length > 1) {
+      throw new Refusal(
+        message(409, "There are multiple variables with provided parameters. Please use 'filter[environment_scope]'."),
+      );
+    }
+    return found[0];
+  };
+  const checkMasked = (v: Pick<Variable, 'masked' | 'value' | 'raw'>) => {
+    if (v.masked && !(v.raw ? MASKABLE_RAW : MASKABLE).test(v.value)) throw new Refusal(invalid('value', 'is invalid'));
   };
 
   router.add('GET', '/projects/:id/variables', (ctx) => {
@@ -325,8 +355,7 @@ export function registerRoutes(env: Emulation): void {
           str((ctx.body.filter as Record<string, unknown> | undefined)?.environment_scope),
       );
       if (!v) return notFound('Variable');
-      const next = { ...v };
-      if (ctx.body.value !== undefined) next.value = String(ctx.body.value);
+      const next = { ...v, value: required(ctx, 'value') };
       if (ctx.body.protected !== undefined) next.protected = bool(ctx.body.protected);
       if (ctx.body.raw !== undefined) next.raw = bool(ctx.body.raw);
       if (ctx.body.description !== undefined) next.description = str(ctx.body.description) ?? null;
@@ -397,7 +426,9 @@ export function registerRoutes(env: Emulation): void {
       }
       const read = (path: string) => store.file(p, sha, path)?.content.toString('utf8');
       const vars: Record<string, string> = {
-        ...Object.fromEntries(p.variables.map((v) => [v.key, v.value])),
+        ...Object.fromEntries(
+          p.variables.filter((v) => !v.protected || ref === p.defaultBranch).map((v) => [v.key, v.value]),
+        ),
         ...Object.fromEntries(variables.map((v) => [v.key, v.value])),
         CI_PIPELINE_SOURCE: 'api',
         CI_COMMIT_REF_NAME: ref,
@@ -533,4 +564,96 @@ export function registerRoutes(env: Emulation): void {
     }
     return message(404, '404 Not found');
   });
+
+  // ---- project hooks (project_webhooks.md; Maintainer role) ----
+  const hookBody = (p: Project, h: Hook) =>
+    shape.hook(base(), p, h, alertStatus({ autoDisable: env.hookAutoDisable }, h.health));
+  const findHook = (ctx: Ctx): Hook => {
+    const id = Number(ctx.params.hook_id);
+    const hook = (project(ctx).hooks ?? []).find((h) => h.id === id);
+    if (!hook) throw new Refusal(notFound('Hook'));
+    return hook;
+  };
+  const hookUrl = (ctx: Ctx): string => {
+    const url = required(ctx, 'url');
+    // GitLab refuses schemes other than http(s); it also blocks local-network URLs unless an administrator allows
+    // them, which the emulator does (its tests' receivers listen on 127.0.0.1).
+    if (!/^https?:\/\/[^\s/]+/.test(url))
+      throw new Refusal(invalid('url', 'is blocked: Only allowed schemes are http, https'));
+    return url;
+  };
+  const applyHook = (ctx: Ctx, h: Hook) => {
+    const b = ctx.body;
+    if (b.token !== undefined) h.token = str(b.token) || undefined;
+    if (b.name !== undefined) h.name = str(b.name) ?? '';
+    if (b.description !== undefined) h.description = str(b.description) ?? '';
+    if (b.push_events !== undefined) h.pushEvents = bool(b.push_events);
+    if (b.pipeline_events !== undefined) h.pipelineEvents = bool(b.pipeline_events);
+    if (b.job_events !== undefined) h.jobEvents = bool(b.job_events);
+    if (b.merge_requests_events !== undefined) h.mergeRequestsEvents = bool(b.merge_requests_events);
+    if (b.enable_ssl_verification !== undefined) h.enableSslVerification = bool(b.enable_ssl_verification);
+  };
+  router.add('GET', '/projects/:id/hooks', (ctx) => {
+    needRole(ctx, 'maintainer');
+    const p = project(ctx);
+    const page = paginate(p.hooks ?? [], ctx, base());
+    return { status: 200, body: page.items.map((h) => hookBody(p, h)), headers: page.headers };
+  });
+  router.add('GET', '/projects/:id/hooks/:hook_id', (ctx) => {
+    needRole(ctx, 'maintainer');
+    return { status: 200, body: hookBody(project(ctx), findHook(ctx)) };
+  });
+  router.add(
+    'POST',
+    '/projects/:id/hooks',
+    (ctx) => {
+      needRole(ctx, 'maintainer');
+      const p = project(ctx);
+      const hook: Hook = {
+        id: store.id(),
+        url: hookUrl(ctx),
+        name: '',
+        description: '',
+        pushEvents: true,
+        pipelineEvents: false,
+        jobEvents: false,
+        mergeRequestsEvents: false,
+        enableSslVerification: true,
+        createdAt: now(),
+        health: { failures: 0, disabledUntil: 0 },
+      };
+      applyHook(ctx, hook);
+      (p.hooks ??= []).push(hook);
+      store.save();
+      return { status: 201, body: hookBody(p, hook) };
+    },
+    'write',
+  );
+  router.add(
+    'PUT',
+    '/projects/:id/hooks/:hook_id',
+    (ctx) => {
+      needRole(ctx, 'maintainer');
+      const p = project(ctx);
+      const hook = findHook(ctx);
+      hook.url = hookUrl(ctx);
+      applyHook(ctx, hook);
+      store.save();
+      return { status: 200, body: hookBody(p, hook) };
+    },
+    'write',
+  );
+  router.add(
+    'DELETE',
+    '/projects/:id/hooks/:hook_id',
+    (ctx) => {
+      needRole(ctx, 'maintainer');
+      const p = project(ctx);
+      const hook = findHook(ctx);
+      p.hooks = (p.hooks ?? []).filter((h) => h !== hook);
+      store.save();
+      return { status: 204 };
+    },
+    'write',
+  );
 }

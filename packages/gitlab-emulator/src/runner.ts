@@ -14,6 +14,10 @@
  * Values of masked variables are replaced by `[MASKED]` in traces, as GitLab does. A job with no buildah line just
  * succeeds. The real registry's 401 fails the job with buildah's words in the trace.
  *
+ * Not modelled: the Containerfile's instructions (the layer is the context's files, as in the GitHub emulator),
+ * buildah's TLS flags (registries in `insecureHosts` are spoken to over HTTP whatever the job says), job `timeout`,
+ * `interruptible` and auto-cancelling, services, artifacts and caches.
+ *
  * `CI_REGISTRY`, `CI_REGISTRY_USER`, `CI_REGISTRY_PASSWORD`, `CI_REGISTRY_IMAGE` exist when the emulator is given a
  * `ciRegistry` (a real registry standing in for GitLab's container registry): its static credential then plays the
  * job's short-lived one (the gap: it does not expire with the job). `CI_JOB_TOKEN` is a per-job random value the
@@ -271,6 +275,7 @@ export class Runner {
 
   async #job(project: Project, pipeline: Pipeline, job: Job, signal: AbortSignal): Promise<boolean> {
     const spec = job;
+    // Masked values are replaced in the trace, as GitLab Runner does (its minimum masked length is 8).
     const masked = project.variables.filter((v) => v.masked && v.value.length >= 8).map((v) => v.value);
     const log = (text: string) => {
       let t = text;
@@ -286,12 +291,20 @@ export class Runner {
     const predefined = this.predefined(project, pipeline, job);
     const vars: Record<string, string> = { ...predefined };
     for (const [k, v] of Object.entries(spec.variables)) vars[k] = expandVariable(v, vars);
-    for (const v of project.variables) vars[v.key] = v.raw ? v.value : expandVariable(v.value, vars);
+    // A protected variable reaches only pipelines of protected refs (the emulator protects the default branch).
+    const visible = project.variables.filter((v) => !v.protected || pipeline.ref === project.defaultBranch);
+    for (const v of visible) vars[v.key] = v.raw ? v.value : expandVariable(v.value, vars);
     for (const v of pipeline.variables) vars[v.key] = expandVariable(v.value, vars);
     const files = new Map<string, string>();
     const logins = new Map<string, { username: string; password: string }>();
     let built: { tag: string; context: string } | undefined;
     log('Executing "step_script" stage of the job script');
+    if (this.faults.failBuilds > 0) {
+      this.faults.failBuilds--;
+      log(`$ ${spec.script[0] ?? 'true'}`);
+      log('Error: building at STEP "RUN make": while running runtime: exit status 1 (simulated build failure)');
+      return false;
+    }
     for (const line of spec.script) {
       if (signal.aborted) return false;
       log(`$ ${line}`);
@@ -339,11 +352,6 @@ export class Runner {
             log('Error: the emulated runner needs buildah build -t <image> to know what to push');
             return false;
           }
-          if (this.faults.failBuilds > 0) {
-            this.faults.failBuilds--;
-            log('Error: building at STEP "RUN ...": while running runtime: exit status 1 (simulated build failure)');
-            return false;
-          }
           built = { tag, context };
           log(
             `STEP 1/1: emulated build of ${candidates.find((c) => this.#store.file(project, pipeline.sha, c))}: one layer of ${context}`,
@@ -366,11 +374,6 @@ export class Runner {
           const credentials = creds
             ? { username: creds.split(':')[0]!, password: creds.split(':').slice(1).join(':') }
             : logins.get(host);
-          if (this.faults.failBuilds > 0) {
-            this.faults.failBuilds--;
-            log('Error: pushing image: simulated build failure');
-            return false;
-          }
           log('Getting image source signatures');
           let digest: string;
           try {

@@ -9,6 +9,7 @@
 import type {
   BranchSchema,
   CommitSchema,
+  ExpandedHookSchema,
   ExpandedCommitSchema,
   ExpandedPipelineSchema,
   JobSchema,
@@ -21,7 +22,7 @@ import type {
   SimpleUserSchema,
   WebhookPipelineEventSchema,
 } from '@gitbeaker/rest';
-import type { Commit, Job, MergeRequest, Pipeline, Project, Variable } from './store.ts';
+import type { Commit, Hook, Job, MergeRequest, Pipeline, Project, Variable } from './store.ts';
 
 /** gitbeaker's `MappedOmit<SimpleUserSchema, 'created_at'>` (a plain `Omit` loses the keys of an index-signature type). */
 type User = { [K in keyof SimpleUserSchema as K extends 'created_at' ? never : K]: SimpleUserSchema[K] };
@@ -566,6 +567,42 @@ export function pipelineEvent(base: string, p: Project, pl: Pipeline) {
       artifacts_file: { filename: null, size: null },
       environment: null,
     })),
+  };
+}
+
+/**
+ * A project hook (project_webhooks.md). The secret token is never returned. gitbeaker's `ProjectHookSchema` names
+ * the project `projectId` where GitLab sends `project_id`, so the check is against `ExpandedHookSchema`.
+ */
+export function hook(base: string, p: Project, h: Hook, alert: string) {
+  const body = {
+    id: h.id,
+    url: h.url,
+    created_at: h.createdAt,
+    push_events: h.pushEvents,
+    tag_push_events: false,
+    merge_requests_events: h.mergeRequestsEvents,
+    repository_update_events: false,
+    enable_ssl_verification: h.enableSslVerification,
+    push_events_branch_filter: '',
+    issues_events: false,
+    confidential_issues_events: false,
+    note_events: false,
+    confidential_note_events: false,
+    job_events: h.jobEvents,
+    pipeline_events: h.pipelineEvents,
+    wiki_page_events: false,
+    deployment_events: false,
+    releases_events: false,
+    alert_status: alert,
+    url_variables: [],
+  } satisfies ExpandedHookSchema;
+  return {
+    ...body,
+    name: h.name,
+    description: h.description,
+    project_id: p.id,
+    disabled_until: alert === 'temporarily_disabled' ? new Date(h.health.disabledUntil).toISOString() : null,
   };
 }
 

@@ -97,6 +97,23 @@ export interface MergeRequest {
   sha: string;
 }
 
+/** A project hook added through the API (`POST /projects/:id/hooks`). */
+export interface Hook {
+  id: number;
+  url: string;
+  /** The secret token, sent as `X-Gitlab-Token`, never returned by the API. */
+  token?: string;
+  name: string;
+  description: string;
+  pushEvents: boolean;
+  pipelineEvents: boolean;
+  jobEvents: boolean;
+  mergeRequestsEvents: boolean;
+  enableSslVerification: boolean;
+  createdAt: string;
+  health: { failures: number; disabledUntil: number };
+}
+
 export type PipelineVariablesRole = 'no_one_allowed' | 'developer' | 'maintainer' | 'owner';
 
 export interface Project {
@@ -112,6 +129,8 @@ export interface Project {
   variables: Variable[];
   pipelines: Pipeline[];
   mergeRequests: MergeRequest[];
+  /** Hooks added through the API (absent in state written before hooks existed). */
+  hooks?: Hook[];
   pipelineVariablesRole: PipelineVariablesRole;
   /** The project's CI config path (GitLab's `ci_config_path`; default `.gitlab-ci.yml`). */
   ciConfigPath: string;

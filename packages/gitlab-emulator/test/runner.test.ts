@@ -12,6 +12,7 @@ import { after, describe, it } from 'node:test';
 import { headManifest } from '../../../src/registry/oci.ts';
 import { useGitLabEmulator } from '../../../test/helpers/gitlab-emulator.ts';
 import { REGISTRY_PASSWORD, REGISTRY_USER, useRegistry } from '../../../test/helpers/registry.ts';
+import { startGitLabEmulator } from '../src/index.ts';
 import { api, backendEntryFile, backendJobFile, eventually, fluiCiFile, gitbeakerFor } from './support.ts';
 
 const deliveries: { headers: IncomingHttpHeaders; body: string }[] = [];
@@ -217,5 +218,40 @@ describe('GitLab emulator runner', () => {
     });
     assert.equal(bad.status, 400, bad.text);
     assert.match(bad.text, /`run_name` input: provided value does not match required RegEx pattern/);
+  });
+
+  it("lends the instance registry's credential as CI_REGISTRY_USER/CI_REGISTRY_PASSWORD (the job-token push)", async () => {
+    const gl = await startGitLabEmulator({
+      runner: { pendingMs: 10, buildMs: 10 },
+      registry: { ciRegistry: { host: registry().host, username: REGISTRY_USER, password: REGISTRY_PASSWORD } },
+    });
+    try {
+      const path = 'acme/job-token';
+      const ci = `build:
+  stage: build
+  script:
+    - printf '%s' "$CI_REGISTRY_PASSWORD" | buildah login --username "$CI_REGISTRY_USER" --password-stdin "$CI_REGISTRY"
+    - buildah bud -t "$CI_REGISTRY_IMAGE:latest" .
+    - buildah push --digestfile /tmp/d "$CI_REGISTRY_IMAGE:latest" "docker://$CI_REGISTRY_IMAGE:latest"
+    - echo "digest $(cat /tmp/d)"
+`;
+      await gl.createProject({ path, files: { Dockerfile: 'FROM scratch\n', '.gitlab-ci.yml': ci } });
+      const token = gl.createToken({ projects: [path] });
+      const res = await api(gl, token, 'POST', `/projects/${encodeURIComponent(path)}/pipeline`, { ref: 'main' });
+      assert.equal(res.status, 201, res.text);
+      const pipeline = await eventually(() => {
+        const p = gl.pipelines(path)[0]!;
+        return ['success', 'failed'].includes(p.status) ? p : undefined;
+      }, 'the job-token pipeline');
+      assert.equal(pipeline.status, 'success', gl.trace(path, pipeline.jobs[0]!.id));
+      const { digest } = await headManifest(`${registry().host}/acme/job-token:latest`, {
+        credentials: { username: REGISTRY_USER, password: REGISTRY_PASSWORD },
+        insecureHosts: ['127.0.0.1'],
+      });
+      assert.equal(pipeline.digest, digest);
+      assert.deepEqual(gl.contract.violations, []);
+    } finally {
+      await gl.stop();
+    }
   });
 });

@@ -99,8 +99,10 @@ spec:
     image_tag: { description: "tag", default: "", regex: "^([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$" }
     run_name: { description: "name", default: "", regex: "^(flui [a-z0-9][-a-z0-9.]{0,200}(/[0-9]{1,6})?)?$" }
 ---
+variables:
+  FLUI_PIPELINE_NAME: "$[[ inputs.run_name ]]"
 workflow:
-  name: "$[[ inputs.run_name ]]"
+  name: "$FLUI_PIPELINE_NAME"
 flui-build-acme.web:
   stage: build
   image:
