@@ -14,6 +14,10 @@ import {
 import { tokenMatches } from '../../../src/ci/gitlab/webhook.ts';
 import { loadConfig } from '../../../src/config.ts';
 import { pushAccessFor } from '../../../src/registry/push-access.ts';
+import { createCiBackend } from '../../../src/ci/index.ts';
+import { ServiceError } from '../../../src/errors.ts';
+import { validateManifest } from '../../../src/manifest/parse.ts';
+import type { Application } from '../../../src/manifest/schema.ts';
 
 const error = (status: number | undefined, headers: Record<string, string> = {}) =>
   gitlabError(new GitLabHttpError(status, headers, 'x'), 'doing');
@@ -145,6 +149,21 @@ describe('GitLab configuration', () => {
       registry: 'registry.gitlab.example.com',
     });
     assert.equal(loadConfig({ FLUI_CI: 'gitlab' }).gitlab.registryHost, 'registry.gitlab.com', 'gitlab.com default');
+  });
+
+  it('FLUI_CI=gitlab chooses the GitLab backend, which fails only when a build needs the missing token', async () => {
+    const ci = createCiBackend(loadConfig({ FLUI_CI: 'gitlab' }));
+    assert.equal(ci.name, 'gitlab');
+    const app = validateManifest({
+      apiVersion: 'flui.dev/v1',
+      kind: 'Application',
+      metadata: { name: 'hello' },
+      spec: { source: { repository: 'acme/sub/hello' }, image: { repository: 'registry.gitlab.com/acme/sub/hello' } },
+    }) as Application;
+    await assert.rejects(
+      ci.ensurePipeline(app, { push: { method: 'ci-job-token', registry: 'registry.gitlab.com' } }),
+      (err: unknown) => err instanceof ServiceError && err.kind === 'misconfigured' && /GITLAB_TOKEN/.test(err.message),
+    );
   });
 
   it('names each bad GitLab variable, never echoing a secret', () => {
