@@ -11,6 +11,7 @@ import { startDeploy, status } from '../../../src/client/index.ts';
 import { jobFilePath, jobName, pushVariableNames } from '../../../src/ci/gitlab/pipeline-file.ts';
 import { kubeClients } from '../../../src/kube/rollout.ts';
 import { ciRunName, type DeployOutcome, type DeployStatus } from '../../../src/workflows/contract.ts';
+import { scanForSecrets } from '../../helpers/secrets.ts';
 import { createApplication, eventually, HELLO_FILES, useStack } from '../../helpers/stack.ts';
 
 async function phaseOf(client: Parameters<typeof status>[0], ns: string, app: string, phase: DeployStatus['phase']) {
@@ -157,6 +158,32 @@ describe('deploy through GitLab CI end to end', () => {
     assert.equal(again.phase, 'succeeded');
     assert.ok(Object.values(gl.records.limitRefusals).reduce((a, b) => a + b, 0) >= 2);
     assert.equal(gl.records.pipelinesCreated[app.spec.source.repository], 2, 'one pipeline per deploy');
+  });
+
+  it('no secret in any history, memo, search attribute or GitLab job log (raw or base64)', async () => {
+    const s = stack();
+    const gl = s.gitlab!;
+    const app = await createApplication(s);
+    assert.equal((await deploy(app)).phase, 'succeeded');
+    const projects = new Set([app.spec.source.repository]);
+    for (const repo of Object.keys(gl.records.pipelinesCreated)) projects.add(repo);
+    const traces = [...projects].flatMap((repo) =>
+      gl
+        .pipelines(repo)
+        .flatMap((p) => p.jobs.map((j) => ({ where: `job ${j.id} of ${repo}`, text: gl.trace(repo, j.id) ?? '' }))),
+    );
+    assert.ok(
+      traces.some((t) => / as sha256:/.test(t.text)),
+      'the job logs were read',
+    );
+    const scan = await scanForSecrets(
+      s.client,
+      [s.env.REGISTRY_PASSWORD!, s.env.GITLAB_TOKEN!, s.env.GITLAB_WEBHOOK_SECRET!],
+      [],
+      traces,
+    );
+    assert.ok(scan.workflows > 0 && scan.events > 0);
+    assert.deepEqual(scan.hits, []);
   });
 
   it('a lost webhook delivery costs a poll, not the deploy', async () => {
