@@ -138,11 +138,12 @@ export class GitLabBackend implements CiBackend {
     return body;
   }
 
-  /** The file's text on `ref`, or undefined when it does not exist. */
-  async #file(project: string, path: string, ref: string): Promise<string | undefined> {
+  /** The file's text on `ref` and the last commit that changed it, or undefined when it does not exist. */
+  async #file(project: string, path: string, ref: string): Promise<{ text: string; lastCommitId: string } | undefined> {
     try {
       const file = await this.#gl.api.RepositoryFiles.show(project, path, ref);
-      return Buffer.from(String(file.content), (file.encoding as BufferEncoding) || 'base64').toString('utf8');
+      const text = Buffer.from(String(file.content), (file.encoding as BufferEncoding) || 'base64').toString('utf8');
+      return { text, lastCommitId: String(file.last_commit_id) };
     } catch (err) {
       if (hasStatus(err, 404)) return undefined;
       throw err;
@@ -209,16 +210,27 @@ export class GitLabBackend implements CiBackend {
         }
         if (this.#current.get(cacheKey) === head) return { path, changed: false };
         const [entry, job] = await Promise.all([this.#file(repo, entryPath, head), this.#file(repo, path, head)]);
-        const plan = plannedFiles(app, options, { entryPath, entry, job });
+        const plan = plannedFiles(app, options, {
+          entryPath,
+          ...(entry ? { entry: entry.text } : {}),
+          ...(job ? { job: job.text } : {}),
+        });
+        const lastCommit: Record<string, string | undefined> = {
+          [entryPath]: entry?.lastCommitId,
+          [path]: job?.lastCommitId,
+        };
         if (!plan.files.length) {
           this.#remember(this.#current, cacheKey, head);
           return { path, changed: false };
         }
         const message = `Flui: build pipeline of ${appKey(app)}\n\n${plan.changes.map((c) => `- ${c}`).join('\n')}`;
+        // An update names the commit its content was planned on: if the user changed the file meanwhile, GitLab
+        // refuses (400) instead of Flui overwriting their change, and the next attempt plans on the new content.
         const actions = plan.files.map((f) => ({
           action: f.create ? ('create' as const) : ('update' as const),
           filePath: f.path,
           content: f.content,
+          ...(!f.create && lastCommit[f.path] ? { lastCommitId: lastCommit[f.path] } : {}),
         }));
         if (this.#options.updateMode === 'pull-request') {
           return await this.#propose(app, repo, branch, head, actions, message, path, plan.changes);
@@ -254,7 +266,7 @@ export class GitLabBackend implements CiBackend {
     repo: string,
     target: string,
     head: string,
-    actions: { action: 'create' | 'update'; filePath: string; content: string }[],
+    actions: { action: 'create' | 'update'; filePath: string; content: string; lastCommitId?: string }[],
     message: string,
     path: string,
     changes: string[],

@@ -82,6 +82,28 @@ describe('GitLab backend against the emulator', () => {
     assert.equal(gl.records.pipelinesCreated['acme/team/svc'], 1);
   });
 
+  it("a user's push between Flui's read and its commit is kept: the commit is refused and planned again", async () => {
+    const { gl, backend, app, push } = await setup('acme/team/race');
+    gl.push('acme/team/race', 'main', { '.gitlab-ci.yml': 'unit:\n  script: [echo one]\n' });
+    let raced = false;
+    gl.hooks.before = (info) => {
+      if (info.method === 'POST' && info.operation === '/projects/:id/repository/commits' && !raced) {
+        raced = true;
+        gl.push('acme/team/race', 'main', { '.gitlab-ci.yml': 'unit:\n  script: [echo two]\n' });
+      }
+    };
+    try {
+      const result = await backend.ensurePipeline(app, { push });
+      assert.equal(result.changed, true);
+    } finally {
+      gl.hooks.before = undefined;
+    }
+    assert.ok(raced);
+    const entry = gl.file('acme/team/race', '.gitlab-ci.yml')!;
+    assert.match(entry, /echo two/, "the user's change is kept");
+    assert.match(entry, /\.flui\//, "and Flui's include added");
+  });
+
   it('merge-request mode proposes the files once and leaves the branch alone', async () => {
     const { gl, backend, app, push } = await setup('acme/team/mr', 'pull-request');
     const proposed = await backend.ensurePipeline(app, { push });
