@@ -41,7 +41,7 @@ const DEPLOYS = Number(process.env.FLUI_BENCH_DEPLOYS ?? 10);
 const INFLIGHT = Number(process.env.FLUI_BENCH_INFLIGHT ?? 1000);
 const BURST = Number(process.env.FLUI_BENCH_BURST ?? 50);
 const SECTIONS = ['overhead', 'lengths', 'burst', 'inflight', 'cli'];
-/** Sections to run (comma-separated: overhead, lengths, burst, inflight, cli); all by default. */
+/** Sections to run (comma-separated: overhead, lengths, burst, inflight, cli); all by default. `gitlab` runs alone. */
 const ONLY = new Set((process.env.FLUI_BENCH_ONLY ?? SECTIONS.join(',')).split(','));
 /**
  * 1,000 first deploys make ~13,000 rate-limited requests: more than the 5,000 an hour GitHub gives one token (a
@@ -307,6 +307,94 @@ async function requestsForBuildLength(minutesList: number[]): Promise<Map<number
     await env.teardown();
   }
   return out;
+}
+
+/**
+ * Rate-limited GitLab requests of one steady-state deploy whose pipeline waits `minutes` for a runner, with the
+ * webhook or by polling alone (GitLab emulator, FLUI_CI=gitlab, the Temporal dev server: real time). GitLab's API has
+ * no conditional requests, so every status read counts; the poll schedule (pollAfterSeconds) decides how many. Real
+ * time because the time-skipping test server did not finish these deploys (the poll's `nextRetryDelay`, or the
+ * webhook's signal, under skipped time: not investigated), so longer builds are derived from the same schedule.
+ */
+async function gitlabRequestsForBuildLength(
+  minutesList: number[],
+  webhooks: boolean,
+): Promise<Map<number, { total: number; byOperation: Record<string, number> }>> {
+  const stack = await startLocalStack({
+    ci: 'gitlab',
+    webhooks,
+    ports: { ui: false },
+    runner: { queuedMs: 50, buildMs: 100 },
+    workflowBundle: { code: (await workflowBundle('src/workflows/index.ts')).code },
+  });
+  const gl = stack.gitlab!;
+  const total = () => Object.values(gl.records.rateLimited).reduce((a, b) => a + b, 0);
+  const out = new Map<number, { total: number; byOperation: Record<string, number> }>();
+  try {
+    for (const minutes of minutesList) {
+      const name = `bench-gl-${process.pid}-${appCounter++}`;
+      await gl.createProject({ path: `bench/apps/${name}`, files: { Dockerfile: 'FROM scratch\n', 'app.txt': name } });
+      const app = validateManifest({
+        apiVersion: 'flui.dev/v1',
+        kind: 'Application',
+        metadata: { name },
+        spec: {
+          source: { repository: `bench/apps/${name}` },
+          image: { repository: `${stack.registryHost}/bench/${name}` },
+          replicas: 1,
+          deploy: {
+            progressDeadlineSeconds: 60,
+            retryWindowMinutes: 0,
+            queueTimeoutMinutes: 120,
+            buildTimeoutMinutes: 240,
+          },
+        },
+      }) as Application;
+      const run = async () => {
+        const { workflowId } = await startDeploy(stack.client, app, { taskQueue: stack.config.temporal.taskQueue });
+        return stack.client.workflow.getHandle(workflowId).result();
+      };
+      await run(); // the first deploy writes the pipeline files and the credential
+      const before = total();
+      const ops = { ...gl.records.operations };
+      gl.faults.keepPending(true); // the pipeline waits `minutes` for a runner
+      const done = run();
+      await sleep(minutes * 60_000);
+      gl.faults.keepPending(false);
+      await done;
+      const byOperation = Object.fromEntries(
+        Object.entries(gl.records.operations)
+          .map(([k, v]) => [k, v - (ops[k] ?? 0)] as const)
+          .filter(([, v]) => v > 0),
+      );
+      out.set(minutes, { total: total() - before, byOperation });
+    }
+  } finally {
+    await stack.stop();
+  }
+  return out;
+}
+
+/** The GitLab section alone (FLUI_BENCH_ONLY=gitlab): its own stacks, printed, BENCHMARKS.md untouched. */
+async function gitlabSection(): Promise<void> {
+  const lengths = (process.env.FLUI_BENCH_GITLAB_MINUTES ?? '1').split(',').map(Number);
+  progress(`GitLab: requests for builds of ${lengths.join(', ')} min, with the webhook (real time)`);
+  const withWebhook = await gitlabRequestsForBuildLength(lengths, true);
+  progress('GitLab: the same, polling only');
+  const pollingOnly = await gitlabRequestsForBuildLength(lengths, false);
+  say('## GitLab CI: rate-limited requests per steady-state deploy, by build length');
+  say();
+  say('| build length | with the webhook (measured) | polling only (measured) | a poll every 10 s (derived) |');
+  say('| --- | --- | --- | --- |');
+  for (const minutes of lengths) {
+    say(
+      `| ${minutes} min | ${withWebhook.get(minutes)!.total} | ${pollingOnly.get(minutes)!.total} | ${4 + minutes * 6} |`,
+    );
+  }
+  say();
+  const last = lengths.at(-1)!;
+  say(`Requests of the ${last}-minute deploy, polling only: ${JSON.stringify(pollingOnly.get(last)!.byOperation)}.`);
+  say(`With the webhook: ${JSON.stringify(withWebhook.get(last)!.byOperation)}.`);
 }
 
 interface InFlight {
@@ -607,6 +695,10 @@ async function cliAndIdleWorker(stack: LocalStack, workers: Workers) {
 }
 
 async function main() {
+  if (ONLY.size === 1 && ONLY.has('gitlab')) {
+    await gitlabSection();
+    process.exit(0);
+  }
   const started = new Date();
   say('# Benchmarks');
   say();

@@ -62,7 +62,9 @@ async function main(): Promise<void> {
   say(bold('Flui sandbox: the build pipeline on this machine'));
   const stack = await startLocalStack({
     dataDir: DATA_DIR,
-    ports: { temporal: 7233, ui: 8233, registry: 5001, github: 3030, webhook: 8787 },
+    ports: { temporal: 7233, ui: 8233, registry: 5001, github: 3030, gitlab: 3031, webhook: 8787 },
+    // FLUI_CI=gitlab npm start: the GitLab emulator builds instead of GitHub's.
+    ...(process.env.FLUI_CI === 'gitlab' ? { ci: 'gitlab' as const } : {}),
     persistTemporal: false,
     runner: { queuedMs: 1000, buildMs: 4000 },
     log: (line) => say(`  ${line}`),
@@ -90,6 +92,14 @@ async function main(): Promise<void> {
       files: await readTree(join(ROOT, 'examples/hello/repo')),
     });
     say(`  GitHub emulator: repository ${hello.spec.source.repository} holds examples/hello/repo`);
+  }
+  if (stack.gitlab && hello.kind === 'Application') {
+    await stack.gitlab.createProject({
+      path: hello.spec.source.repository,
+      defaultBranch: hello.spec.source.branch,
+      files: await readTree(join(ROOT, 'examples/hello/repo')),
+    });
+    say(`  GitLab emulator: project ${hello.spec.source.repository} holds examples/hello/repo`);
   }
   if (stack.registry && redis.kind === 'CatalogApp') {
     // No internet here: the catalog image is a small stand-in pushed to the local registry.

@@ -13,6 +13,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { WorkflowBundleOption } from '@temporalio/worker';
 import { loadConfig, type Config } from '../src/config.ts';
 import { startGitHubEmulator, type GitHubEmulator } from '@flui/github-emulator';
+import { startGitLabEmulator, type GitLabEmulator } from '@flui/gitlab-emulator';
 import { startWorker, type RunningWorker } from '../src/worker.ts';
 import { startKwokCluster, type KwokCluster } from './kwok.ts';
 import { freePort, makeTempDir } from './process.ts';
@@ -23,15 +24,26 @@ export interface StackOptions {
   /** State, logs and kubeconfig; a temp dir when omitted. */
   dataDir?: string;
   /** Fixed ports (the sandbox uses well-known ones); free ports when omitted. */
-  ports?: { temporal?: number; ui?: number | false; registry?: number; github?: number; webhook?: number };
+  ports?: {
+    temporal?: number;
+    ui?: number | false;
+    registry?: number;
+    github?: number;
+    gitlab?: number;
+    webhook?: number;
+  };
   /** Keep Temporal state in `dataDir` across restarts. */
   persistTemporal?: boolean;
+  /** Which CI builds Application deploys (FLUI_CI); default github. `gitlab` starts the GitLab emulator instead. */
+  ci?: 'github' | 'gitlab' | 'self-hosted';
   /** Deliver CI webhooks to the worker (default true); polling alone otherwise. */
   webhooks?: boolean;
   /** Simulated CI durations. */
   runner?: { queuedMs?: number; buildMs?: number };
   /** The emulated GitHub's primary rate limit per token per hour (GitHub's: 5,000). */
   githubRateLimit?: number;
+  /** The emulated GitLab's rate limit per token per minute (gitlab.com's authenticated API limit: 2,000). */
+  gitlabRateLimit?: number;
   /** Start the worker in this process (default true). Tests of crashes run it as a child process instead. */
   worker?: boolean;
   workflowBundle?: WorkflowBundleOption;
@@ -48,6 +60,8 @@ export interface LocalStack {
   temporal?: DevServer;
   registry?: LocalRegistry;
   github?: GitHubEmulator;
+  /** The GitLab emulator, when `ci: 'gitlab'`. */
+  gitlab?: GitLabEmulator;
   cluster?: KwokCluster;
   /** Environment variables that configure a worker or the CLI for this stack (contains test credentials). */
   env: Record<string, string>;
@@ -122,7 +136,32 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
     }
 
     let github: GitHubEmulator | undefined;
-    if (configured.GITHUB_TOKEN || configured.GITHUB_APP_ID) {
+    let gitlab: GitLabEmulator | undefined;
+    if (opts.ci === 'gitlab') {
+      env.FLUI_CI = 'gitlab';
+      if (webhookPort !== undefined) env.GITLAB_WEBHOOK_SECRET = webhookSecret;
+      if (configured.GITLAB_TOKEN) {
+        for (const key of ['GITLAB_URL', 'GITLAB_TOKEN', 'GITLAB_WEBHOOK_SECRET', 'GITLAB_REGISTRY_HOST']) {
+          if (configured[key]) env[key] = configured[key];
+        }
+        say('GitLab: configured');
+      } else {
+        say('GitLab emulator: starting');
+        gitlab = await startGitLabEmulator({
+          port: opts.ports?.gitlab,
+          dataDir: join(dataDir, 'gitlab'),
+          registry: { insecureHosts: ['127.0.0.1', 'localhost'] },
+          webhook:
+            webhookPort !== undefined ? { url: `http://127.0.0.1:${webhookPort}/`, token: webhookSecret } : undefined,
+          runner: { pendingMs: opts.runner?.queuedMs, buildMs: opts.runner?.buildMs },
+          ...(opts.gitlabRateLimit ? { rateLimit: opts.gitlabRateLimit } : {}),
+        });
+        stops.push(() => gitlab!.stop());
+        env.GITLAB_URL = gitlab.url;
+        env.GITLAB_TOKEN = gitlab.createToken();
+        say(`GitLab emulator: ${gitlab.url}`);
+      }
+    } else if (configured.GITHUB_TOKEN || configured.GITHUB_APP_ID) {
       for (const key of [
         'GITHUB_API_URL',
         'GITHUB_TOKEN',
@@ -178,7 +217,20 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       stops.push(() => worker!.shutdown());
     }
 
-    return { dataDir, temporal, registry, github, cluster, env, config, client, worker, registryHost, stop: stopAll };
+    return {
+      dataDir,
+      temporal,
+      registry,
+      github,
+      ...(gitlab ? { gitlab } : {}),
+      cluster,
+      env,
+      config,
+      client,
+      worker,
+      registryHost,
+      stop: stopAll,
+    };
   } catch (err) {
     await stopAll();
     throw err;

@@ -25,6 +25,7 @@ import {
 } from './registry/push-access.ts';
 import { parseLaneSettings, type Lanes } from './lanes.ts';
 import type { CiBackendName } from './ci/backend.ts';
+import { parseGitLabSettings, type GitLabSettings } from './ci/gitlab/settings.ts';
 
 /** Where the worker and the CLI look for Temporal when nothing says otherwise (the Temporal CLI's default too). */
 export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
@@ -71,6 +72,8 @@ export interface Config extends ClientConfig {
     /** FLUI_GITHUB_ENVIRONMENT (src/ci/github/settings.ts). */
     environment?: string;
   };
+  /** GitLab CI (FLUI_CI=gitlab): GITLAB_URL, GITLAB_TOKEN, GITLAB_WEBHOOK_SECRET, ... (src/ci/gitlab/settings.ts). */
+  gitlab: GitLabSettings;
   registry: {
     /** Credentials by registry host, each sent to its own host only (src/registry/auths.ts). */
     auths: RegistryAuths;
@@ -263,10 +266,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   );
   const webhookPort = e.wholeNumber('FLUI_WEBHOOK_PORT', 0, 65535);
 
+  // GitLab CI (FLUI_CI=gitlab). The instance's own registry is pushed to with the job's token unless
+  // FLUI_REGISTRY_PUSH says otherwise: nothing stored.
+  const ciBackend = CI_BACKENDS[e.oneOf('FLUI_CI', ['github', 'gitlab', 'self-hosted'], 'github')];
+  const gitlab = parseGitLabSettings(env);
+  e.problems.push(...gitlab.problems);
+  const gitlabRegistry = gitlab.value.registryHost;
+  if (ciBackend === 'gitlab' && gitlabRegistry && !push.value.hosts[gitlabRegistry]) {
+    push.value.hosts[gitlabRegistry] = { method: 'ci-job-token', registry: gitlabRegistry };
+  }
+
   const config: Config = {
     ...client,
     dataDir: e.string('FLUI_DATA_DIR') ?? join(homedir(), '.local', 'share', 'flui'),
-    ci: { backend: CI_BACKENDS[e.oneOf('FLUI_CI', ['github', 'gitlab', 'self-hosted'], 'github')] },
+    ci: { backend: ciBackend },
     github: {
       apiUrl: e.url('GITHUB_API_URL', 'https://api.github.com'),
       auth,
@@ -278,6 +291,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       writeIntervalMs: e.wholeNumber('GITHUB_WRITE_INTERVAL_MS', 0, 60_000, 1000),
       environment: environment.value,
     },
+    gitlab: gitlab.value,
     registry: {
       auths: registryAuths.auths,
       // Registries spoken to over plain HTTP (local ones).

@@ -15,7 +15,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type LogLevel, type WorkflowBundleOption } from '@temporalio/worker';
 import { createActivities } from './activities/index.ts';
 import { keepAlive } from './activities/keep-alive.ts';
-import { startWebhookReceiver } from './ci/github/webhook.ts';
+import { startWebhookReceiver, type RunCompletedEvent } from './ci/github/webhook.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { parseCiRunName, runCompletedSignal } from './workflows/contract.ts';
 import { freeLoopbackPort, startOpsServer, withTimeout, type Health } from './observability/ops-server.ts';
@@ -111,24 +111,29 @@ export async function startWorker(config: Config, opts: StartWorkerOptions = {})
   // The webhook receiver signals the deploy whose CI run finished; polling covers any lost delivery.
   let webhookUrl: string | undefined;
   let stopWebhook: (() => Promise<void>) | undefined;
-  if (config.webhook && config.github.webhookSecret) {
+  const gitlabSecret = config.ci.backend === 'gitlab' ? config.gitlab.webhookSecret : undefined;
+  if (config.webhook && (config.github.webhookSecret || gitlabSecret)) {
     const client = new Client({
       connection: await Connection.connect({ address, tls, apiKey, metadata }),
       namespace: config.temporal.namespace,
     });
+    const onRunCompleted = async (event: RunCompletedEvent) => {
+      const key = parseCiRunName(event.runName);
+      if (!key) return; // not one of ours
+      await client.workflow.getHandle(key.workflowId).signal(runCompletedSignal, {
+        deployId: key.deployId,
+        runId: String(event.runId),
+        result: { conclusion: event.conclusion, htmlUrl: event.htmlUrl, headSha: event.headSha },
+      });
+    };
     const receiver = await startWebhookReceiver({
       host: config.webhook.host,
       port: config.webhook.port,
-      secret: config.github.webhookSecret,
-      onRunCompleted: async (event) => {
-        const key = parseCiRunName(event.runName);
-        if (!key) return; // not one of ours
-        await client.workflow.getHandle(key.workflowId).signal(runCompletedSignal, {
-          deployId: key.deployId,
-          runId: String(event.runId),
-          result: { conclusion: event.conclusion, htmlUrl: event.htmlUrl, headSha: event.headSha },
-        });
-      },
+      // Empty: GitHub deliveries fail their signature check (only GitLab is configured).
+      secret: config.github.webhookSecret ?? '',
+      onRunCompleted,
+      // GitLab's Pipeline Hook on the same port, told apart by its X-Gitlab-Event header.
+      ...(gitlabSecret ? { gitlab: { token: gitlabSecret, onPipelineCompleted: onRunCompleted } } : {}),
     });
     webhookUrl = receiver.url;
     stopWebhook = async () => {

@@ -138,11 +138,13 @@ export function createCiActivities(
           FailureType.RunQueuedTooLong,
         );
       }
-      // BENIGN: an unfinished run is the normal case of a poll, logged at DEBUG rather than as a failure.
+      // BENIGN: an unfinished run is the normal case of a poll, logged at DEBUG rather than as a failure. A CI without
+      // conditional requests (GitLab) says when to read again; otherwise the retry policy's interval applies.
       throw ApplicationFailure.create({
         message: `CI run ${run.id} is ${state?.state ?? 'not visible yet'}`,
         type: 'RunInProgress',
         category: ApplicationFailureCategory.BENIGN,
+        ...(response.pollAfterSeconds ? { nextRetryDelay: `${response.pollAfterSeconds(waitedSeconds)} seconds` } : {}),
       });
     },
 

@@ -23,6 +23,8 @@ export interface PipelineResult {
    * still holds the old pipeline, so the deploy stops until a person merges this.
    */
   pullRequestUrl?: string;
+  /** What this call changed, in words for the deploy's status (e.g. "created .gitlab-ci.yml"). */
+  changes?: string[];
 }
 
 /**
@@ -73,6 +75,12 @@ export interface RunStatusResponse {
   status?: RunState;
   /** Validator to send next time (conditional request); costs no rate limit when unchanged. */
   etag?: string;
+  /**
+   * For a CI without conditional requests (GitLab), where every read is charged: seconds until the next read, given
+   * how long the caller has been waiting (measured on Temporal's clock, so it holds through restarts and time
+   * skipping). Undefined keeps the workflow's own poll interval.
+   */
+  pollAfterSeconds?: (waitedSeconds: number) => number;
 }
 
 /** A piece of a run's own log (`CiBackend.readLogs`). */

@@ -6,17 +6,23 @@ import type { Config } from '../config.ts';
 import { ServiceError } from '../errors.ts';
 import type { CiBackend } from './backend.ts';
 import { GitHubActionsBackend } from './github/actions.ts';
+import { GitLabBackend } from './gitlab/backend.ts';
 
 function build(config: Config): CiBackend {
   switch (config.ci.backend) {
     case 'github-actions':
       return new GitHubActionsBackend(config.github);
+    case 'gitlab':
+      return new GitLabBackend(config.gitlab, {
+        updateMode: config.github.updateMode,
+        webhook: Boolean(config.webhook && config.gitlab.webhookSecret),
+      });
     default:
       throw new ServiceError({
         service: 'CI',
         kind: 'misconfigured',
         message: `the CI backend "${config.ci.backend}" is not available in this build`,
-        hint: 'set FLUI_CI to github',
+        hint: 'set FLUI_CI to github or gitlab',
       });
   }
 }

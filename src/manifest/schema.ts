@@ -137,10 +137,19 @@ export const applicationSchema = z.strictObject({
   metadata,
   spec: z.strictObject({
     source: z.strictObject({
-      /** GitHub-style "owner/name". */
+      /**
+       * "owner/name" (GitHub), or a GitLab project in nested groups, "group/subgroup/project" (GitLab allows 20 levels).
+       * Which CI builds it is the installation's choice (FLUI_CI); GitHub refuses more than two segments.
+       */
       repository: argument
-        .regex(/^[A-Za-z0-9-]+\/[A-Za-z0-9._-]+$/, 'must be "owner/name", e.g. "acme/hello"')
-        .refine((r) => !['.', '..'].includes(r.split('/')[1] ?? ''), 'the repository name must not be "." or ".."'),
+        .regex(
+          /^[A-Za-z0-9_][A-Za-z0-9._-]*(\/[A-Za-z0-9._-]+){1,20}$/,
+          'must be "owner/name", e.g. "acme/hello" (on GitLab also "group/subgroup/project")',
+        )
+        .refine(
+          (r) => !r.split('/').some((s) => s === '.' || s === '..'),
+          'the repository name must not be "." or ".."',
+        ),
       branch: argument
         .min(1)
         .regex(/^(?!\/)(?!.*\.\.)(?!.*\/\/)[^\s~^:?*[\\]+(?<!\/)(?<!\.lock)$/, 'must be a valid git branch name')

@@ -48,7 +48,9 @@ export type PushAccess =
       registryName: string;
     }
   | { method: 'minted-token'; registry: string }
-  | { method: 'static'; registry: string };
+  | { method: 'static'; registry: string }
+  /** GitLab CI: the job's own short-lived CI_REGISTRY_USER/CI_REGISTRY_PASSWORD for the instance's registry. */
+  | { method: 'ci-job-token'; registry: string };
 
 export type PushMethod = PushAccess['method'];
 
@@ -122,11 +124,12 @@ const hostSchema = z.discriminatedUnion(
         .default(360),
     }),
     z.strictObject({ method: z.literal('static') }),
+    z.strictObject({ method: z.literal('ci-job-token') }),
   ],
   {
     error: (issue) =>
       issue.code === 'invalid_union'
-        ? '"method" must be one of github-token, aws-oidc, gcp-oidc, azure-oidc, minted-token, static'
+        ? '"method" must be one of github-token, aws-oidc, gcp-oidc, azure-oidc, minted-token, static, ci-job-token'
         : undefined,
   },
 );

@@ -300,7 +300,12 @@ export async function deployWorkflow(
         `Store the registry push credential as a CI secret of ${manifest.spec.source.repository}`,
       ).ensureRegistryCredential({ app: manifest }),
     ]);
-    log.info('pipeline file', { path: file.path, changed: file.changed, commit: file.commitSha });
+    log.info('pipeline file', {
+      path: file.path,
+      changed: file.changed,
+      commit: file.commitSha,
+      changes: file.changes,
+    });
   }
 
   async function build(manifest: Extract<DeployRequest, { kind: 'Application' }>['manifest']): Promise<void> {

@@ -26,19 +26,25 @@ export const HELLO_FILES: Record<string, string> = {
   'server.js': 'console.log("hello")\n',
 };
 
-/** A fresh app (unique name) whose repository exists in the stack's GitHub emulator. */
+/** A fresh app (unique name) whose repository exists in the stack's GitHub emulator (or GitLab's, in a nested group). */
 export async function createApplication(
   stack: LocalStack,
   spec: { files?: Record<string, string>; deploy?: Partial<Application['spec']['deploy']>; name?: string } = {},
 ): Promise<Application> {
   const name = spec.name ?? `app-${randomBytes(3).toString('hex')}`;
-  await stack.github!.createRepo({ owner: 'acme', name, defaultBranch: 'main', files: spec.files ?? HELLO_FILES });
+  // On GitLab, in a nested group: the path GitHub could not have.
+  const repository = stack.gitlab ? `acme/apps/${name}` : `acme/${name}`;
+  if (stack.gitlab) {
+    await stack.gitlab.createProject({ path: repository, defaultBranch: 'main', files: spec.files ?? HELLO_FILES });
+  } else {
+    await stack.github!.createRepo({ owner: 'acme', name, defaultBranch: 'main', files: spec.files ?? HELLO_FILES });
+  }
   const manifest = validateManifest({
     apiVersion: 'flui.dev/v1',
     kind: 'Application',
     metadata: { name },
     spec: {
-      source: { repository: `acme/${name}`, branch: 'main' },
+      source: { repository, branch: 'main' },
       image: { repository: `${stack.registryHost}/acme/${name}` },
       port: 8080,
       replicas: 2,

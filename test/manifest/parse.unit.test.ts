@@ -45,7 +45,7 @@ describe('manifest parsing', () => {
     assert.deepEqual(err.problems, [
       {
         field: 'spec.source.repository',
-        message: 'must be "owner/name", e.g. "acme/hello"',
+        message: 'must be "owner/name", e.g. "acme/hello" (on GitLab also "group/subgroup/project")',
         line: 7,
         column: 17,
       },

@@ -136,7 +136,17 @@ function parseStoredCredential(value: string): { fingerprint: string; updatedAt:
 }
 
 function repoOf(app: Application): { owner: string; repo: string } {
-  const [owner, repo] = app.spec.source.repository.split('/') as [string, string];
+  const parts = app.spec.source.repository.split('/');
+  if (parts.length !== 2) {
+    // The manifest allows GitLab's nested groups; a GitHub repository is always `owner/name`.
+    throw new ServiceError({
+      service: 'GitHub',
+      kind: 'invalid',
+      message: `"${app.spec.source.repository}" is not a GitHub repository: GitHub repositories are "owner/name"`,
+      hint: 'nested groups ("group/subgroup/project") are GitLab projects: build them with FLUI_CI=gitlab',
+    });
+  }
+  const [owner, repo] = parts as [string, string];
   return { owner, repo };
 }
 

@@ -132,6 +132,8 @@ function loginSteps(
   const names = pushSecretNames(app);
   const registry = push.registry;
   switch (push.method) {
+    case 'ci-job-token':
+      throw invalid(app, `${registry} is pushed to with a GitLab job's token, which GitHub Actions does not have`);
     case 'github-token':
       return {
         permissions: { packages: new Commented('write', `push the image to ${registry} with the job's token`) },

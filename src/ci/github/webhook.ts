@@ -11,6 +11,7 @@ import type { components } from '@octokit/openapi-webhooks-types';
 import { verify } from '@octokit/webhooks-methods';
 import type { CiRunResult } from '../../workflows/contract.ts';
 import { meter, type WebhookResult } from '../../observability/meter.ts';
+import { createGitLabWebhookHandler, type GitLabWebhookOptions } from '../gitlab/webhook.ts';
 
 export interface RunCompletedEvent {
   /** The run's title (`run-name`), e.g. `flui default.hello.k3x9a1`. */
@@ -26,6 +27,8 @@ export interface WebhookReceiverOptions {
   port: number;
   secret: string;
   onRunCompleted(event: RunCompletedEvent): Promise<void>;
+  /** GitLab's Pipeline Hook on the same port (deliveries carrying `X-Gitlab-Event`); see ../gitlab/webhook.ts. */
+  gitlab?: GitLabWebhookOptions;
   /** Errors of the callback or the request (the delivery is answered 500 so GitHub shows it failed). */
   onError?(err: unknown): void;
 }
@@ -98,8 +101,13 @@ export async function startWebhookReceiver(opts: WebhookReceiverOptions): Promis
   const seen = new Map<string, Promise<void>>();
   const forget = (delivery: string) => seen.delete(delivery);
 
+  const gitlab = opts.gitlab && createGitLabWebhookHandler(opts.gitlab);
+
   async function handle(req: IncomingMessage): Promise<[number, string]> {
     if (req.method !== 'POST') return [405, 'POST webhooks here'];
+    if (req.headers['x-gitlab-event'] !== undefined) {
+      return gitlab ? gitlab(req.headers, () => readBody(req)) : [401, 'this receiver takes no GitLab webhooks'];
+    }
     const body = await readBody(req);
     if (!body) return [413, 'payload too large'];
     if (!(await verifySignature(opts.secret, body, req.headers['x-hub-signature-256'] as string | undefined))) {

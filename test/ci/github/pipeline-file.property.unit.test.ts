@@ -18,6 +18,9 @@ import { validateManifest } from '../../../src/manifest/parse.ts';
 import type { Application } from '../../../src/manifest/schema.ts';
 import type { PushAccess } from '../../../src/registry/push-access.ts';
 
+/** The push methods a GitHub Actions file knows (`ci-job-token` is GitLab's). */
+type GitHubPushMethod = Exclude<PushAccess['method'], 'ci-job-token'>;
+
 const yaml11 = createRequire(import.meta.url)('yaml-js') as { load(text: string): unknown };
 
 /** Characters that mean something to YAML 1.1, YAML 1.2, GitHub expressions, CSV or a terminal. */
@@ -211,7 +214,7 @@ function checkFile(text: string, app: Application, opts: PipelineOptions): void 
   assert.deepEqual(Object.keys(read12.jobs), ['build'], 'one job');
   const steps = read12.jobs.build!.steps;
   const pinned = (key: keyof typeof ACTION_PINS) => `${ACTION_PINS[key].repository}@${ACTION_PINS[key].sha}`;
-  const logins: Record<PushAccess['method'], number> = {
+  const logins: Record<GitHubPushMethod, number> = {
     'github-token': 1,
     static: 1,
     'minted-token': 1,
@@ -219,7 +222,11 @@ function checkFile(text: string, app: Application, opts: PipelineOptions): void 
     'gcp-oidc': 2,
     'azure-oidc': 2,
   };
-  assert.equal(steps.length, 2 + logins[opts.push.method] + 2, 'checkout, buildx, login, build, report');
+  assert.equal(
+    steps.length,
+    2 + logins[opts.push.method as GitHubPushMethod] + 2,
+    'checkout, buildx, login, build, report',
+  );
   assert.equal(steps[0]?.uses, pinned('checkout'));
   assert.equal(steps[1]?.uses, pinned('setupBuildx'));
   const build = steps.at(-2)!;

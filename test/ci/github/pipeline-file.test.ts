@@ -24,6 +24,9 @@ import type { Application } from '../../../src/manifest/schema.ts';
 import type { PushAccess } from '../../../src/registry/push-access.ts';
 import { ciImageTag } from '../../../src/workflows/contract.ts';
 
+/** The push methods a GitHub Actions file knows (`ci-job-token` is GitLab's). */
+type GitHubPushMethod = Exclude<PushAccess['method'], 'ci-job-token'>;
+
 const execFileAsync = promisify(execFile);
 
 function app(name: string, source: Record<string, unknown> = {}, more: Record<string, unknown> = {}): Application {
@@ -40,7 +43,7 @@ function app(name: string, source: Record<string, unknown> = {}, more: Record<st
 }
 
 /** One example of each push method, for the registry of `image`. */
-export const PUSH_EXAMPLES: Record<PushAccess['method'], { image: string; push: PushAccess }> = {
+export const PUSH_EXAMPLES: Record<GitHubPushMethod, { image: string; push: PushAccess }> = {
   'github-token': { image: 'ghcr.io/acme/web', push: { method: 'github-token', registry: 'ghcr.io' } },
   static: {
     image: 'registry.example.com:5000/acme/web',
@@ -353,7 +356,7 @@ describe('the generated pipeline file', () => {
   });
 
   it('gives the job only what its push method needs, and names no secret it does not read', () => {
-    const expected: Record<PushAccess['method'], { permissions: Record<string, string>; secrets: string[] }> = {
+    const expected: Record<GitHubPushMethod, { permissions: Record<string, string>; secrets: string[] }> = {
       'github-token': { permissions: { contents: 'read', packages: 'write' }, secrets: ['GITHUB_TOKEN'] },
       static: { permissions: { contents: 'read' }, secrets: ['username', 'password'] },
       'minted-token': { permissions: { contents: 'read' }, secrets: ['token'] },
@@ -367,7 +370,7 @@ describe('the generated pipeline file', () => {
       const manifest = { ...m, spec: { ...m.spec, image: { repository: image } } };
       const text = renderPipelineFile(manifest, { push });
       const wf = parse(text) as Workflow;
-      const want = expected[method as PushAccess['method']];
+      const want = expected[method as GitHubPushMethod];
       assert.deepEqual(wf.jobs.build.permissions, want.permissions, method);
       const secrets = [...text.matchAll(/secrets\.([A-Z0-9_]+)/g)].map((x) => x[1]).sort();
       assert.deepEqual(secrets, want.secrets.map((s) => names[s] ?? s).sort(), method);
