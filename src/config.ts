@@ -81,6 +81,8 @@ export interface Config extends ClientConfig {
   /** Namespaces, repository owners and registries deploys may use (src/lanes.ts). */
   lanes: Lanes;
   webhook?: { host: string; port: number };
+  /** Self-hosted builds (FLUI_CI=self-hosted): the worker starts them, `flui-builder` runs them. */
+  build: BuildConfig;
   worker: {
     maxConcurrentActivities: number;
     maxCachedWorkflows: number;
@@ -88,6 +90,35 @@ export interface Config extends ClientConfig {
     debug: boolean;
     workflowBundlePath?: string;
   };
+}
+
+/**
+ * Self-hosted builds. The worker reads the task queue, the source settings and the timeout cap (it starts builds);
+ * `flui-builder` reads the rest (it runs them). Push credentials are the registry's (REGISTRY_AUTH_FILE, ...).
+ */
+export interface BuildConfig {
+  /** FLUI_BUILD_TASK_QUEUE: where builders poll for builds (default flui-build). */
+  taskQueue: string;
+  /** FLUI_BUILD_WORK_DIR: scratch space, one directory per build (default <data dir>/build/work). */
+  workDir: string;
+  /** FLUI_BUILD_CACHE_DIR: per-app layer caches (default <data dir>/build/cache). */
+  cacheDir: string;
+  /** FLUI_BUILD_CACHE_MB: the caches' size budget; least recently used apps' caches go beyond it (default 10240). */
+  cacheBudgetBytes: number;
+  /** FLUI_BUILD_NETWORK: what RUN steps may reach, `none` (default) or `host`. */
+  network: 'none' | 'host';
+  /** FLUI_BUILD_TIMEOUT_MINUTES: the longest build the installation allows; a manifest may ask for less. */
+  timeoutMinutes: number;
+  /** FLUI_BASE_REGISTRY: where FROM lines resolve (docker.io and unqualified names), e.g. an offline mirror. */
+  baseRegistry?: string;
+  /** FLUI_BUILD_SOURCE: fetch sources from the GitHub API (`github`, default) or a git server (`git`). */
+  source: 'github' | 'git';
+  /** FLUI_GIT_URL_TEMPLATE: the git URL of a repository, `{repository}` standing for `owner/name`. */
+  gitUrlTemplate?: string;
+  /** FLUI_BUILD_CONCURRENCY: builds one builder runs at once (default 1). */
+  concurrency: number;
+  /** FLUI_BUILD_USER_NAMESPACE: run buildah as root of a fresh user namespace (default true). */
+  userNamespace: boolean;
 }
 
 const CI_BACKENDS = { github: 'github-actions', gitlab: 'gitlab', 'self-hosted': 'self-hosted' } as const;
@@ -250,10 +281,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...lanes.problems,
   );
   const webhookPort = e.wholeNumber('FLUI_WEBHOOK_PORT', 0, 65535);
+  const dataDir = e.string('FLUI_DATA_DIR') ?? join(homedir(), '.local', 'share', 'flui');
+  const build = readBuildPart(e, dataDir);
 
   const config: Config = {
     ...client,
-    dataDir: e.string('FLUI_DATA_DIR') ?? join(homedir(), '.local', 'share', 'flui'),
+    dataDir,
     ci: { backend: CI_BACKENDS[e.oneOf('FLUI_CI', ['github', 'gitlab', 'self-hosted'], 'github')] },
     github: {
       apiUrl: e.url('GITHUB_API_URL', 'https://api.github.com'),
@@ -278,6 +311,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     lanes: lanes.value,
     webhook:
       webhookPort !== undefined ? { host: e.string('FLUI_WEBHOOK_HOST') ?? '127.0.0.1', port: webhookPort } : undefined,
+    build,
     worker: {
       maxConcurrentActivities: e.wholeNumber('FLUI_MAX_CONCURRENT_ACTIVITIES', 1, 10_000, 200),
       // A deploy waiting on CI needs no cache (its polls are activity retries), so a small cache costs only a replay
@@ -291,6 +325,39 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
   e.check();
   return config;
+}
+
+/** Self-hosted builds' settings (see {@link BuildConfig}). */
+function readBuildPart(e: Env, dataDir: string): BuildConfig {
+  const source = e.oneOf('FLUI_BUILD_SOURCE', ['github', 'git'], 'github');
+  const gitUrlTemplate = e.string('FLUI_GIT_URL_TEMPLATE');
+  if (gitUrlTemplate !== undefined && !/^(https?|git):\/\/[^\s/]+\/\S*\{repository\}/.test(gitUrlTemplate)) {
+    e.problems.push(
+      `FLUI_GIT_URL_TEMPLATE must be an http(s) or git:// URL containing {repository}, e.g. http://git.internal/{repository}.git, not ${quote(gitUrlTemplate)}`,
+    );
+  } else if (source === 'git' && gitUrlTemplate === undefined) {
+    e.problems.push('FLUI_BUILD_SOURCE=git needs FLUI_GIT_URL_TEMPLATE, e.g. http://git.internal/{repository}.git');
+  }
+  const baseRegistry = e.string('FLUI_BASE_REGISTRY');
+  if (baseRegistry !== undefined && !/^[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[a-z0-9._/-]+)?$/.test(baseRegistry)) {
+    e.problems.push(
+      `FLUI_BASE_REGISTRY must be a registry host[:port][/path], e.g. registry.internal:5000, not ${quote(baseRegistry)}`,
+    );
+  }
+  const userNamespace = e.string('FLUI_BUILD_USER_NAMESPACE') === undefined || e.flag('FLUI_BUILD_USER_NAMESPACE');
+  return {
+    taskQueue: e.string('FLUI_BUILD_TASK_QUEUE') ?? 'flui-build',
+    workDir: e.string('FLUI_BUILD_WORK_DIR') ?? join(dataDir, 'build', 'work'),
+    cacheDir: e.string('FLUI_BUILD_CACHE_DIR') ?? join(dataDir, 'build', 'cache'),
+    cacheBudgetBytes: e.wholeNumber('FLUI_BUILD_CACHE_MB', 1, 10_000_000, 10_240) * 1024 * 1024,
+    network: e.oneOf('FLUI_BUILD_NETWORK', ['none', 'host'], 'none'),
+    timeoutMinutes: e.wholeNumber('FLUI_BUILD_TIMEOUT_MINUTES', 1, 1440, 60),
+    baseRegistry,
+    source,
+    gitUrlTemplate,
+    concurrency: e.wholeNumber('FLUI_BUILD_CONCURRENCY', 1, 64, 1),
+    userNamespace,
+  };
 }
 
 /** The file's contents, or null after recording why it cannot be read. */

@@ -4,6 +4,7 @@
  * failure here, once for all of them (src/activities/failures.ts), after each input was admitted to the worker's lanes
  * (src/activities/admission.ts).
  */
+import { Context } from '@temporalio/activity';
 import { createCiBackend } from '../ci/index.ts';
 import type { Config } from '../config.ts';
 import { withAdmission } from './admission.ts';
@@ -17,7 +18,11 @@ export function createActivities(config: Config): DeployActivities {
   return withActivityFailures(
     // Lanes first: a manifest outside them is refused before any activity writes anything anywhere.
     withAdmission(config.lanes, {
-      ...createCiActivities(createCiBackend(config), config),
+      ...createCiActivities(
+        // The self-hosted backend starts builds with the worker's own Temporal client.
+        createCiBackend(config, { temporalClient: () => Context.current().client }),
+        config,
+      ),
       ...createRegistryActivities(config),
       ...createKubernetesActivities({ kubeconfig: config.kubeconfig }),
     }),

@@ -1,2 +1,3 @@
 /** Workflows registered by the Flui worker. */
 export { deployWorkflow } from './deploy.ts';
+export { buildWorkflow } from './build.ts';
