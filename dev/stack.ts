@@ -14,6 +14,7 @@ import type { WorkflowBundleOption } from '@temporalio/worker';
 import { loadConfig, type Config } from '../src/config.ts';
 import { startGitHubEmulator, type GitHubEmulator } from '@flui/github-emulator';
 import { startWorker, type RunningWorker } from '../src/worker.ts';
+import { startBuilder, type RunningBuilder } from '../src/builder.ts';
 import { startKwokCluster, type KwokCluster } from './kwok.ts';
 import { freePort, makeTempDir } from './process.ts';
 import { startRegistry, type LocalRegistry } from './registry.ts';
@@ -37,6 +38,13 @@ export interface StackOptions {
   workflowBundle?: WorkflowBundleOption;
   /** Worker settings on top of the stack's (e.g. GITHUB_WRITE_INTERVAL_MS). */
   env?: Record<string, string>;
+  /**
+   * Which CI builds Application deploys: `github` (default), the GitHub emulator's runner; `self-hosted`, the build
+   * workflow and a builder running real buildah (FLUI_CI=self-hosted), the emulator serving only the sources.
+   */
+  ci?: 'github' | 'self-hosted';
+  /** With `ci: 'self-hosted'`: run a builder in this process (default: when the worker runs here). */
+  builder?: boolean;
   /** Progress lines. */
   log?: (line: string) => void;
   /** The environment whose configured parts replace local ones (default: none, everything local). */
@@ -54,6 +62,10 @@ export interface LocalStack {
   config: Config;
   client: Client;
   worker?: RunningWorker;
+  /** Which CI builds Application deploys. */
+  ci: 'github' | 'self-hosted';
+  /** The in-process builder (`ci: 'self-hosted'`). */
+  builder?: RunningBuilder;
   /** Registry host for image repositories in manifests, e.g. `127.0.0.1:5001`. */
   registryHost: string;
   stop(): Promise<void>;
@@ -164,6 +176,19 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       say(`Kubernetes (kwok): ${cluster.server}, kubeconfig ${cluster.kubeconfigPath}`);
     }
 
+    const ci = opts.ci ?? 'github';
+    if (ci === 'self-hosted') {
+      // Builds run here with buildah and push to the bundled registry, whose credential the builder holds; FROM
+      // lines resolve against that registry too (seed it with `flui base-images import`).
+      env.FLUI_CI = 'self-hosted';
+      env.FLUI_BUILD_WORK_DIR = join(dataDir, 'build', 'work');
+      env.FLUI_BUILD_CACHE_DIR = join(dataDir, 'build', 'cache');
+      env.FLUI_BASE_REGISTRY = registryHost;
+      say(
+        `CI: self-hosted builds (buildah), task queue ${env.FLUI_BUILD_TASK_QUEUE ?? opts.env?.FLUI_BUILD_TASK_QUEUE ?? 'flui-build'}`,
+      );
+    }
+
     Object.assign(env, opts.env);
     const config = loadConfig(env);
     const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS! });
@@ -175,8 +200,27 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       worker = await startWorker(config, { workflowBundle: opts.workflowBundle, log: say });
       stops.push(() => worker!.shutdown());
     }
+    let builder: RunningBuilder | undefined;
+    if (ci === 'self-hosted' && (opts.builder ?? opts.worker !== false)) {
+      builder = await startBuilder(config, { log: say });
+      stops.push(() => builder!.shutdown());
+    }
 
-    return { dataDir, temporal, registry, github, cluster, env, config, client, worker, registryHost, stop: stopAll };
+    return {
+      dataDir,
+      temporal,
+      registry,
+      github,
+      cluster,
+      env,
+      config,
+      client,
+      worker,
+      ci,
+      builder,
+      registryHost,
+      stop: stopAll,
+    };
   } catch (err) {
     await stopAll();
     throw err;
