@@ -184,6 +184,8 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       env.FLUI_BUILD_WORK_DIR = join(dataDir, 'build', 'work');
       env.FLUI_BUILD_CACHE_DIR = join(dataDir, 'build', 'cache');
       env.FLUI_BASE_REGISTRY = registryHost;
+      // The cluster pulls the built images from the bundled registry with a pull secret Flui writes.
+      env.FLUI_PULL_SECRET_REGISTRIES = registryHost;
       say(
         `CI: self-hosted builds (buildah), task queue ${env.FLUI_BUILD_TASK_QUEUE ?? opts.env?.FLUI_BUILD_TASK_QUEUE ?? 'flui-build'}`,
       );

@@ -119,6 +119,11 @@ export interface BuildConfig {
   concurrency: number;
   /** FLUI_BUILD_USER_NAMESPACE: run buildah as root of a fresh user namespace (default true). */
   userNamespace: boolean;
+  /**
+   * FLUI_PULL_SECRET_REGISTRIES: registry hosts the cluster pulls from with a pull secret Flui writes into the app's
+   * namespace, from the worker's credential for that host (e.g. the bundled registry of self-hosted builds).
+   */
+  pullSecretRegistries: string[];
 }
 
 const CI_BACKENDS = { github: 'github-actions', gitlab: 'gitlab', 'self-hosted': 'self-hosted' } as const;
@@ -357,6 +362,10 @@ function readBuildPart(e: Env, dataDir: string): BuildConfig {
     gitUrlTemplate,
     concurrency: e.wholeNumber('FLUI_BUILD_CONCURRENCY', 1, 64, 1),
     userNamespace,
+    pullSecretRegistries: (e.string('FLUI_PULL_SECRET_REGISTRIES') ?? '')
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean),
   };
 }
 

@@ -7,6 +7,9 @@
 import { Context } from '@temporalio/activity';
 import { createCiBackend } from '../ci/index.ts';
 import type { Config } from '../config.ts';
+import type { PullCredential } from '../kube/pull-secret.ts';
+import { authFor } from '../registry/auths.ts';
+import { imageHost } from '../registry/reference.ts';
 import { withAdmission } from './admission.ts';
 import { createCiActivities } from './ci.ts';
 import { withActivityFailures } from './failures.ts';
@@ -24,7 +27,21 @@ export function createActivities(config: Config): DeployActivities {
         config,
       ),
       ...createRegistryActivities(config),
-      ...createKubernetesActivities({ kubeconfig: config.kubeconfig }),
+      ...createKubernetesActivities({ kubeconfig: config.kubeconfig, pullCredential: pullCredentials(config) }),
     }),
   );
+}
+
+/**
+ * The pull credential for an image whose registry is one of FLUI_PULL_SECRET_REGISTRIES: the worker's credential for
+ * that very host (never another's), or none.
+ */
+function pullCredentials(config: Config): (image: string) => PullCredential | undefined {
+  const hosts = new Set(config.build.pullSecretRegistries);
+  return (image) => {
+    const registry = imageHost(image);
+    if (!hosts.has(registry.toLowerCase())) return undefined;
+    const auth = authFor(config.registry.auths, registry);
+    return auth && { registry, username: auth.username, password: auth.password };
+  };
 }

@@ -7,7 +7,7 @@ import { main } from '../../src/cli/main.ts';
 function io() {
   const out: string[] = [];
   const err: string[] = [];
-  return { io: { out: (s: string) => void out.push(s), err: (s: string) => void err.push(s) }, out, err };
+  return { io: { out: (s: string) => void out.push(s), err: (s: string) => void err.push(s), isTTY: false }, out, err };
 }
 
 describe('flui base-images', () => {
