@@ -117,8 +117,11 @@ export interface BuildConfig {
   gitUrlTemplate?: string;
   /** FLUI_BUILD_CONCURRENCY: builds one builder runs at once (default 1). */
   concurrency: number;
-  /** FLUI_BUILD_USER_NAMESPACE: run buildah as root of a fresh user namespace (default true). */
-  userNamespace: boolean;
+  /**
+   * FLUI_BUILD_USER_NAMESPACE: run buildah as root of a fresh user namespace. Unset: yes when the builder is root of
+   * the host's user namespace; a builder already in one of its own (a pod with `hostUsers: false`) is that root.
+   */
+  userNamespace?: boolean;
   /**
    * FLUI_PULL_SECRET_REGISTRIES: registry hosts the cluster pulls from with a pull secret Flui writes into the app's
    * namespace, from the worker's credential for that host (e.g. the bundled registry of self-hosted builds).
@@ -349,7 +352,8 @@ function readBuildPart(e: Env, dataDir: string): BuildConfig {
       `FLUI_BASE_REGISTRY must be a registry host[:port][/path], e.g. registry.internal:5000, not ${quote(baseRegistry)}`,
     );
   }
-  const userNamespace = e.string('FLUI_BUILD_USER_NAMESPACE') === undefined || e.flag('FLUI_BUILD_USER_NAMESPACE');
+  const userNamespace =
+    e.string('FLUI_BUILD_USER_NAMESPACE') === undefined ? undefined : e.flag('FLUI_BUILD_USER_NAMESPACE');
   return {
     taskQueue: e.string('FLUI_BUILD_TASK_QUEUE') ?? 'flui-build',
     workDir: e.string('FLUI_BUILD_WORK_DIR') ?? join(dataDir, 'build', 'work'),
@@ -361,7 +365,7 @@ function readBuildPart(e: Env, dataDir: string): BuildConfig {
     source,
     gitUrlTemplate,
     concurrency: e.wholeNumber('FLUI_BUILD_CONCURRENCY', 1, 64, 1),
-    userNamespace,
+    ...(userNamespace !== undefined ? { userNamespace } : {}),
     pullSecretRegistries: (e.string('FLUI_PULL_SECRET_REGISTRIES') ?? '')
       .split(',')
       .map((h) => h.trim().toLowerCase())

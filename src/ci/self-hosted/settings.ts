@@ -3,7 +3,7 @@
  * budget, network policy and base registry (FLUI_BUILD_*), and the credentials it may use, each for its own host
  * (registry auths; GitHub for sources fetched through its API).
  */
-import type { BuilderSettings } from '../../build/index.ts';
+import { defaultUserNamespace, type BuilderSettings } from '../../build/index.ts';
 import type { Config } from '../../config.ts';
 
 export function builderSettings(config: Pick<Config, 'build' | 'registry' | 'github'>): BuilderSettings {
@@ -17,6 +17,6 @@ export function builderSettings(config: Pick<Config, 'build' | 'registry' | 'git
     registryAuths: registry.auths,
     insecureHosts: registry.insecureHosts,
     ...(github.auth ? { github: { apiUrl: github.apiUrl, auth: github.auth } } : {}),
-    userNamespace: build.userNamespace,
+    userNamespace: build.userNamespace ?? defaultUserNamespace(),
   };
 }
