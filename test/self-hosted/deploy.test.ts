@@ -13,36 +13,10 @@ import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { createCiBackend } from '../../src/ci/index.ts';
 import { startDeploy } from '../../src/client/index.ts';
-import { kubeClients } from '../../src/kube/rollout.ts';
-import type { Application } from '../../src/manifest/schema.ts';
 import { buildWorkflowId, type BuildOutcome } from '../../src/workflows/build-contract.ts';
 import { ciImageTag, type DeployOutcome } from '../../src/workflows/contract.ts';
 import { createApplication, useStack } from '../helpers/stack.ts';
-import type { LocalStack } from '../../dev/stack.ts';
-
-/** The registry's own digest for `tag` of the app's image (Docker-Content-Digest), with the stack's credential. */
-export async function registryDigest(s: LocalStack, app: Application, tag: string): Promise<string | undefined> {
-  const repository = app.spec.image.repository.slice(s.registryHost.length + 1);
-  const res = await fetch(`http://${s.registryHost}/v2/${repository}/manifests/${tag}`, {
-    method: 'HEAD',
-    headers: {
-      authorization: `Basic ${Buffer.from(`${s.env.REGISTRY_USERNAME}:${s.env.REGISTRY_PASSWORD}`).toString('base64')}`,
-      accept: [
-        'application/vnd.oci.image.manifest.v1+json',
-        'application/vnd.oci.image.index.v1+json',
-        'application/vnd.docker.distribution.manifest.v2+json',
-      ].join(', '),
-    },
-  });
-  return res.ok ? (res.headers.get('docker-content-digest') ?? undefined) : undefined;
-}
-
-/** The image the app's Deployment runs. */
-export async function runningImage(s: LocalStack, app: Application): Promise<string | undefined> {
-  const k = kubeClients(s.env.KUBECONFIG);
-  const d = await k.apps.readNamespacedDeployment({ name: app.metadata.name, namespace: app.metadata.namespace });
-  return d.spec?.template.spec?.containers[0]?.image;
-}
+import { registryDigest, runningImage } from './base.ts';
 
 describe('self-hosted builds: deploy', () => {
   const stack = useStack({ ci: 'self-hosted' });
