@@ -77,6 +77,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
   const dataDir = opts.dataDir ?? (await makeTempDir('stack'));
   await mkdir(dataDir, { recursive: true });
   const stops: (() => Promise<void>)[] = [];
+  let self: LocalStack | undefined;
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   };
@@ -205,10 +206,11 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
     let builder: RunningBuilder | undefined;
     if (ci === 'self-hosted' && (opts.builder ?? opts.worker !== false)) {
       builder = await startBuilder(config, { log: say });
-      stops.push(() => builder!.shutdown());
+      // The stack's builder when it stops: a test may have replaced the one started here.
+      stops.push(async () => (self?.builder ?? builder)?.shutdown());
     }
 
-    return {
+    self = {
       dataDir,
       temporal,
       registry,
@@ -223,6 +225,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       registryHost,
       stop: stopAll,
     };
+    return self;
   } catch (err) {
     await stopAll();
     throw err;
