@@ -7,7 +7,7 @@
  * + GITHUB_API_URL, REGISTRY_USERNAME/PASSWORD, KUBECONFIG): the stack only starts what is not configured.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { WorkflowBundleOption } from '@temporalio/worker';
@@ -182,6 +182,9 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       // Builds run here with buildah and push to the bundled registry, whose credential the builder holds; FROM
       // lines resolve against that registry too (seed it with `flui base-images import`).
       env.FLUI_CI = 'self-hosted';
+      // Buildah runs as root of a user namespace of its own, which must be able to reach these directories: the
+      // data dir (often a private temp dir) gets search permission for others, nothing more.
+      await chmod(dataDir, 0o711);
       env.FLUI_BUILD_WORK_DIR = join(dataDir, 'build', 'work');
       env.FLUI_BUILD_CACHE_DIR = join(dataDir, 'build', 'cache');
       env.FLUI_BASE_REGISTRY = registryHost;
