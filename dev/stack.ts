@@ -184,10 +184,15 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       env.FLUI_CI = 'self-hosted';
       // Buildah runs as root of a user namespace of its own, which must be able to reach these directories: the
       // data dir (often a private temp dir) gets search permission for others, nothing more.
-      await chmod(dataDir, 0o711);
       env.FLUI_BUILD_WORK_DIR = join(dataDir, 'build', 'work');
       env.FLUI_BUILD_CACHE_DIR = join(dataDir, 'build', 'cache');
+      for (const dir of [dataDir, join(dataDir, 'build'), env.FLUI_BUILD_WORK_DIR, env.FLUI_BUILD_CACHE_DIR]) {
+        await mkdir(dir, { recursive: true });
+        await chmod(dir, 0o711);
+      }
       env.FLUI_BASE_REGISTRY = registryHost;
+      // Plain HTTP to the local registry, named with its port as builders name it in FROM lines and pushes.
+      env.REGISTRY_INSECURE_HOSTS = `127.0.0.1,localhost,${registryHost}`;
       // The cluster pulls the built images from the bundled registry with a pull secret Flui writes.
       env.FLUI_PULL_SECRET_REGISTRIES = registryHost;
       say(

@@ -2,6 +2,10 @@
  * Helpers of the self-hosted build tests: the registry's and the cluster's own view of an app's image, and a busybox
  * base image seeded into the stack's registry (as `flui base-images import` does) for Dockerfiles with RUN steps.
  */
+import { join } from 'node:path';
+import { buildBaseImage } from '../../dev/base-images.ts';
+import { importBaseImage } from '../../src/build/index.ts';
+import { builderSettings } from '../../src/ci/self-hosted/settings.ts';
 import { kubeClients } from '../../src/kube/rollout.ts';
 import type { Application } from '../../src/manifest/schema.ts';
 import type { LocalStack } from '../../dev/stack.ts';
@@ -30,7 +34,14 @@ export async function runningImage(s: LocalStack, app: Application): Promise<str
   return d.spec?.template.spec?.containers[0]?.image;
 }
 
-/** Seeds `busybox` into the stack's registry (FLUI_BASE_REGISTRY), once per stack. */
+/** Seeds `busybox` into the stack's registry (FLUI_BASE_REGISTRY) as `flui base-images import` does; its digest. */
 export async function seedBusybox(s: LocalStack): Promise<string> {
-  throw new Error(`TODO ${s.registryHost}`);
+  const layout = join(s.dataDir, 'base-busybox');
+  await buildBaseImage('busybox', layout);
+  const { digest } = await importBaseImage(
+    layout,
+    `${s.registryHost}/library/busybox:latest`,
+    builderSettings(s.config),
+  );
+  return digest;
 }

@@ -100,7 +100,7 @@ describe('self-hosted builds: builders come and go', () => {
 
   it('with no builder the deploy waits, and `flui status` says so; it proceeds once a builder starts', async () => {
     const s = stack();
-    const app = await createApplication(s, { deploy: { queueTimeoutMinutes: 10 } });
+    const app = await createApplication(s, { deploy: { queueTimeoutMinutes: 10, retryWindowMinutes: 0 } });
     const started = await startDeploy(s.client, app, { taskQueue: s.config.temporal.taskQueue });
     const backend = createCiBackend(s.config);
     const run = { id: buildWorkflowId(started.deployId), htmlUrl: '' };
@@ -124,6 +124,7 @@ describe('self-hosted builds: builders come and go', () => {
     it(`a builder killed ${point} is replaced; the deploy rolls out exactly one digest`, async () => {
       const s = stack();
       const app = await createApplication(s, {
+        deploy: { retryWindowMinutes: 0 },
         files: {
           Dockerfile: `FROM busybox\nRUN echo building-${point} && sleep 3 && date > /built-at\nCOPY server.js /\n`,
           'server.js': 'console.log("hello")\n',
@@ -164,6 +165,7 @@ describe('self-hosted builds: builders come and go', () => {
   it('a cancel mid-build stops the buildah process tree within seconds; nothing is pushed or rolled out', async () => {
     const s = stack();
     const app = await createApplication(s, {
+      deploy: { retryWindowMinutes: 0 },
       files: { Dockerfile: 'FROM busybox\nRUN echo long-step && sleep 120\n', 'server.js': '' },
     });
     const builder = await startBuilder();

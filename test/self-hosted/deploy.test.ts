@@ -24,6 +24,7 @@ describe('self-hosted builds: deploy', () => {
   it('builds with buildah, pushes the attempt tag and the commit, rolls out that digest; a rebuild uses the cache', async () => {
     const s = stack();
     const app = await createApplication(s, {
+      deploy: { retryWindowMinutes: 0 },
       files: {
         Dockerfile: 'FROM scratch\nARG GREETING=hi\nCOPY server.js /\nCOPY greeting.txt /\n',
         'server.js': 'console.log("hello")\n',
