@@ -15,6 +15,7 @@ import { loadConfig, type Config } from '../src/config.ts';
 import { startGitHubEmulator, type GitHubEmulator } from '@flui/github-emulator';
 import { startWorker, type RunningWorker } from '../src/worker.ts';
 import { startBuilder, type RunningBuilder } from '../src/builder.ts';
+import { startGitServer, type GitServer } from './git-server.ts';
 import { startKwokCluster, type KwokCluster } from './kwok.ts';
 import { freePort, makeTempDir } from './process.ts';
 import { startRegistry, type LocalRegistry } from './registry.ts';
@@ -45,6 +46,11 @@ export interface StackOptions {
   ci?: 'github' | 'self-hosted';
   /** With `ci: 'self-hosted'`: run a builder in this process (default: when the worker runs here). */
   builder?: boolean;
+  /**
+   * With `ci: 'self-hosted'`: where builders fetch sources, the GitHub emulator's API (`github`, default) or a local
+   * git server (`git`, dev/git-server.ts), which then holds every repository created through the stack too.
+   */
+  buildSource?: 'github' | 'git';
   /** Progress lines. */
   log?: (line: string) => void;
   /** The environment whose configured parts replace local ones (default: none, everything local). */
@@ -66,6 +72,8 @@ export interface LocalStack {
   ci: 'github' | 'self-hosted';
   /** The in-process builder (`ci: 'self-hosted'`). */
   builder?: RunningBuilder;
+  /** The git server builders fetch from (`buildSource: 'git'`). */
+  git?: GitServer;
   /** Registry host for image repositories in manifests, e.g. `127.0.0.1:5001`. */
   registryHost: string;
   stop(): Promise<void>;
@@ -178,6 +186,14 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
     }
 
     const ci = opts.ci ?? 'github';
+    let git: GitServer | undefined;
+    if (ci === 'self-hosted' && opts.buildSource === 'git') {
+      git = await startGitServer();
+      stops.push(() => git!.stop());
+      env.FLUI_BUILD_SOURCE = 'git';
+      env.FLUI_GIT_URL_TEMPLATE = `${git.url}/{repository}.git`;
+      say(`Git server: ${git.url} (sources of self-hosted builds)`);
+    }
     if (ci === 'self-hosted') {
       // Builds run here with buildah and push to the bundled registry, whose credential the builder holds; FROM
       // lines resolve against that registry too (seed it with `flui base-images import`).
@@ -230,6 +246,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       worker,
       ci,
       builder,
+      git,
       registryHost,
       stop: stopAll,
     };

@@ -33,6 +33,8 @@ export async function createApplication(
 ): Promise<Application> {
   const name = spec.name ?? `app-${randomBytes(3).toString('hex')}`;
   await stack.github!.createRepo({ owner: 'acme', name, defaultBranch: 'main', files: spec.files ?? HELLO_FILES });
+  // Self-hosted builds from a git server fetch the same files from there.
+  await stack.git?.commit(`acme/${name}.git`, spec.files ?? HELLO_FILES, { branch: 'main' });
   const manifest = validateManifest({
     apiVersion: 'flui.dev/v1',
     kind: 'Application',

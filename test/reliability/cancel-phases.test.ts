@@ -204,7 +204,8 @@ describe('cancel at each phase', () => {
  * the middle of a buildah build (the process tree stopped) is test/self-hosted/builders.test.ts.
  */
 describe('cancel at each phase: self-hosted builds', () => {
-  const stack = useStack({ ci: 'self-hosted' });
+  // Sources from a git server, as on premises (the GitHub source is test/self-hosted/deploy.test.ts).
+  const stack = useStack({ ci: 'self-hosted', buildSource: 'git' });
 
   async function cancelIn(app: Application, phase: DeployStatus['phase'], how: How) {
     const s = stack();

@@ -370,7 +370,14 @@ const SELF_HOSTED_POINTS: KillPoint[] = [
 ];
 
 describe('worker crash matrix: self-hosted builds', () => {
-  const stack = useStack({ ci: 'self-hosted', worker: false, builder: true, env: { FLUI_BUILD_CONCURRENCY: '4' } });
+  // Sources from a git server, as on premises (the GitHub source is test/self-hosted/deploy.test.ts).
+  const stack = useStack({
+    ci: 'self-hosted',
+    buildSource: 'git',
+    worker: false,
+    builder: true,
+    env: { FLUI_BUILD_CONCURRENCY: '4' },
+  });
   const running = new Set<WorkerProcess>();
   after(() => Promise.all([...running].map((w) => w.kill())));
 

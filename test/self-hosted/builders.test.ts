@@ -57,7 +57,7 @@ function descendants(pid: number): { pid: number; comm: string }[] {
 type KillPoint = 'before-build' | 'mid-build' | 'after-push';
 
 describe('self-hosted builds: builders come and go', () => {
-  const stack = useStack({ ci: 'self-hosted', builder: false });
+  const stack = useStack({ ci: 'self-hosted', buildSource: 'git', builder: false });
   const builders = new Set<BuilderProcess>();
   after(() => Promise.all([...builders].map((b) => b.kill())));
   let spawned = 0;
