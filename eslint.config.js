@@ -57,7 +57,7 @@ export default tseslint.config(
   {
     // Adapters (CI backends, registry client, Kubernetes) know nothing of Temporal: they throw ServiceError
     // (src/errors.ts) and src/activities/failures.ts translates, in one place.
-    files: ['src/ci/**/*.ts', 'src/registry/**/*.ts', 'src/kube/**/*.ts', 'src/errors.ts'],
+    files: ['src/ci/**/*.ts', 'src/registry/**/*.ts', 'src/kube/**/*.ts', 'src/errors.ts', 'src/build/**/*.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',
