@@ -14,18 +14,19 @@ import { withAdmission } from './admission.ts';
 import { createCiActivities } from './ci.ts';
 import { withActivityFailures } from './failures.ts';
 import { createKubernetesActivities } from './kubernetes.ts';
+import { createLogActivities, type LogActivities } from './logs.ts';
 import { createRegistryActivities } from './registry.ts';
 import type { DeployActivities } from './types.ts';
 
-export function createActivities(config: Config): DeployActivities {
+export function createActivities(config: Config): DeployActivities & LogActivities {
+  // One backend for all: its conditional-request cache serves the deploys' polls and `flui logs` alike. The
+  // self-hosted backend starts builds with the worker's own Temporal client.
+  const ci = createCiBackend(config, { temporalClient: () => Context.current().client });
   return withActivityFailures(
     // Lanes first: a manifest outside them is refused before any activity writes anything anywhere.
     withAdmission(config.lanes, {
-      ...createCiActivities(
-        // The self-hosted backend starts builds with the worker's own Temporal client.
-        createCiBackend(config, { temporalClient: () => Context.current().client }),
-        config,
-      ),
+      ...createCiActivities(ci, config),
+      ...createLogActivities(ci, config.lanes),
       ...createRegistryActivities(config),
       ...createKubernetesActivities({ kubeconfig: config.kubeconfig, pullCredential: pullCredentials(config) }),
     }),

@@ -13,6 +13,8 @@ export interface CommandSpec {
   examples: string[];
   /** Positional arguments allowed after the first (a sub-command's). */
   moreArgs?: number;
+  /** What an option means for this command, where it differs from the usual meaning. */
+  optionHelp?: Partial<Record<OptionName, string>>;
 }
 
 export const COMMANDS = {
@@ -63,11 +65,18 @@ export const COMMANDS = {
   },
   logs: {
     args: '<app>',
-    options: ['namespace', 'build'],
-    summary: "where the logs of a build are: its CI run's page",
+    options: ['namespace', 'build', 'follow'],
+    summary: "the build's own log, as its CI keeps it; --follow until the build ends",
     details:
-      "Logs, reruns and artifacts stay the CI's; --build N picks the N-th newest deploy that ran CI (1 = newest).",
-    examples: ['flui logs hello', 'flui logs hello --build 2 --json'],
+      'Prints the log of the newest deploy that ran CI (--build N: the N-th newest) on stdout; which deploy and CI\n' +
+      'run it is from goes to stderr. The worker reads it from the CI (the CLI needs no CI credential). GitHub\n' +
+      "serves a job's log once the job has finished: while the run goes on, the finished jobs are printed, and a line\n" +
+      "points at the run's page for the live output. With --json: one object {deployId, ciRun, text, done, …};\n" +
+      'with --json --follow, one per line: {"event":"build",…}, {"event":"log","text":…} per piece, then\n' +
+      '{"event":"end","done":…}. --follow right after `flui deploy` waits for the new deploy to start its CI run.\n' +
+      'Ctrl-C stops reading (exit 130); the build goes on.',
+    examples: ['flui logs hello', 'flui logs hello --follow', 'flui logs hello --build 2 --json'],
+    optionHelp: { follow: '-f, --follow             keep printing the log as it comes, until the build ends' },
   },
   images: {
     args: '<app>',
@@ -168,7 +177,10 @@ ${CONFIG_HELP}`;
 
 export function commandHelp(name: CommandName): string {
   const c: CommandSpec = COMMANDS[name];
-  const options = [...c.options.map((o) => OPTION_HELP[o]), '    --json               machine-readable output'];
+  const options = [
+    ...c.options.map((o) => c.optionHelp?.[o] ?? OPTION_HELP[o]),
+    '    --json               machine-readable output',
+  ];
   return `${synopsis(name)} [-n NS] [--json]
 
 ${c.summary[0]!.toUpperCase()}${c.summary.slice(1)}.

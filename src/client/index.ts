@@ -8,16 +8,22 @@
  * means to a process (its exit code) is the CLI's business (src/cli/exit.ts).
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  ActivityFailure,
+  ApplicationFailure,
   Client,
   Connection,
   isGrpcServiceError,
   NamespaceNotFoundError,
+  TimeoutFailure,
+  WorkflowFailedError,
   WorkflowNotFoundError,
   type WorkflowExecutionDescription,
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
 import { z } from 'zod';
+import type { ReadBuildLogResult } from '../activities/logs.ts';
 import type { ClientConfig } from '../config.ts';
 import type { ImageListing } from '../kube/history.ts';
 import { DIGEST, DNS_LABEL } from '../manifest/names.ts';
@@ -45,6 +51,7 @@ import {
   type DeployRequest,
   type DeployStatus,
 } from '../workflows/contract.ts';
+import type { readBuildLogWorkflow } from '../workflows/logs.ts';
 
 export type { ImageListing } from '../kube/history.ts';
 
@@ -503,6 +510,8 @@ export async function listBuilds(source: ClientSource, namespace: string, app: s
 
 export interface BuildLogs {
   deployId: string;
+  /** The run of the app's deploy workflow that is this deploy (where its record is). */
+  runId: string;
   phase: DeployPhase;
   commit?: string;
   ciRun: CiRunRef;
@@ -510,22 +519,155 @@ export interface BuildLogs {
   logsUrl: string;
 }
 
+/** The app's `build`-th newest deploy that started a CI run (1 = the newest); a clear error when there is none. */
+async function findBuild(client: Client, namespace: string, app: string, build: number): Promise<BuildLogs> {
+  const all = await builds(client, namespace, app, Math.max(50, build));
+  const withRuns = all.filter((b) => b.ciRun);
+  const b = withRuns[build - 1];
+  if (!b?.ciRun) {
+    if (!all.length) {
+      throw new FluiError(
+        `no deploy of ${namespace}/${app} yet, so no build to read: deploy it first (flui deploy)`,
+        'not-found',
+      );
+    }
+    throw new FluiError(
+      withRuns.length
+        ? `${namespace}/${app} has ${withRuns.length} build(s) with a CI run; --build ${build} is past the oldest`
+        : `no CI run recorded for ${namespace}/${app}: see \`flui builds ${app}\``,
+    );
+  }
+  return {
+    deployId: b.deployId,
+    runId: b.runId,
+    phase: b.phase,
+    commit: b.commit,
+    ciRun: b.ciRun,
+    logsUrl: b.ciRun.htmlUrl,
+  };
+}
+
 /** Where to read the logs of the app's `build`-th newest deploy that started a CI run (1 = the newest). */
 export async function logs(source: ClientSource, namespace: string, app: string, build = 1): Promise<BuildLogs> {
   checkApp(namespace, app);
   checked(z.number().int().min(1).max(1000), build, 'build');
-  return withClient(source, async (client) => {
-    const withRuns = (await builds(client, namespace, app, Math.max(50, build))).filter((b) => b.ciRun);
-    const b = withRuns[build - 1];
-    if (!b?.ciRun) {
-      throw new FluiError(
-        withRuns.length
-          ? `${namespace}/${app} has ${withRuns.length} build(s) with a CI run; --build ${build} is past the oldest`
-          : `no CI run recorded for ${namespace}/${app}: see \`flui builds ${app}\``,
+  return withClient(source, (client) => findBuild(client, namespace, app, build));
+}
+
+/** A piece of a build's own log, as the CI keeps it (secrets the CI masks stay masked). */
+export interface BuildLogChunk {
+  deployId: string;
+  /** The CI run the text is from. */
+  ciRun: CiRunRef;
+  /** Log text after the previous chunk's; empty only in a last chunk that says `done`. */
+  text: string;
+  /** Hand back as `cursor` to read on from here later. */
+  cursor: string;
+  /** The run has finished and its whole log was read: nothing more will come. */
+  done: boolean;
+}
+
+export interface BuildLogOptions {
+  /** Keep reading until the run has finished and its whole log was read; otherwise stop at what is there now. */
+  follow?: boolean;
+  /** Between reads that found nothing new, while following; 1.5 s by default. */
+  intervalMs?: number;
+  /** Where the worker polls (FLUI_TASK_QUEUE). */
+  taskQueue?: string;
+  /** Read on from a chunk's cursor instead of from the start. */
+  cursor?: string;
+  /** How long one read may take, the worker's retries of an unreachable CI included; 100 s by default. */
+  readTimeoutMs?: number;
+}
+
+const LOG_POLL_MS = 1500;
+const LOG_READ_TIMEOUT_MS = 100_000;
+const LOG_FAILURE_TRANSIENT = /(Unavailable|RateLimited|Conflict)$/;
+
+/** What a failed read means to a person: the CI refused, could not be reached, or no worker took the request. */
+function logReadError(err: unknown, taskQueue: string, timeoutMs: number): unknown {
+  if (!(err instanceof WorkflowFailedError)) return err;
+  let timedOut: TimeoutFailure | undefined;
+  for (let e: unknown = err.cause; e; e = (e as { cause?: unknown }).cause) {
+    if (e instanceof ApplicationFailure) {
+      const transient = LOG_FAILURE_TRANSIENT.test(e.type ?? '');
+      return new FluiError(
+        transient
+          ? `the CI could not be reached to read the log (the worker tried for a while): ${e.message}`
+          : e.message,
+        transient ? 'unavailable' : 'failed',
       );
     }
-    return { deployId: b.deployId, phase: b.phase, commit: b.commit, ciRun: b.ciRun, logsUrl: b.ciRun.htmlUrl };
-  });
+    if (e instanceof TimeoutFailure) timedOut ??= e;
+  }
+  if (timedOut && !(err.cause instanceof ActivityFailure)) {
+    return new FluiError(
+      `no Flui worker read the log within ${Math.round(timeoutMs / 1000)} s: is one running on task queue "${taskQueue}"?`,
+      'unavailable',
+    );
+  }
+  return new FluiError(`reading the build log failed: ${err.cause?.message ?? err.message}`, 'unavailable');
+}
+
+/**
+ * The log of a build (from {@link logs}), in chunks: what the CI has now, or, with `follow`, everything until its
+ * run ends, each line once and in order. The CLI holds no CI credential: each chunk is read by the worker, through a
+ * short workflow (src/workflows/logs.ts) that names the deploy and nothing else.
+ */
+export async function* buildLog(
+  source: ClientSource,
+  build: Pick<BuildLogs, 'deployId' | 'runId'>,
+  opts: BuildLogOptions = {},
+): AsyncGenerator<BuildLogChunk> {
+  const parsed = parseDeployId(build.deployId);
+  if (!parsed) throw new FluiError(`"${build.deployId}" is not a deploy id (<namespace>.<app>.<nonce>)`, 'invalid');
+  const { namespace, app } = parsed;
+  const taskQueue = opts.taskQueue ?? TASK_QUEUE;
+  const timeoutMs = opts.readTimeoutMs ?? LOG_READ_TIMEOUT_MS;
+  const client = isClient(source) ? source : await connect(source);
+  try {
+    let cursor = opts.cursor;
+    let ciRun: CiRunRef | undefined;
+    for (;;) {
+      let read: ReadBuildLogResult;
+      try {
+        read = await client.workflow.execute<typeof readBuildLogWorkflow>('readBuildLogWorkflow', {
+          workflowId: `logs-${namespace}.${app}-${Date.now().toString(36)}${randomBytes(4).toString('hex')}`,
+          taskQueue,
+          args: [{ namespace, appName: app, deployRunId: build.runId, ...(cursor !== undefined ? { cursor } : {}) }],
+          workflowExecutionTimeout: timeoutMs,
+          staticSummary: `Read the build log of deploy ${build.deployId}`,
+        });
+      } catch (err) {
+        throw logReadError(err, taskQueue, timeoutMs);
+      }
+      if (ciRun && read.ciRun.id !== ciRun.id) {
+        // A `flui retry` of the deploy started another run: this one's log ends here.
+        yield {
+          deployId: build.deployId,
+          ciRun,
+          text: `(deploy ${build.deployId} started another CI run, ${read.ciRun.htmlUrl}: run \`flui logs ${app}\` again to read it)\n`,
+          cursor: cursor ?? '',
+          done: true,
+        };
+        return;
+      }
+      ciRun = read.ciRun;
+      cursor = read.cursor;
+      if (read.text !== '' || read.done) {
+        yield { deployId: build.deployId, ciRun, text: read.text, cursor: read.cursor, done: read.done };
+      }
+      if (read.done) return;
+      if (read.text === '') {
+        if (!opts.follow) return;
+        await sleep(opts.intervalMs ?? LOG_POLL_MS);
+      }
+    }
+  } catch (err) {
+    throw explain(err, client);
+  } finally {
+    if (client !== source) await client.connection.close().catch(() => undefined);
+  }
 }
 
 // ---- Following a deploy --------------------------------------------------------------------------------------

@@ -154,7 +154,10 @@ export const applicationSchema = z.strictObject({
         .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, 'must be a relative path inside the repository')
         .refine((p) => !p.split('/').includes('..'), 'must not leave the repository')
         .default('Dockerfile'),
-      buildArgs: z.record(envName, text).default({}),
+      // A value ending in whitespace would reach the build changed: CI tools trim the lines they pass build args on.
+      buildArgs: z
+        .record(envName, text.regex(/(?<!\s)$/, 'must not end in whitespace, which CI tools strip before the build'))
+        .default({}),
     }),
     image: z.strictObject({
       /** Where the CI pushes the image; tagged with the commit SHA, deployed by digest. */

@@ -125,7 +125,7 @@ describe('manifest fuzzing', () => {
 
   it(`valid manifests with arbitrary text in their free-text fields pass and keep every value (${RUNS} cases)`, () => {
     fc.assert(
-      fc.property(safeText, safeText, fc.dictionary(envKey, safeText, { maxKeys: 4 }), (arg, env, args) => {
+      fc.property(buildArg, safeText, fc.dictionary(envKey, buildArg, { maxKeys: 4 }), (arg, env, args) => {
         const doc = structuredClone(base) as {
           spec: { source: Record<string, unknown>; env: Record<string, unknown> };
         };
@@ -222,3 +222,6 @@ function setPath(doc: Record<string, unknown>, path: string[], value: unknown): 
   for (const key of path.slice(0, -1)) parent = parent[key] as Record<string, unknown>;
   parent[path.at(-1)!] = value;
 }
+
+/** A build arg's value: any safe text that does not end in whitespace (CI tools would strip it; refused). */
+const buildArg = safeText.filter((v) => v === v.trimEnd());

@@ -78,6 +78,15 @@ describe('manifest parsing', () => {
     assert.match(problemsOf('a: 1\na: 2\n').message, /YAML: .*(unique|duplicate)/i);
   });
 
+  it('refuses a build arg ending in whitespace, which CI tools would strip, before anything starts', () => {
+    for (const value of ['1.0 ', '1.0  ', '1.0\u00a0', '1.0\u3000']) {
+      const { problems } = refusal(application({ source: { buildArgs: { VERSION: value } } }));
+      assert.equal(problems[0]?.field, 'spec.source.buildArgs.VERSION', JSON.stringify(value));
+      assert.match(problems[0]?.message ?? '', /must not end in whitespace/);
+    }
+    assert.doesNotThrow(() => validateManifest(application({ source: { buildArgs: { VERSION: ' 1.0' } } })));
+  });
+
   it('refuses paths that leave the repository and tagless catalog images', () => {
     const escape = problemsOf(
       valid.replace('    repository: acme/hello\n', '    repository: acme/hello\n    context: ../other\n'),

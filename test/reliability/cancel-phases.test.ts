@@ -106,7 +106,8 @@ describe('cancel at each phase', () => {
       gh.hooks.after = async (info) => {
         if (info.repo === app.spec.source.repository && info.operation.endsWith('/dispatches')) {
           const done = await eventually(
-            () => gh.runs(app.spec.source.repository)[0]?.conclusion,
+            // null while the run is going: keep polling until it has one.
+            () => gh.runs(app.spec.source.repository)[0]?.conclusion ?? undefined,
             30_000,
             'the build to finish',
           );

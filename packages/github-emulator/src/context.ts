@@ -16,15 +16,15 @@ export interface Emulation {
 
 /**
  * Log archives are served from short-lived, unguessable URLs, as GitHub redirects to a signed storage URL that needs
- * no token. Links live five minutes.
+ * no token. Archive links live five minutes, job log links one (as GitHub's).
  */
 export class LogLinks {
   readonly #links = new Map<string, { repo: Repo; run: Run; expires: number }>();
 
-  add(id: string, repo: Repo, run: Run): void {
+  add(id: string, repo: Repo, run: Run, lifetimeMs = 300_000): void {
     const t = Date.now();
     for (const [k, v] of this.#links) if (v.expires < t) this.#links.delete(k);
-    this.#links.set(id, { repo, run, expires: t + 300_000 });
+    this.#links.set(id, { repo, run, expires: t + lifetimeMs });
   }
 
   get(id: string): { repo: Repo; run: Run } | undefined {

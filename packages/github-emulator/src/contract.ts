@@ -136,13 +136,16 @@ export class ContractChecker {
  * - `oneOf` where several alternatives accept the same body (e.g. the 409 of the contents API: basic-error or
  *   repository-rule-violation-error, neither with required fields) would reject GitHub's own responses for matching
  *   twice, so alternatives are checked as `anyOf`;
- * - OpenAPI's `nullable: true` next to no `type` (e.g. `allOf` of a referenced object) becomes "null, or the rest".
+ * - OpenAPI's `nullable: true` next to no `type` (e.g. `allOf` of a referenced object) becomes "null, or the rest";
+ * - `nullable: true` next to an `enum` that lists no null (a job's `conclusion` while it runs) allows null too, as
+ *   OpenAPI 3.0 means it and GitHub answers (the validator would otherwise hold the value to the enum alone).
  */
 function normalize(schema: unknown): unknown {
   if (Array.isArray(schema)) return schema.map(normalize);
   if (!schema || typeof schema !== 'object') return schema;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(schema)) out[k === 'oneOf' ? 'anyOf' : k] = normalize(v);
+  if (out.nullable === true && Array.isArray(out.enum) && !out.enum.includes(null)) out.enum = [...out.enum, null];
   if (out.nullable === true && out.type === undefined) {
     delete out.nullable;
     return { anyOf: [{ type: 'null' }, out] };

@@ -25,6 +25,7 @@
  *   POST /_emulator/faults/reset
  *   GET  /_emulator/records                       → {records, contract: {operations, responses, violations}}
  *   GET  /_emulator/logs/{id}.zip                 a run's log archive (where the logs API redirects)
+ *   GET  /_emulator/logs/{id}.txt                 a job's log, plain text (where the job logs API redirects)
  *
  * Plus `/_html/...`: minimal pages for the `html_url`s the API hands out (a run with its log, a pull request), so
  * a link the CLI prints opens something useful.
@@ -122,6 +123,17 @@ export async function handleControl(
         throw new BadRequest('Problems parsing JSON', 400);
       }
       if (!body || typeof body !== 'object' || Array.isArray(body)) throw new BadRequest('expected a JSON object', 400);
+    }
+
+    const jobLog = /^\/_emulator\/logs\/([a-f0-9]+)\.txt$/.exec(path);
+    if (jobLog && method === 'GET') {
+      const link = env.logs.get(jobLog[1]!);
+      if (!link) throw new BadRequest('Not Found (job log links expire after a minute)', 404);
+      const text = Buffer.from(`${link.run.log.join('\n')}\n`);
+      res
+        .writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(text.length) })
+        .end(text);
+      return;
     }
 
     const logs = /^\/_emulator\/logs\/([a-f0-9]+)\.zip$/.exec(path);

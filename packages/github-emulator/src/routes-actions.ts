@@ -1,6 +1,6 @@
 /**
  * Actions operations: secrets (sealed with the repository's libsodium key), variables, workflows, dispatch, runs
- * (list with GitHub's filters, get, cancel, re-run), jobs and log archives.
+ * (list with GitHub's filters, get, cancel, re-run), jobs, log archives and job logs.
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -9,7 +9,7 @@ import { error, invalid, paginate, parseBody, type Ctx, type Reply } from './htt
 import { bump } from './records.ts';
 import { checkDispatchInputs, readWorkflow } from './runner.ts';
 import { registerSecretRoutes } from './routes-secrets.ts';
-import { job, workflow, workflowRun } from './shapes.ts';
+import { job, jobId, workflow, workflowRun } from './shapes.ts';
 import { now, type Repo, type Run } from './store.ts';
 
 /** A secret's or variable's name, upper-cased as GitHub stores it; `GITHUB_` is GitHub's own. */
@@ -309,6 +309,31 @@ export function registerActionsRoutes(env: Emulation): void {
       const id = randomBytes(12).toString('hex');
       env.logs.add(id, repo!, run);
       return { status: 302, headers: { location: `${env.api()}/_emulator/logs/${id}.zip` } };
+    },
+    perm('actions', 'read'),
+  );
+
+  router.add(
+    'GET',
+    '/repos/{owner}/{repo}/actions/jobs/{job_id}',
+    ({ repo, params }) => {
+      const run = repo!.runs.find((x) => String(jobId(x)) === params.job_id);
+      return run ? { status: 200, body: job(env.api(), repo!, run) } : error(404, 'Not Found');
+    },
+    perm('actions', 'read'),
+  );
+
+  // A job's log as plain text, from a link that lives a minute (GitHub's signed URL). A run here has one job; GitHub
+  // serves a job's log once the job has finished, so an unfinished one is not found.
+  router.add(
+    'GET',
+    '/repos/{owner}/{repo}/actions/jobs/{job_id}/logs',
+    ({ repo, params }) => {
+      const run = repo!.runs.find((x) => String(jobId(x)) === params.job_id);
+      if (!run || run.status !== 'completed') return error(404, 'Not Found');
+      const id = randomBytes(12).toString('hex');
+      env.logs.add(id, repo!, run, 60_000);
+      return { status: 302, headers: { location: `${env.api()}/_emulator/logs/${id}.txt` } };
     },
     perm('actions', 'read'),
   );

@@ -295,17 +295,20 @@ export function workflowRun(api: string, repo: Repo, run: Run) {
   };
 }
 
+/** The id of a run's one job (`build`). */
+export const jobId = (run: Run): number => run.id * 10 + 1;
+
 export function job(api: string, repo: Repo, run: Run) {
   const full = `${repo.owner}/${repo.name}`;
   return {
-    id: run.id * 10 + 1,
+    id: jobId(run),
     run_id: run.id,
     run_url: `${api}/repos/${full}/actions/runs/${run.id}`,
     run_attempt: run.attempt,
     node_id: Buffer.from(`Job:${run.id}`).toString('base64'),
     head_sha: run.headSha,
-    url: `${api}/repos/${full}/actions/jobs/${run.id * 10 + 1}`,
-    html_url: `${htmlBase(api)}/${full}/actions/runs/${run.id}/job/${run.id * 10 + 1}`,
+    url: `${api}/repos/${full}/actions/jobs/${jobId(run)}`,
+    html_url: `${htmlBase(api)}/${full}/actions/runs/${run.id}/job/${jobId(run)}`,
     status: run.status,
     conclusion: run.conclusion,
     created_at: run.createdAt,
@@ -320,7 +323,7 @@ export function job(api: string, repo: Repo, run: Run) {
       started_at: s.startedAt ?? null,
       completed_at: s.completedAt ?? null,
     })),
-    check_run_url: `${api}/repos/${full}/check-runs/${run.id * 10 + 1}`,
+    check_run_url: `${api}/repos/${full}/check-runs/${jobId(run)}`,
     labels: ['ubuntu-latest'],
     runner_id: run.startedAt ? 1 : null,
     runner_name: run.startedAt ? 'flui-emulated-runner' : null,

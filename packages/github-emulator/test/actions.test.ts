@@ -1,6 +1,7 @@
 /**
  * Actions operations of the GitHub emulator through @octokit/rest: sealed secrets, variables, workflows, dispatch
- * (with and without run details, and GitHub's 422s), the runs list and its filters, cancel, re-runs, jobs and logs.
+ * (with and without run details, and GitHub's 422s), the runs list and its filters, cancel, re-runs, jobs and logs
+ * (a run's archive, a job's text).
  * The workflow here points at a registry nobody listens on, so builds fail at the login step; the full path to a
  * real registry is in runner.test.ts.
  */
@@ -320,5 +321,50 @@ describe('GitHub emulator: Actions secrets, variables, workflows and runs', () =
       /Username and password required/,
     );
     assert.equal(await statusOf(gh.rest.actions.reRunWorkflowFailedJobs({ owner, repo: name, run_id: 1 })), 404);
+  });
+
+  it("serves a finished job's log as plain text from a link that needs no token; an unfinished job's is not found", async () => {
+    const { gh, owner, repo: name } = await repo();
+    github().faults.keepQueued(true);
+    let runId: number;
+    let jobId: number;
+    try {
+      const res = await dispatch(gh, name, { deploy_id: 'j' }, { return_run_details: true });
+      runId = (res.data as { workflow_run_id: number }).workflow_run_id;
+      const { data: jobs } = await gh.rest.actions.listJobsForWorkflowRun({ owner, repo: name, run_id: runId });
+      assert.deepEqual(
+        jobs.jobs.map((j) => [j.status, j.conclusion]),
+        [['queued', null]],
+      );
+      jobId = jobs.jobs[0]!.id;
+      const job = { owner, repo: name, job_id: jobId };
+      assert.equal(await statusOf(gh.rest.actions.downloadJobLogsForWorkflowRun(job)), 404);
+    } finally {
+      github().faults.reset();
+    }
+    await eventually(async () => {
+      const { data } = await gh.rest.actions.getJobForWorkflowRun({ owner, repo: name, job_id: jobId });
+      return data.status === 'completed' ? data : undefined;
+    }, 'the job');
+    const redirect = await gh.request('GET /repos/{owner}/{repo}/actions/jobs/{job_id}/logs', {
+      owner,
+      repo: name,
+      job_id: jobId,
+      request: { redirect: 'manual' },
+    });
+    assert.equal(redirect.status, 302);
+    const anonymous = await fetch(String(redirect.headers.location));
+    assert.equal(anonymous.status, 200, 'the log link needs no token, like a signed URL');
+    assert.match(anonymous.headers.get('content-type') ?? '', /^text\/plain/);
+    const text = await anonymous.text();
+    const run = github()
+      .runs(`${owner}/${name}`)
+      .find((r) => r.id === runId)!;
+    assert.equal(text, `${run.log.join('\n')}\n`);
+    assert.match(text, /Username and password required[\s\S]*Job build completed: failure\n$/);
+    assert.equal(
+      await statusOf(gh.rest.actions.downloadJobLogsForWorkflowRun({ owner, repo: name, job_id: 999_999_991 })),
+      404,
+    );
   });
 });

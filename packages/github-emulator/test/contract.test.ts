@@ -5,11 +5,19 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ContractChecker } from '../src/contract.ts';
 import { useGitHubEmulator } from '../../../test/helpers/github-emulator.ts';
 import { octokitFor } from './support.ts';
+
+/** GitHub's own example of a job, from its description (which leaves out the required `created_at`). */
+const JOB = (
+  createRequire(import.meta.url)('@octokit/openapi/generated/api.github.com.json') as {
+    components: { examples: { job: { value: Record<string, unknown> } } };
+  }
+).components.examples.job.value;
 
 describe("GitHub emulator: the contract check against GitHub's OpenAPI description", () => {
   const github = useGitHubEmulator();
@@ -60,6 +68,22 @@ describe("GitHub emulator: the contract check against GitHub's OpenAPI descripti
     assert.match(out, /not ok 1 - gets a response that breaks the contract/);
     assert.match(out, /GET \/repos\/\{owner\}\/\{repo\} -> 200: body\/id must be integer/);
     assert.match(out, /\n {4}ok 2 - gets only valid responses/);
+  });
+
+  it("reads `nullable` beside an `enum` as GitHub answers (a running job's conclusion is null), nothing more", () => {
+    const checker = new ContractChecker();
+    const jobs = (conclusion: unknown) => ({
+      total_count: 1,
+      jobs: [{ ...JOB, created_at: '2020-01-20T17:42:40Z', conclusion }],
+    });
+    const op = '/repos/{owner}/{repo}/actions/runs/{run_id}/jobs';
+    checker.check('GET', op, 200, jobs(null));
+    checker.check('GET', op, 200, jobs('success'));
+    assert.deepEqual(checker.violations, []);
+    checker.check('GET', op, 200, jobs('bogus'));
+    assert.deepEqual(checker.violations, [
+      `GET ${op} -> 200: body/jobs/0/conclusion must be equal to one of the allowed values`,
+    ]);
   });
 
   it('flags undocumented statuses, unknown operations and wrong webhook payloads', () => {

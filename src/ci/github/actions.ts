@@ -55,6 +55,7 @@ import {
   pushSecretNames,
   renderPipelineFile,
 } from './pipeline-file.ts';
+import { MAX_JOBS, nextChunk, parseCursor, type JobSummary } from './job-logs.ts';
 
 /** Stale-`sha` conflicts re-read and retried this many times before giving the attempt back to Temporal. */
 const MAX_WRITE_CONFLICTS = 3;
@@ -64,6 +65,8 @@ const MAX_RUN_PAGES = 3;
 const RUN_LOOKBACK_DAYS = 3;
 /** After a dispatch answered 204 (no run details), how long to wait for the run to be listed. */
 const RUN_VISIBLE_WAIT = { attempts: 10, intervalMs: 1000 };
+/** A job's log download (from GitHub's signed link) gives up after this long; the activity's retry tries again. */
+const LOG_DOWNLOAD_TIMEOUT_MS = 30_000;
 /** Conditional-request cache entries kept per backend (a few per app). */
 const MAX_CACHED = 2000;
 /** Secrets per page of the list `ensureCredential` checks (GitHub's maximum). */
@@ -719,8 +722,84 @@ export class GitHubActionsBackend implements CiBackend {
     return run.htmlUrl;
   }
 
-  /** Not yet through the API: the run's page is where its log is (`flui logs` prints the link). */
-  async readLogs(_app: Application, run: CiRunRef, cursor?: string): Promise<LogChunk> {
-    return { text: cursor ? '' : `The log is on the run's page: ${run.htmlUrl}\n`, cursor: 'end', done: true };
+  /**
+   * Read-only. The run's jobs, and the log of each finished job not printed yet (src/ci/github/job-logs.ts says what a
+   * chunk holds and what the cursor remembers). The run and its job list are conditional reads, so a reader polling
+   * an unchanged run costs 304s; a job's log is fetched once, from the short-lived link GitHub redirects to, which is
+   * sent no credential.
+   */
+  async readLogs(app: Application, run: CiRunRef, cursor?: string): Promise<LogChunk> {
+    const { owner, repo } = repoOf(app);
+    const position = parseCursor(cursor);
+    try {
+      // The run first: once it reads completed, the job list read after it is final.
+      const runObject = await this.#get<RunObject>('GET /repos/{owner}/{repo}/actions/runs/{run_id}', {
+        owner,
+        repo,
+        run_id: Number(run.id),
+      });
+      const jobs: JobSummary[] = [];
+      for (let page = 1; jobs.length < MAX_JOBS; page++) {
+        const list = await this.#get<{ total_count: number; jobs: JobSummary[] }>(
+          'GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs',
+          { owner, repo, run_id: Number(run.id), filter: 'latest', per_page: 100, page },
+        );
+        jobs.push(...list.jobs);
+        if (list.jobs.length < 100 || jobs.length >= list.total_count) break;
+      }
+      return await nextChunk({
+        runCompleted: runObject.status === 'completed',
+        htmlUrl: runObject.html_url || run.htmlUrl,
+        jobs,
+        cursor: position,
+        read: (job) => this.#jobLog(owner, repo, job.id),
+      });
+    } catch (err) {
+      throw this.#failure(err, `reading the log of CI run ${run.id} in ${owner}/${repo}`);
+    }
+  }
+
+  /** A finished job's log: GitHub answers with a redirect to a signed link, fetched without the token. */
+  async #jobLog(owner: string, repo: string, jobId: number): Promise<string | undefined> {
+    let location: string | undefined;
+    try {
+      const res = await this.#gh.request('GET /repos/{owner}/{repo}/actions/jobs/{job_id}/logs', {
+        owner,
+        repo,
+        job_id: jobId,
+        request: { redirect: 'manual' },
+      });
+      location = typeof res.headers.location === 'string' ? res.headers.location : undefined;
+    } catch (err) {
+      if (hasStatus(err, 404, 410)) return undefined;
+      throw err;
+    }
+    if (!location) {
+      throw new ServiceError({
+        service: 'GitHub',
+        kind: 'unavailable',
+        message: `GitHub answered the log of job ${jobId} without saying where it is (no Location)`,
+      });
+    }
+    let res: Response;
+    try {
+      res = await fetch(location, { redirect: 'follow', signal: AbortSignal.timeout(LOG_DOWNLOAD_TIMEOUT_MS) });
+    } catch (err) {
+      throw new ServiceError({
+        service: 'GitHub',
+        kind: 'unavailable',
+        message: `downloading the log of job ${jobId} failed: ${(err as Error).message}`,
+        cause: err,
+      });
+    }
+    if (res.status === 404 || res.status === 410) return undefined;
+    if (!res.ok) {
+      throw new ServiceError({
+        service: 'GitHub',
+        kind: 'unavailable',
+        message: `downloading the log of job ${jobId} answered ${res.status}`,
+      });
+    }
+    return res.text();
   }
 }
