@@ -148,6 +148,7 @@ export function createBuildActivities(
         const message = redact(err instanceof Error ? err.message : String(err));
         logs.line(`build failed: ${message}`);
         if (err instanceof ServiceError) {
+          // eslint-disable-next-line preserve-caught-error -- redacted on purpose, as below
           throw new ServiceError({
             service: err.service,
             kind: err.kind,
@@ -157,6 +158,8 @@ export function createBuildActivities(
             status: err.status,
           });
         }
+        // The redacted message only: a cause would carry the original text (and any secret in it) into the history.
+        // eslint-disable-next-line preserve-caught-error
         throw new Error(message);
       } finally {
         await logs.close();
