@@ -27,7 +27,7 @@ import { acquireCache, evictCaches } from './cache.ts';
 import { baseImages, buildArgProblems, insidePath } from './dockerfile.ts';
 import { BuildLog } from './logs.ts';
 import { Aborted, runCommand } from './process.ts';
-import { createSandbox, type Sandbox } from './sandbox.ts';
+import { createSandbox, SUBID_BASE, type Sandbox } from './sandbox.ts';
 import { fetchSource, sourceSecrets } from './source.ts';
 import type { BuilderSettings, BuildOptions, BuildResult, BuildSpec } from './types.ts';
 
@@ -64,6 +64,11 @@ export function checkSpec(spec: BuildSpec): { context: string; dockerfile: strin
   if (!(spec.timeoutMs > 0)) problems.push('timeoutMs must be positive');
   if (problems.length) throw invalid(`cannot build ${spec.app}: ${problems.join('; ')}`);
   return { context: context!, dockerfile: dockerfile! };
+}
+
+/** The host ids that are root inside the build's user namespace, when there is one. */
+function ownerOf(settings: BuilderSettings): { uid: number; gid: number } | undefined {
+  return settings.userNamespace ? { uid: SUBID_BASE, gid: SUBID_BASE } : undefined;
 }
 
 /** Gives `dir` and everything in it to the sandbox's root (links themselves, never their targets). */
@@ -152,9 +157,12 @@ export async function runBuild(
       throw invalid(`the Dockerfile is larger than ${MAX_DOCKERFILE_BYTES} bytes`);
     const bases = baseImages(text.toString('utf8'), spec.buildArgs ?? {});
 
+    const cache = await acquireCache(settings.cacheDir, spec.app, spec.buildId, ownerOf(settings));
+    release = cache.release;
     sandbox = await createSandbox({
       userNamespace: settings.userNamespace,
       isolateNetwork: settings.network === 'none',
+      stateDir: cache.home,
     });
     const conf = join(buildDir, 'conf');
     await mkdir(join(conf, 'tmp'), { recursive: true });
@@ -171,8 +179,6 @@ export async function runBuild(
     await writeFile(join(conf, 'auth.json'), auth.json, { mode: 0o600 });
     if (sandbox.owner) await chownTree(buildDir, sandbox.owner);
 
-    const cache = await acquireCache(settings.cacheDir, spec.app, spec.buildId, sandbox.owner);
-    release = cache.release;
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: cache.home,
@@ -180,9 +186,6 @@ export async function runBuild(
       REGISTRY_AUTH_FILE: join(conf, 'auth.json'),
       CONTAINERS_REGISTRIES_CONF: join(conf, 'registries.conf'),
       BUILDAH_ISOLATION: 'chroot',
-      // The host uid that is root inside, as buildah's own `unshare` tells its children: containers/image then keeps
-      // per-user state (the short-name alias cache) under HOME, not in the host's /var/cache it cannot open.
-      ...(sandbox.owner ? { _CONTAINERS_ROOTLESS_UID: String(sandbox.owner.uid) } : {}),
     };
     const buildah = (args: string[], network: boolean, localOnly = false) =>
       runCommand('buildah', [...globalFlags(cache), ...args], {

@@ -57,8 +57,9 @@ export interface AppCache {
   root: string;
   runroot: string;
   /**
-   * buildah's HOME: containers/image keeps its blob info cache there (which compressed blob a layer already is, and
-   * where it was pushed), so a rebuild does not compress and upload the base's layers again.
+   * buildah's state as root (bound over /var/lib/containers in the sandbox, and its HOME): containers/image keeps its
+   * blob info cache there (which compressed blob a layer already is, and where it was pushed), so a rebuild does not
+   * compress and upload the base's layers again.
    */
   home: string;
   release(): Promise<void>;

@@ -8,9 +8,14 @@
  *   builder, root of the initial namespace, writes its maps: ids 0–65535 inside = host ids 100000–165535. buildah
  *   needs the whole range (a single-id map fails with "setting supplemental groups"), and since root writes the
  *   maps itself, setgroups stays allowed. `newuidmap` would refuse here: it wants an /etc/subuid entry.
- * - buildah then runs through `nsenter --user=/proc/H/ns/user --setuid=0 --setgid=0`: uid 0 inside, host uid
- *   100000 outside, capabilities only over its own namespace — what a pod with `hostUsers: false` gets. The storage
- *   and work directories it writes are handed to host uid 100000 first.
+ * - buildah then runs through `nsenter --user=/proc/H/ns/user --mount=… --setuid=0 --setgid=0`: uid 0 inside, host
+ *   uid 100000 outside, capabilities only over its own namespaces — what a pod with `hostUsers: false` gets. The
+ *   storage and work directories it writes are handed to host uid 100000 first.
+ * - The holder has a mount namespace too, like a pod's own filesystem: buildah, being root there, keeps state in
+ *   root's places (/var/cache/containers for short-name aliases, /var/lib/containers/cache for which blobs a registry
+ *   has), which on the host belong to the real root. A tmpfs over /var/cache and the app's own state directory bound
+ *   over /var/lib/containers give it those, per build and per app. (Telling buildah it is rootless instead breaks
+ *   RUN steps: its chroot child loses HOME and fails with "cannot determine user's homedir".)
  * - buildah refuses `--network none` with chroot isolation ("cannot set --network other than host"), and OCI
  *   isolation needs cgroup controllers a nested builder does not have. So a RUN step's network is cut with a network
  *   namespace around `buildah bud` (a second holder, `unshare --net cat`, owned by the user namespace: only a loopback
@@ -86,16 +91,52 @@ function nsOf(pid: number, ns: 'user' | 'net'): string | undefined {
   }
 }
 
+/** Gives buildah, root inside, root's state directories of its own (see the top of this file). */
+async function mountState(pid: number, stateDir: string | undefined): Promise<void> {
+  const script =
+    'mount -t tmpfs -o mode=0755 flui-cache /var/cache && ' +
+    'if [ -n "$1" ] && [ -d /var/lib/containers ]; then mount --bind "$1" /var/lib/containers; fi';
+  const child = spawn(
+    'nsenter',
+    [
+      `--user=/proc/${pid}/ns/user`,
+      `--mount=/proc/${pid}/ns/mnt`,
+      '--setuid=0',
+      '--setgid=0',
+      '--',
+      'sh',
+      '-c',
+      script,
+      'sh',
+      stateDir ?? '',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => {
+    child.on('close', resolve);
+    child.on('error', () => resolve(-1));
+  });
+  if (code !== 0) throw new Error(`could not prepare the build's mount namespace: ${stderr.trim()}`);
+}
+
 /** The sandbox for one build. `isolateNetwork`: RUN steps get no network. */
-export async function createSandbox(opts: { userNamespace: boolean; isolateNetwork: boolean }): Promise<Sandbox> {
+export async function createSandbox(opts: {
+  userNamespace: boolean;
+  isolateNetwork: boolean;
+  /** Bound over /var/lib/containers inside (buildah's state as root: its blob info cache), owned by the sandbox root. */
+  stateDir?: string;
+}): Promise<Sandbox> {
   let user: Holder | undefined;
   let net: Holder | undefined;
   try {
     if (opts.userNamespace) {
-      user = await startHolder('unshare', ['--user', '--', 'cat'], 'user');
+      user = await startHolder('unshare', ['--user', '--mount', '--propagation', 'private', '--', 'cat'], 'user');
       const map = `0 ${SUBID_BASE} ${SUBID_COUNT}\n`;
       writeFileSync(`/proc/${user.pid}/uid_map`, map);
       writeFileSync(`/proc/${user.pid}/gid_map`, map);
+      await mountState(user.pid, opts.stateDir);
     }
     if (opts.isolateNetwork) {
       net = user
@@ -132,7 +173,7 @@ export async function createSandbox(opts: { userNamespace: boolean; isolateNetwo
     owner: user ? { uid: SUBID_BASE, gid: SUBID_BASE } : undefined,
     wrap(cmd, args, network) {
       const enter: string[] = [];
-      if (user) enter.push(`--user=/proc/${user.pid}/ns/user`);
+      if (user) enter.push(`--user=/proc/${user.pid}/ns/user`, `--mount=/proc/${user.pid}/ns/mnt`);
       if (net && !network) enter.push(`--net=/proc/${net.pid}/ns/net`);
       if (!enter.length) return { cmd, args };
       if (user) enter.push('--setuid=0', '--setgid=0');

@@ -6,7 +6,8 @@
  * Git credentials go to their own host only: as an `http.<origin>/.extraHeader` in the environment
  * (GIT_CONFIG_COUNT/KEY/VALUE: not in argv, so not in `ps`), with redirects off so the header cannot follow one.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { createGitHubClients, type GitHubClients } from '../ci/github/clients.ts';
@@ -234,6 +235,9 @@ async function fetchGit(
   });
   const head = (await git(['rev-parse', 'HEAD'], { ...common, doing: 'reading the commit of' })).trim();
   if (head !== source.commit) throw invalid(`the git server served ${head} when asked for ${source.commit}`, 'Git');
+  // The build context is the tree at the commit, as GitHub's tarball is: no .git (its fetch state differs on every
+  // checkout, and would defeat the layer cache of any `COPY .`).
+  await rm(join(dest, '.git'), { recursive: true, force: true });
 }
 
 /** A branch's current commit (40-hex), resolved once, before a build. */

@@ -11,9 +11,10 @@
  * (list/get); dispatch (200 with
  * `return_run_details`, else 204; 422 without a `workflow_dispatch` trigger or with wrong inputs); runs (list with
  * `branch`, `event`, `status`, `created`, `head_sha`, `actor` and pages, get, cancel, re-run, re-run failed jobs);
- * jobs (list, get); logs (302 to a zip; a finished job's, 302 to plain text); GitHub Apps with several
- * installations (one per account): the installation of a repository, installation tokens narrowed to repositories
- * and permissions (RS256 JWT); /rate_limit. `workflow_run` webhooks on completion, signed with `X-Hub-Signature-256`.
+ * jobs (list, get); logs (302 to a zip; a finished job's, 302 to plain text); repository tarballs (302 to a gzip'd
+ * tar of the commit, routes-archives.ts); GitHub Apps with several installations (one per account): the installation
+ * of a repository, installation tokens narrowed to repositories and permissions (RS256 JWT); /rate_limit.
+ * `workflow_run` webhooks on completion, signed with `X-Hub-Signature-256`.
  *
  * Auth: `Authorization: token X` or `Bearer X` with a token from {@link GitHubEmulator.createToken} (fine-grained,
  * optionally limited to repositories and permissions) or a GitHub App installation token (`ghs_...`), which reaches
@@ -49,6 +50,7 @@ import { registerAppRoutes } from './routes-apps.ts';
 import { registerEnvironmentRoutes } from './routes-environments.ts';
 import { registerTagRoutes } from './routes-tags.ts';
 import { registerRepoRoutes } from './routes-repos.ts';
+import { registerArchiveRoutes } from './routes-archives.ts';
 import { Runner } from './runner.ts';
 import { workflowRun } from './shapes.ts';
 import { Store, type Installation, type Permissions } from './store.ts';
@@ -86,6 +88,7 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
   runner.onCompleted = (repo, run) => webhooks.runCompleted(api, repo, run);
 
   registerRepoRoutes(env);
+  const archives = registerArchiveRoutes(env);
   registerActionsRoutes(env);
   registerEnvironmentRoutes(env);
   registerTagRoutes(env);
@@ -104,6 +107,7 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
     if (size > MAX_BODY) return send(res, req, undefined, error(413, 'Payload Too Large'));
     const raw = Buffer.concat(chunks);
 
+    if (archives.serve(url.pathname, res)) return;
     if (url.pathname.startsWith('/_emulator/')) return handleControl(emulator, env, url, method, raw, res);
     if (url.pathname.startsWith('/_html/')) return handleHtml(env, url, res);
 
