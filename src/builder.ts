@@ -3,7 +3,7 @@
  * (FLUI_BUILD_TASK_QUEUE, default flui-build) that serves only the `build` activity: fetch the source at the exact
  * commit, build it with buildah (src/build/), push it with the registry credential of its own configuration.
  *
- *   node dist/builder.js                   (npm run builder; `npm run build` compiles it)
+ *   node dist/builder.js                   (npm run builder, or the `flui-builder` command; `npm run build` compiles it)
  *
  * Scale out by starting more of them, on as many machines as needed: each takes FLUI_BUILD_CONCURRENCY builds at a
  * time (default 1). A builder that dies mid-build is replaced within ~20 s by another one (the build workflow's
@@ -72,7 +72,8 @@ export async function startBuilder(
   };
 }
 
-async function main(): Promise<void> {
+/** `flui-builder` (bin/flui-builder.js) and `npm run builder`: configuration from the environment; exit codes 2, 4, 1. */
+export async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig();
