@@ -282,6 +282,9 @@ export class SelfHostedBackend implements CiBackend {
    * no builder running, and after a builder died).
    */
   async readLogs(_app: Application, run: CiRunRef, cursor?: string): Promise<LogChunk> {
+    if (cursor !== undefined && !/^[0-9]{1,15}$/.test(cursor)) {
+      throw new ServiceError({ service: 'Builder', kind: 'invalid', message: `"${cursor}" is not a build log cursor` });
+    }
     const client = await this.#client();
     try {
       return await client.workflow.getHandle(run.id).query(buildLogsQuery, cursor);
