@@ -374,6 +374,8 @@ describe('worker crash matrix: self-hosted builds', () => {
   const stack = useStack({
     ci: 'self-hosted',
     buildSource: 'git',
+    // Builds tell their deploys themselves (a signal): no CI webhooks, so lanes' workers share no port.
+    webhooks: false,
     worker: false,
     builder: true,
     env: { FLUI_BUILD_CONCURRENCY: '4' },
