@@ -216,6 +216,8 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       );
     }
 
+    // The worker's health and metrics endpoints (src/observability/ops-server.ts) on a port of the stack's own.
+    env.FLUI_OPS_PORT = String(await freePort());
     Object.assign(env, opts.env);
     const config = loadConfig(env);
     const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS! });

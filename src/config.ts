@@ -90,6 +90,18 @@ export interface Config extends ClientConfig {
     debug: boolean;
     workflowBundlePath?: string;
   };
+  /** Operating the worker (src/observability): health and metrics endpoints, log format, tracing. */
+  ops: OpsConfig;
+}
+
+export interface OpsConfig {
+  /** The ops HTTP server (/livez, /readyz, /metrics): FLUI_OPS_HOST (127.0.0.1), FLUI_OPS_PORT (9464; 0: any). */
+  host: string;
+  port: number;
+  /** FLUI_LOG_FORMAT: `text` (default) or `json`, one object per line for the worker's and the SDK's logs. */
+  logFormat: 'text' | 'json';
+  /** OpenTelemetry tracing (FLUI_OTEL=1, or OTEL_EXPORTER_OTLP_ENDPOINT set): spans to this OTLP/HTTP endpoint. */
+  otel?: { endpoint: string; serviceName: string };
 }
 
 /**
@@ -330,6 +342,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       // Prebundled workflow code (`npm run bundle`): the worker starts without running webpack.
       workflowBundlePath: e.string('FLUI_WORKFLOW_BUNDLE'),
     },
+    ops: readOpsPart(e),
   };
   e.check();
   return config;
@@ -370,6 +383,25 @@ function readBuildPart(e: Env, dataDir: string): BuildConfig {
       .split(',')
       .map((h) => h.trim().toLowerCase())
       .filter(Boolean),
+  };
+}
+
+/** FLUI_OPS_*, FLUI_LOG_FORMAT, FLUI_OTEL and the standard OTEL_* variables the worker reads. */
+function readOpsPart(e: Env): OpsConfig {
+  const endpoint = e.url('OTEL_EXPORTER_OTLP_ENDPOINT');
+  // FLUI_OTEL=1 turns tracing on (to a local collector unless the endpoint is set); FLUI_OTEL=0 keeps it off.
+  const otelOn = e.string('FLUI_OTEL') !== undefined ? e.flag('FLUI_OTEL') : endpoint !== undefined;
+  return {
+    host: e.string('FLUI_OPS_HOST') ?? '127.0.0.1',
+    port: e.wholeNumber('FLUI_OPS_PORT', 0, 65535, 9464),
+    logFormat: e.oneOf('FLUI_LOG_FORMAT', ['text', 'json'], 'text'),
+    otel: otelOn
+      ? {
+          // The OTLP/HTTP default (a local collector), as the OpenTelemetry SDKs have it.
+          endpoint: endpoint ?? 'http://127.0.0.1:4318',
+          serviceName: e.string('OTEL_SERVICE_NAME') ?? 'flui-worker',
+        }
+      : undefined,
   };
 }
 

@@ -12,12 +12,15 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Runtime, DefaultLogger, Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type LogLevel, type WorkflowBundleOption } from '@temporalio/worker';
 import { createActivities } from './activities/index.ts';
 import { keepAlive } from './activities/keep-alive.ts';
 import { startWebhookReceiver } from './ci/github/webhook.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { parseCiRunName, runCompletedSignal } from './workflows/contract.ts';
+import { freeLoopbackPort, startOpsServer, withTimeout, type Health } from './observability/ops-server.ts';
+import { createLogger, progressLine } from './observability/logging.ts';
+import { processMeter } from './observability/worker-metrics.ts';
 
 /** The workflow code beside this module: its sources under tsx, its compiled JavaScript in the build (dist/). */
 export const WORKFLOWS_PATH = fileURLToPath(new URL(`./workflows/index${extname(import.meta.url)}`, import.meta.url));
@@ -28,6 +31,8 @@ export interface RunningWorker {
   address: string;
   namespace: string;
   webhookUrl?: string;
+  /** The ops server: /livez, /readyz, /metrics. */
+  opsUrl: string;
   /** Resolves when the worker has stopped (after shutdown or a fatal error). */
   done: Promise<void>;
   shutdown(): Promise<void>;
@@ -38,6 +43,8 @@ export interface StartWorkerOptions {
   workflowBundle?: WorkflowBundleOption;
   /** Where progress lines go (default: stderr). */
   log?: (line: string) => void;
+  /** The Temporal SDK's Prometheus endpoint, appended to /metrics (main() sets the runtime up with one). */
+  sdkMetricsUrl?: string;
 }
 
 /** Connects to Temporal, starts the worker and the webhook receiver. */
@@ -53,20 +60,42 @@ export async function startWorker(config: Config, opts: StartWorkerOptions = {})
         `${(err as Error).message}. Set TEMPORAL_ADDRESS to your Temporal frontend, or run \`npm run dev:worker\` for a local dev server.`,
     );
   }
-  const worker = await Worker.create({
-    connection,
-    namespace: config.temporal.namespace,
-    taskQueue: config.temporal.taskQueue,
-    ...workflowCode(config, opts.workflowBundle),
-    activities: createActivities(config),
-    interceptors: { activity: [keepAlive] },
-    maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
-    maxCachedWorkflows: config.worker.maxCachedWorkflows,
-    shutdownGraceTime: '10 seconds',
-    // A workflow task waits this long for the worker that has the deploy cached before any worker may take it: short,
-    // so a killed worker's deploys move on in seconds (a cache miss only costs a replay of a small history).
-    stickyQueueScheduleToStartTimeout: '3 seconds',
+  // Up before the worker, so a probe gets an answer (live, not ready) while the workflow code loads.
+  let worker: Worker | undefined;
+  const ops = await startOpsServer({
+    host: config.ops.host,
+    port: config.ops.port,
+    registry: processMeter().registry,
+    sdkMetricsUrl: opts.sdkMetricsUrl,
+    live: () => workerLiveness(worker),
+    ready: () => workerReadiness(worker, connection),
+  }).catch(async (err: unknown) => {
+    await connection.close().catch(() => undefined);
+    throw new ConfigError(
+      `cannot serve health and metrics on ${config.ops.host}:${config.ops.port} (FLUI_OPS_HOST, FLUI_OPS_PORT): ${(err as Error).message}`,
+    );
   });
+  try {
+    worker = await Worker.create({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      ...workflowCode(config, opts.workflowBundle),
+      activities: createActivities(config),
+      interceptors: { activity: [keepAlive] },
+      maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+      maxCachedWorkflows: config.worker.maxCachedWorkflows,
+      shutdownGraceTime: '10 seconds',
+      // A workflow task waits this long for the worker that has the deploy cached before any worker may take it: short,
+      // so a killed worker's deploys move on in seconds (a cache miss only costs a replay of a small history).
+      stickyQueueScheduleToStartTimeout: '3 seconds',
+    });
+  } catch (err) {
+    await ops.stop();
+    await connection.close().catch(() => undefined);
+    throw err;
+  }
+  say(`Health and metrics: ${ops.url}/livez, /readyz, /metrics`);
 
   // The webhook receiver signals the deploy whose CI run finished; polling covers any lost delivery.
   let webhookUrl: string | undefined;
@@ -100,6 +129,7 @@ export async function startWorker(config: Config, opts: StartWorkerOptions = {})
 
   const done = worker.run().finally(async () => {
     await stopWebhook?.();
+    await ops.stop();
     await connection.close().catch(() => undefined);
   });
   say(
@@ -110,12 +140,36 @@ export async function startWorker(config: Config, opts: StartWorkerOptions = {})
     address,
     namespace: config.temporal.namespace,
     webhookUrl,
+    opsUrl: ops.url,
     done,
     async shutdown() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      if (worker!.getState() === 'RUNNING') worker!.shutdown();
       await done;
     },
   };
+}
+
+/** Live while the worker has not stopped or failed (a worker still starting or draining is alive). */
+function workerLiveness(worker: Worker | undefined): Health {
+  const state = worker?.getState();
+  return state === 'FAILED' || state === 'STOPPED' ? { ok: false, reason: `the worker is ${state}` } : { ok: true };
+}
+
+/** Ready when the worker polls its task queue and Temporal answers (a cheap call: GetSystemInfo). */
+async function workerReadiness(worker: Worker | undefined, connection: NativeConnection): Promise<Health> {
+  const state = worker?.getState() ?? 'starting';
+  if (state !== 'RUNNING') return { ok: false, reason: `the worker is ${state}, not polling` };
+  try {
+    // The SDK keeps retrying a call to an unreachable server, so the check has a deadline of its own too.
+    await withTimeout(
+      connection.withDeadline(Date.now() + 1500, () => connection.workflowService.getSystemInfo({})),
+      1500,
+      'no answer to GetSystemInfo within 1.5 s',
+    );
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, reason: `Temporal does not answer: ${(err as Error).message}` };
+  }
 }
 
 /** Prebundled code when given (fast start), else the sources, bundled by the SDK at start-up (a few seconds). */
@@ -136,10 +190,34 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  Runtime.install({ logger: new DefaultLogger(config.worker.logLevel as 'INFO') });
+  const level = config.worker.logLevel as LogLevel;
+  const logger = createLogger(level, config.ops.logFormat);
+  // The SDK's metrics exporter serves on a private loopback port; the ops server re-exposes them (ops-server.ts).
+  const sdkMetricsPort = await freeLoopbackPort();
+  Runtime.install({
+    logger,
+    telemetryOptions: {
+      // JSON mode: Core's own lines go through the same logger, so every line on stderr is one JSON object.
+      ...(config.ops.logFormat === 'json'
+        ? { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} } }
+        : {}),
+      metrics: {
+        prometheus: {
+          bindAddress: `127.0.0.1:${sdkMetricsPort}`,
+          // Prometheus's naming conventions: counters end in _total, durations are seconds with the unit in the name.
+          countersTotalSuffix: true,
+          unitSuffix: true,
+          useSecondsForDurations: true,
+        },
+      },
+    },
+  });
   let running: RunningWorker;
   try {
-    running = await startWorker(config);
+    running = await startWorker(config, {
+      log: progressLine(config.ops.logFormat, logger),
+      sdkMetricsUrl: `http://127.0.0.1:${sdkMetricsPort}/metrics`,
+    });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`flui worker: ${err.message}\n`);

@@ -156,6 +156,18 @@ export async function runBuild(
     if (text.length > MAX_DOCKERFILE_BYTES)
       throw invalid(`the Dockerfile is larger than ${MAX_DOCKERFILE_BYTES} bytes`);
     const bases = baseImages(text.toString('utf8'), spec.buildArgs ?? {});
+    if (settings.baseRegistry) {
+      // Air-gapped: images come from the base registry (docker.io and short names resolve there) or the image's own
+      // registry. Refused here, before any connection; the signature policy given to buildah refuses them too.
+      const allowed = new Set(pullHosts.map((h) => h.toLowerCase()));
+      const elsewhere = bases.filter((b) => !allowed.has(pullHost(b, settings.baseRegistry)));
+      if (elsewhere.length) {
+        throw invalid(
+          `the Dockerfile of ${spec.app} uses ${elsewhere.join(', ')}, from registries this installation does not ` +
+            `pull from (rejected by policy: only ${[...allowed].join(' and ')})`,
+        );
+      }
+    }
 
     const cache = await acquireCache(settings.cacheDir, spec.app, spec.buildId, ownerOf(settings));
     release = cache.release;
@@ -163,6 +175,16 @@ export async function runBuild(
       userNamespace: settings.userNamespace,
       isolateNetwork: settings.network === 'none',
       stateDir: cache.home,
+    }).catch((err: unknown) => {
+      throw new ServiceError({
+        service: 'Builder',
+        kind: 'misconfigured',
+        message: `the builder cannot isolate the build: ${(err as Error).message}`,
+        hint: settings.userNamespace
+          ? 'a builder makes user namespaces as root of the host; inside a pod with hostUsers: false, turn userNamespace off'
+          : 'the builder needs CAP_SYS_ADMIN in its own user namespace (root of a pod with hostUsers: false)',
+        cause: err,
+      });
     });
     const conf = join(buildDir, 'conf');
     await mkdir(join(conf, 'tmp'), { recursive: true });

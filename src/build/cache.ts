@@ -93,6 +93,8 @@ export async function acquireCache(
     home,
     release: async () => {
       await unlink(lock).catch(() => undefined);
+      // Measured once here, by the build that changed it, so eviction reads sizes instead of walking every cache.
+      await writeFile(join(dir, 'size'), String(await directorySize(dir))).catch(() => undefined);
       const t = new Date();
       await utimes(dir, t, t).catch(() => undefined);
     },
@@ -122,7 +124,9 @@ export function evictCaches(cacheDir: string, budgetBytes: number): Promise<stri
       const dir = join(appsDir, name);
       const st = await stat(dir).catch(() => undefined);
       if (!st?.isDirectory()) continue;
-      entries.push({ app: name, dir, bytes: await directorySize(dir), lastUsed: st.mtimeMs, inUse: await inUse(dir) });
+      const recorded = Number(await readFile(join(dir, 'size'), 'utf8').catch(() => ''));
+      const bytes = Number.isFinite(recorded) && recorded > 0 ? recorded : await directorySize(dir);
+      entries.push({ app: name, dir, bytes, lastUsed: st.mtimeMs, inUse: await inUse(dir) });
     }
     const chosen = chooseEvictions(entries, budgetBytes);
     for (const name of chosen) {

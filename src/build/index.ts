@@ -9,3 +9,5 @@ export { resolveCommit } from './source.ts';
 export { importBaseImage } from './import.ts';
 export { defaultUserNamespace } from './sandbox.ts';
 export { TAIL_LINES } from './logs.ts';
+/** What `runBuild` and `importBaseImage` reject with on cancel (`name === 'AbortError'`). */
+export { Aborted } from './process.ts';

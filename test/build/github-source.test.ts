@@ -10,15 +10,16 @@ import { ServiceError } from '../../src/errors.ts';
 import { resolveCommit, runBuild, type BuilderSettings, type BuildSpec } from '../../src/build/index.ts';
 import { useGitHubEmulator } from '../helpers/github-emulator.ts';
 import { useRegistry } from '../helpers/registry.ts';
-import { builderRoot, imageLabels, registryDigest, seedBase, settingsFor } from './helpers.ts';
+import { useBuilderRoot, imageLabels, registryDigest, seedBase, settingsFor } from './helpers.ts';
 
 describe('GitHub tarball source (emulator, real buildah and registry)', () => {
   const github = useGitHubEmulator();
   const registry = useRegistry();
+  const builderRoot = useBuilderRoot();
   let settings: BuilderSettings;
 
   before(async () => {
-    const root = await builderRoot();
+    const root = builderRoot();
     const base = settingsFor(root, registry().host);
     await seedBase('busybox', root, base);
     await github().createRepo({

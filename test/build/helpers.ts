@@ -6,16 +6,22 @@
 import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after } from 'node:test';
+import { after, before } from 'node:test';
 import { buildBaseImage, type BaseImageKind } from '../../dev/base-images.ts';
 import { defaultUserNamespace, importBaseImage, type BuilderSettings } from '../../src/build/index.ts';
 
-/** A scratch root for a suite (searchable by the builder's user namespace), removed after it. */
-export async function builderRoot(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'flui-build-test-'));
-  await chmod(dir, 0o711);
-  after(() => rm(dir, { recursive: true, force: true }));
-  return dir;
+/** A scratch root for the suite (searchable by the builder's user namespace), created now and removed after it. */
+export function useBuilderRoot(): () => string {
+  let dir: string | undefined;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'flui-build-test-'));
+    await chmod(dir, 0o711);
+  });
+  after(() => (dir ? rm(dir, { recursive: true, force: true }) : undefined));
+  return () => {
+    if (!dir) throw new Error('builder root not created yet: call the getter inside a test or hook');
+    return dir;
+  };
 }
 
 export function settingsFor(root: string, registryHost: string, more: Partial<BuilderSettings> = {}): BuilderSettings {
@@ -32,20 +38,20 @@ export function settingsFor(root: string, registryHost: string, more: Partial<Bu
   };
 }
 
-const layouts = new Map<BaseImageKind, Promise<string>>();
+const layouts = new Map<string, Promise<string>>();
 
-/** Builds the base image once per process and pushes it to `host` as `library/<kind>:<tag>`. */
+/** Builds the base image once per root and pushes it to `host` as `library/<kind>:<tag>`. */
 export async function seedBase(
   kind: BaseImageKind,
   root: string,
   settings: BuilderSettings,
   tag = kind === 'node' ? '20' : 'latest',
 ): Promise<string> {
-  let layout = layouts.get(kind);
+  const dir = join(root, `base-${kind}`);
+  let layout = layouts.get(dir);
   if (!layout) {
-    const dir = join(root, `base-${kind}`);
     layout = buildBaseImage(kind, dir).then(() => dir);
-    layouts.set(kind, layout);
+    layouts.set(dir, layout);
   }
   const { digest } = await importBaseImage(await layout, `${settings.baseRegistry}/library/${kind}:${tag}`, settings);
   return digest;
