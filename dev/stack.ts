@@ -216,10 +216,10 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       );
     }
 
-    // The worker's health and metrics endpoints (src/observability/ops-server.ts) on a port of the stack's own.
-    env.FLUI_OPS_PORT = String(await freePort());
     Object.assign(env, opts.env);
-    const config = loadConfig(env);
+    // The in-process worker's health and metrics endpoints (src/observability/ops-server.ts) on a port of its own;
+    // not in `env`, which worker processes share (test/helpers/worker-process.ts gives each one a port).
+    const config = loadConfig({ FLUI_OPS_PORT: String(await freePort()), ...env });
     const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS! });
     stops.push(() => connection.close());
     const client = new Client({ connection, namespace: config.temporal.namespace });

@@ -20,6 +20,9 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import { parseCiRunName, runCompletedSignal } from './workflows/contract.ts';
 import { freeLoopbackPort, startOpsServer, withTimeout, type Health } from './observability/ops-server.ts';
 import { createLogger, progressLine } from './observability/logging.ts';
+import { createTracing } from './observability/tracing.ts';
+import { metricsSinks } from './observability/worker-sinks.ts';
+import { WORKFLOW_INTERCEPTOR_MODULES } from './observability/workflow-modules.ts';
 import { processMeter } from './observability/worker-metrics.ts';
 
 /** The workflow code beside this module: its sources under tsx, its compiled JavaScript in the build (dist/). */
@@ -75,14 +78,21 @@ export async function startWorker(config: Config, opts: StartWorkerOptions = {})
       `cannot serve health and metrics on ${config.ops.host}:${config.ops.port} (FLUI_OPS_HOST, FLUI_OPS_PORT): ${(err as Error).message}`,
     );
   });
+  const tracing = createTracing(config.ops.otel);
+  const code = workflowCode(config, opts.workflowBundle);
   try {
     worker = await Worker.create({
       connection,
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
-      ...workflowCode(config, opts.workflowBundle),
+      ...code,
       activities: createActivities(config),
-      interceptors: { activity: [keepAlive] },
+      interceptors: {
+        activity: [keepAlive, ...tracing.activity],
+        // A bundle carries its workflow interceptors already (workflow-modules.ts); sources are bundled with them here.
+        ...('workflowsPath' in code ? { workflowModules: WORKFLOW_INTERCEPTOR_MODULES } : {}),
+      },
+      sinks: { ...metricsSinks(), ...tracing.sinks },
       maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
       maxCachedWorkflows: config.worker.maxCachedWorkflows,
       shutdownGraceTime: '10 seconds',
@@ -91,6 +101,7 @@ export async function startWorker(config: Config, opts: StartWorkerOptions = {})
       stickyQueueScheduleToStartTimeout: '3 seconds',
     });
   } catch (err) {
+    await tracing.shutdown().catch(() => undefined);
     await ops.stop();
     await connection.close().catch(() => undefined);
     throw err;
@@ -130,6 +141,7 @@ export async function startWorker(config: Config, opts: StartWorkerOptions = {})
   const done = worker.run().finally(async () => {
     await stopWebhook?.();
     await ops.stop();
+    await tracing.shutdown().catch(() => undefined);
     await connection.close().catch(() => undefined);
   });
   say(
@@ -212,19 +224,21 @@ async function main(): Promise<void> {
       },
     },
   });
+  const say = progressLine(config.ops.logFormat, logger);
   let running: RunningWorker;
   try {
     running = await startWorker(config, {
-      log: progressLine(config.ops.logFormat, logger),
+      log: say,
       sdkMetricsUrl: `http://127.0.0.1:${sdkMetricsPort}/metrics`,
     });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`flui worker: ${err.message}\n`);
+    if (config.ops.logFormat === 'json') logger.error(`flui worker: ${err.message}`);
+    else process.stderr.write(`flui worker: ${err.message}\n`);
     process.exit(4);
   }
   await running.done;
-  process.stderr.write('Flui worker stopped.\n');
+  say('Flui worker stopped.');
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

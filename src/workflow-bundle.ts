@@ -6,11 +6,14 @@ import { writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { WORKFLOW_INTERCEPTOR_MODULES } from './observability/workflow-modules.ts';
 
 export async function writeWorkflowBundle(outFile: string): Promise<string> {
   const { code } = await bundleWorkflowCode({
     // Beside this module: the sources under tsx, the compiled JavaScript in the build.
     workflowsPath: fileURLToPath(new URL(`./workflows/index${extname(import.meta.url)}`, import.meta.url)),
+    // Metrics and tracing interceptors (src/observability/workflow-modules.ts).
+    workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
   });
   await writeFile(outFile, code);
   return outFile;

@@ -12,6 +12,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ServiceError } from '../errors.ts';
+import { meter } from '../observability/meter.ts';
 import { kubeError } from '../kube/errors.ts';
 import { listImages, readHistory, recordHistory, type HistoryEntry } from '../kube/history.ts';
 import {
@@ -260,10 +261,13 @@ export function createKubernetesActivities(deps: {
               if (statusOf(err) !== 404) throw err;
             });
           }
+          // Counted after the change: a retry finds the Deployment gone (or another deploy's) and returns `none`.
+          meter().rolloutUndone('cancel', 'removed');
           return { action: 'removed' };
         }
         call.doing = `putting ${lastGood.image} back on ${namespace}/${app}`;
         const back = await restoreEntry(k, namespace, app, lastGood, 'abort', ctx, deps.pullCredential);
+        meter().rolloutUndone('cancel', 'restored');
         return { action: 'restored', digest: lastGood.digest, healthy: back.done };
       });
     },
@@ -356,6 +360,8 @@ export function createKubernetesActivities(deps: {
       call.doing = `rolling ${t.namespace}/${t.app} back to ${lastGood.image}`;
       const back = await restoreEntry(k, t.namespace, t.app, lastGood, 'rollback', ctx, deps.pullCredential);
       if (back.done) restoredDigest = lastGood.digest;
+      // Counted by the attempt that recorded the failure (a retry finds it recorded: `prior`), so once per rollout.
+      if (back.done && !prior) meter().rolloutUndone('failure', 'restored');
       restored = back.done
         ? `restored ${lastGood.digest} (deploy ${lastGood.deployId})`
         : `restoring ${lastGood.digest} failed too (${back.done ? '' : back.message})`;

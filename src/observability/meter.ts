@@ -31,8 +31,8 @@ export interface Meter {
   /** The rate-limit budget the CI reported on its last answer to this client. */
   ciRateLimitRemaining(backend: string, client: string, remaining: number): void;
   webhookDelivery(backend: string, result: WebhookResult): void;
-  /** A cancelled or failed rollout was undone: `restored` (last good image back) or `removed` (first rollout). */
-  rolloutUndone(how: string): void;
+  /** A rollout was undone after a cancel or its failure: `restored` (last good image back) or `removed` (first one). */
+  rolloutUndone(after: 'cancel' | 'failure', action: 'restored' | 'removed'): void;
 }
 
 const noop: Meter = {

@@ -16,6 +16,21 @@ export const FLUI_METRICS = {
   rolloutsUndone: 'flui_rollouts_undone_total',
 } as const;
 
+/**
+ * The Temporal SDK's metrics the dashboard uses, as the worker's runtime names them (prefix `temporal_`, counters
+ * with `_total`, durations in seconds with `_seconds`; see main() in src/worker.ts). test/operations/workers.test.ts
+ * checks that real worker processes export each of them.
+ */
+export const TEMPORAL_SDK_METRICS = {
+  counters: ['temporal_workflow_completed_total', 'temporal_request_total'],
+  gauges: ['temporal_worker_task_slots_available', 'temporal_sticky_cache_size', 'temporal_num_pollers'],
+  histograms: [
+    'temporal_workflow_task_schedule_to_start_latency_seconds',
+    'temporal_activity_execution_latency_seconds',
+    'temporal_activity_schedule_to_start_latency_seconds',
+  ],
+} as const;
+
 export interface PrometheusMeter extends Meter {
   registry: Registry;
 }
@@ -65,8 +80,8 @@ export function createPrometheusMeter(defaultLabels: Record<string, string> = {}
   });
   const undone = new Counter({
     name: FLUI_METRICS.rolloutsUndone,
-    help: 'Rollouts undone after a cancel or failure: restored (the last good image is back) or removed.',
-    labelNames: ['how'],
+    help: 'Rollouts undone, after a cancel or a failure: restored (the last good image is back) or removed (first one).',
+    labelNames: ['after', 'action'],
     registers: [registry],
   });
   return {
@@ -77,7 +92,7 @@ export function createPrometheusMeter(defaultLabels: Record<string, string> = {}
     ciRequest: (backend, client, status) => ciRequests.inc({ backend, client, status: statusLabel(status) }),
     ciRateLimitRemaining: (backend, client, value) => remaining.set({ backend, client }, value),
     webhookDelivery: (backend, result) => webhooks.inc({ backend, result }),
-    rolloutUndone: (how) => undone.inc({ how }),
+    rolloutUndone: (after, action) => undone.inc({ after, action }),
   };
 }
 

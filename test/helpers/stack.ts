@@ -7,14 +7,14 @@ import type { Application, CatalogApp } from '../../src/manifest/schema.ts';
 import { validateManifest } from '../../src/manifest/parse.ts';
 import { startLocalStack, type LocalStack, type StackOptions } from '../../dev/stack.ts';
 import { useServer } from './suite.ts';
-import { workflowBundle } from './temporal.ts';
+import { workerWorkflowBundle } from './temporal.ts';
 import { pollUntil } from './eventually.ts';
 
 export function useStack(opts: StackOptions = {}): () => LocalStack {
   return useServer(async () =>
     startLocalStack({
       runner: { queuedMs: 100, buildMs: 500 },
-      workflowBundle: opts.worker === false ? undefined : await workflowBundle('src/workflows/index.ts'),
+      workflowBundle: opts.worker === false ? undefined : await workerWorkflowBundle(),
       log: process.env.FLUI_TEST_VERBOSE ? (line) => process.stderr.write(`[stack] ${line}\n`) : undefined,
       ...opts,
     }),

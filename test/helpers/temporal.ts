@@ -14,6 +14,7 @@ import {
 import { fileURLToPath } from 'node:url';
 import { registerSearchAttributes, startDevServer, type DevServer, type DevServerOptions } from '../../dev/temporal.ts';
 import { findTool } from '../../dev/tools.ts';
+import { WORKFLOW_INTERCEPTOR_MODULES } from '../../src/observability/workflow-modules.ts';
 import { useServer } from './suite.ts';
 
 // Keep test output readable: the SDK's own logs only when something is wrong.
@@ -82,12 +83,22 @@ export function useTimeSkipping(): () => TestWorkflowEnvironment {
 const bundles = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
 
 /** Workflow code bundled once per test process (webpack takes seconds). `path` is relative to the repo root. */
-export function workflowBundle(path: string): Promise<WorkflowBundleWithSourceMap> {
+export function workflowBundle(path: string, interceptorModules: string[] = []): Promise<WorkflowBundleWithSourceMap> {
   const abs = fileURLToPath(new URL(`../../${path}`, import.meta.url));
-  let bundle = bundles.get(abs);
+  const key = [abs, ...interceptorModules].join('\n');
+  let bundle = bundles.get(key);
   if (!bundle) {
-    bundle = bundleWorkflowCode({ workflowsPath: abs, logger: new DefaultLogger('WARN') });
-    bundles.set(abs, bundle);
+    bundle = bundleWorkflowCode({
+      workflowsPath: abs,
+      logger: new DefaultLogger('WARN'),
+      ...(interceptorModules.length ? { workflowInterceptorModules: interceptorModules } : {}),
+    });
+    bundles.set(key, bundle);
   }
   return bundle;
+}
+
+/** The workflow code as the worker runs it: with its metrics and tracing interceptors (src/observability). */
+export function workerWorkflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  return workflowBundle('src/workflows/index.ts', WORKFLOW_INTERCEPTOR_MODULES);
 }

@@ -8,9 +8,9 @@ import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServerProcess } from '../../dev/process.ts';
+import { freePort, startServerProcess } from '../../dev/process.ts';
 import { ensureBuilt } from './build.ts';
-import { workflowBundle } from './temporal.ts';
+import { workerWorkflowBundle } from './temporal.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const READY = /Flui worker polling task queue/;
@@ -28,6 +28,8 @@ export function workerArgs(env: Record<string, string | undefined>): string[] {
 
 export interface WorkerProcess {
   readonly pid: number;
+  /** Its ops server (/livez, /readyz, /metrics): FLUI_OPS_PORT from `env`, or a free port of its own. */
+  readonly opsUrl: string;
   /** SIGKILL: no drain, no goodbye. Resolves once the process is gone. */
   kill(): Promise<void>;
   /** SIGTERM (a graceful shutdown). */
@@ -37,7 +39,7 @@ export interface WorkerProcess {
 /** Writes the workflow bundle once to `dir` so each worker process starts without webpack. */
 export async function writeBundleFile(dir: string): Promise<string> {
   const file = join(dir, 'workflow-bundle.js');
-  await writeFile(file, (await workflowBundle('src/workflows/index.ts')).code);
+  await writeFile(file, (await workerWorkflowBundle()).code);
   return file;
 }
 
@@ -50,6 +52,8 @@ export async function startWorkerProcess(
   opts: { bundleFile: string | null; logFile: string; timeoutMs?: number },
 ): Promise<WorkerProcess> {
   await ensureBuilt();
+  // Each process its own ops port unless the caller chose one: processes started from one stack's env would collide.
+  const opsPort = env.FLUI_OPS_PORT ?? String(await freePort());
   const proc = await startServerProcess({
     name: 'flui worker',
     command: process.execPath,
@@ -59,6 +63,7 @@ export async function startWorkerProcess(
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       ...env,
+      FLUI_OPS_PORT: opsPort,
       ...(opts.bundleFile ? { FLUI_WORKFLOW_BUNDLE: opts.bundleFile } : {}),
     },
     logFile: opts.logFile,
@@ -67,6 +72,7 @@ export async function startWorkerProcess(
   });
   return {
     pid: proc.child.pid!,
+    opsUrl: `http://127.0.0.1:${opsPort}`,
     async kill() {
       proc.child.kill('SIGKILL');
       await proc.stop(); // waits for the exit

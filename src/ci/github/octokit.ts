@@ -11,8 +11,31 @@ import { Octokit } from '@octokit/rest';
 import Bottleneck from 'bottleneck';
 import type { Config } from '../../config.ts';
 import { ServiceError, type ServiceErrorKind } from '../../errors.ts';
+import { meter } from '../../observability/meter.ts';
 
-export const FluiOctokit = Octokit.plugin(throttling, retry);
+/**
+ * Counts each request Flui makes, by its final status (the plugins' short in-place retries are inside it), per client
+ * (the throttling id: a token's hash or `installation-N`, never a credential), and records the primary rate-limit
+ * budget GitHub reported with the answer.
+ */
+function requestMetrics(octokit: Pick<Octokit, 'hook'>, options: { throttle?: { id?: string } }): void {
+  const client = options.throttle?.id ?? 'default';
+  const observe = (status: number, headers: Record<string, string | number | undefined> | undefined) => {
+    meter().ciRequest('github', client, status);
+    const remaining = Number(headers?.['x-ratelimit-remaining']);
+    if (headers?.['x-ratelimit-remaining'] !== undefined && Number.isFinite(remaining)) {
+      meter().ciRateLimitRemaining('github', client, remaining);
+    }
+  };
+  octokit.hook.after('request', (response) => observe(response.status, response.headers));
+  octokit.hook.error('request', (error) => {
+    const e = error as { status?: number; response?: { headers?: Record<string, string | number | undefined> } };
+    observe(e.status ?? 0, e.response?.headers);
+    throw error;
+  });
+}
+
+export const FluiOctokit = Octokit.plugin(throttling, retry, requestMetrics);
 export type GitHubClient = InstanceType<typeof FluiOctokit>;
 type ClientOptions = NonNullable<ConstructorParameters<typeof FluiOctokit>[0]>;
 

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { components } from '@octokit/openapi-webhooks-types';
 import { verify } from '@octokit/webhooks-methods';
 import type { CiRunResult } from '../../workflows/contract.ts';
+import { meter, type WebhookResult } from '../../observability/meter.ts';
 
 export interface RunCompletedEvent {
   /** The run's title (`run-name`), e.g. `flui default.hello.k3x9a1`. */
@@ -85,6 +86,13 @@ function conclusionOf(run: CompletedRun): CiRunResult['conclusion'] {
   return run.conclusion === null || run.conclusion === 'startup_failure' ? 'failure' : run.conclusion;
 }
 
+/** What a delivery came to, for the metrics: refused (4xx: bad signature, method, body), duplicate, ignored, accepted. */
+function deliveryResult(status: number, message: string): WebhookResult {
+  if (status >= 400) return 'refused';
+  if (message === 'duplicate delivery') return 'duplicate';
+  return message === 'accepted' ? 'accepted' : 'ignored';
+}
+
 export async function startWebhookReceiver(opts: WebhookReceiverOptions): Promise<WebhookReceiver> {
   /** Deliveries handled (and being handled): GitHub redelivers on timeouts and people redeliver by hand. */
   const seen = new Map<string, Promise<void>>();
@@ -132,9 +140,11 @@ export async function startWebhookReceiver(opts: WebhookReceiverOptions): Promis
   const server = createServer((req, res) => {
     handle(req).then(
       ([status, message]) => {
+        meter().webhookDelivery('github', deliveryResult(status, message));
         res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ message }));
       },
       (err: unknown) => {
+        meter().webhookDelivery('github', 'failed');
         opts.onError?.(err);
         if (!res.headersSent) {
           res
