@@ -148,7 +148,6 @@ export function createBuildActivities(
         const message = redact(err instanceof Error ? err.message : String(err));
         logs.line(`build failed: ${message}`);
         if (err instanceof ServiceError) {
-          // eslint-disable-next-line preserve-caught-error -- redacted on purpose, as below
           throw new ServiceError({
             service: err.service,
             kind: err.kind,
