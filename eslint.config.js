@@ -76,6 +76,32 @@ export default tseslint.config(
     },
   },
   {
+    // The self-hosted backend is the Temporal-native one: its builds are Temporal workflows, so it starts, describes,
+    // queries and cancels them with a Temporal client. Only the client: it still throws ServiceError, never a failure.
+    files: ['src/ci/self-hosted/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            ...harness.patterns,
+            {
+              group: [
+                '@temporalio/*',
+                '!@temporalio/client',
+                '**/activities/**',
+                '**/workflows/deploy.ts',
+                '**/workflows/index.ts',
+              ],
+              message: 'The self-hosted backend may use the Temporal client, nothing else of Temporal.',
+              allowTypeImports: false,
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['src/workflows/**/*.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': [

@@ -5,6 +5,10 @@
  * emulator, a kwok Kubernetes cluster, and the worker with its webhook receiver; puts examples/hello into the
  * emulated GitHub; deploys examples/hello (built by the emulated CI) and examples/redis (a catalog image); prints
  * where to look and what to try; keeps running until Ctrl-C.
+ *
+ * `FLUI_CI=self-hosted npm start` builds examples/hello inside the installation instead: a builder process beside the
+ * worker (`npm run builder`'s code), the local registry as the bundled one, `node:20` built offline from this machine
+ * (dev/base-images.ts) and seeded into it as `flui base-images import` does, then a real buildah build of the app.
  */
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -17,6 +21,10 @@ import { pushImage } from '@flui/github-emulator/registry-push';
 import { startLocalStack, type LocalStack } from './stack.ts';
 import { isSettled } from '../src/workflows/contract.ts';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { buildBaseImage } from './base-images.ts';
+import { startBuilderProcess } from './builder.ts';
+import { importBaseImage } from '../src/build/index.ts';
+import { builderSettings } from '../src/ci/self-hosted/settings.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DATA_DIR = process.env.FLUI_SANDBOX_DIR ?? join(homedir(), '.local', 'share', 'flui', 'sandbox');
@@ -59,8 +67,12 @@ async function deployAndFollow(stack: LocalStack, manifest: Manifest): Promise<b
 async function main(): Promise<void> {
   // The SDK's own INFO logs (bundling, worker state) would drown the story; warnings and errors still show.
   Runtime.install({ logger: new DefaultLogger((process.env.FLUI_LOG_LEVEL as 'INFO' | undefined) ?? 'WARN') });
-  say(bold('Flui sandbox: the build pipeline on this machine'));
+  const selfHosted = process.env.FLUI_CI === 'self-hosted';
+  say(bold(`Flui sandbox: the build pipeline on this machine${selfHosted ? ', builds self-hosted (buildah)' : ''}`));
   const stack = await startLocalStack({
+    ci: selfHosted ? 'self-hosted' : 'github',
+    // The builder runs as its own process, as on a build machine.
+    builder: false,
     dataDir: DATA_DIR,
     ports: { temporal: 7233, ui: 8233, registry: 5001, github: 3030, gitlab: 3031, webhook: 8787 },
     // FLUI_CI=gitlab npm start: the GitLab emulator builds instead of GitHub's.
@@ -80,6 +92,27 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+
+  if (selfHosted) {
+    const builder = await startBuilderProcess(stack.env, {
+      logFile: join(DATA_DIR, 'builder.log'),
+      fromSources: true,
+    });
+    const stopStack = stack.stop;
+    stack.stop = async () => {
+      await builder.stop();
+      await stopStack();
+    };
+    say(`  Builder: pid ${builder.pid}, log ${join(DATA_DIR, 'builder.log')}`);
+    // Offline: the base image the app's Dockerfile names, built from this machine and imported into the registry.
+    const layout = join(DATA_DIR, 'base-node');
+    await buildBaseImage('node', layout, '20');
+    const target = `${stack.env.FLUI_BASE_REGISTRY}/library/node:20`;
+    const { digest } = await importBaseImage(layout, target, builderSettings(stack.config));
+    say(
+      `  Base image: ${target}@${digest.slice(0, 19)}… (built offline, imported as \`flui base-images import\` does)`,
+    );
+  }
 
   const hello = await loadManifest(join(ROOT, 'examples/hello/flui.yaml'));
   const redis = await loadManifest(join(ROOT, 'examples/redis/flui.yaml'));

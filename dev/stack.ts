@@ -7,7 +7,7 @@
  * + GITHUB_API_URL, REGISTRY_USERNAME/PASSWORD, KUBECONFIG): the stack only starts what is not configured.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { WorkflowBundleOption } from '@temporalio/worker';
@@ -15,6 +15,8 @@ import { loadConfig, type Config } from '../src/config.ts';
 import { startGitHubEmulator, type GitHubEmulator } from '@flui/github-emulator';
 import { startGitLabEmulator, type GitLabEmulator } from '@flui/gitlab-emulator';
 import { startWorker, type RunningWorker } from '../src/worker.ts';
+import { startBuilder, type RunningBuilder } from '../src/builder.ts';
+import { startGitServer, type GitServer } from './git-server.ts';
 import { startKwokCluster, type KwokCluster } from './kwok.ts';
 import { freePort, makeTempDir } from './process.ts';
 import { startRegistry, type LocalRegistry } from './registry.ts';
@@ -34,7 +36,11 @@ export interface StackOptions {
   };
   /** Keep Temporal state in `dataDir` across restarts. */
   persistTemporal?: boolean;
-  /** Which CI builds Application deploys (FLUI_CI); default github. `gitlab` starts the GitLab emulator instead. */
+  /**
+   * Which CI builds Application deploys (FLUI_CI): `github` (default), the GitHub emulator's runner; `gitlab`, the
+   * GitLab emulator instead of GitHub's; `self-hosted`, the build workflow and a builder running real buildah, the
+   * GitHub emulator (or a git server) serving only the sources.
+   */
   ci?: 'github' | 'gitlab' | 'self-hosted';
   /** Deliver CI webhooks to the worker (default true); polling alone otherwise. */
   webhooks?: boolean;
@@ -49,6 +55,13 @@ export interface StackOptions {
   workflowBundle?: WorkflowBundleOption;
   /** Worker settings on top of the stack's (e.g. GITHUB_WRITE_INTERVAL_MS). */
   env?: Record<string, string>;
+  /** With `ci: 'self-hosted'`: run a builder in this process (default: when the worker runs here). */
+  builder?: boolean;
+  /**
+   * With `ci: 'self-hosted'`: where builders fetch sources, the GitHub emulator's API (`github`, default) or a local
+   * git server (`git`, dev/git-server.ts), which then holds every repository created through the stack too.
+   */
+  buildSource?: 'github' | 'git';
   /** Progress lines. */
   log?: (line: string) => void;
   /** The environment whose configured parts replace local ones (default: none, everything local). */
@@ -68,6 +81,12 @@ export interface LocalStack {
   config: Config;
   client: Client;
   worker?: RunningWorker;
+  /** Which CI builds Application deploys. */
+  ci: 'github' | 'gitlab' | 'self-hosted';
+  /** The in-process builder (`ci: 'self-hosted'`). */
+  builder?: RunningBuilder;
+  /** The git server builders fetch from (`buildSource: 'git'`). */
+  git?: GitServer;
   /** Registry host for image repositories in manifests, e.g. `127.0.0.1:5001`. */
   registryHost: string;
   stop(): Promise<void>;
@@ -79,6 +98,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
   const dataDir = opts.dataDir ?? (await makeTempDir('stack'));
   await mkdir(dataDir, { recursive: true });
   const stops: (() => Promise<void>)[] = [];
+  let self: LocalStack | undefined;
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   };
@@ -203,6 +223,37 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       say(`Kubernetes (kwok): ${cluster.server}, kubeconfig ${cluster.kubeconfigPath}`);
     }
 
+    const ci = opts.ci ?? 'github';
+    let git: GitServer | undefined;
+    if (ci === 'self-hosted' && opts.buildSource === 'git') {
+      git = await startGitServer();
+      stops.push(() => git!.stop());
+      env.FLUI_BUILD_SOURCE = 'git';
+      env.FLUI_GIT_URL_TEMPLATE = `${git.url}/{repository}.git`;
+      say(`Git server: ${git.url} (sources of self-hosted builds)`);
+    }
+    if (ci === 'self-hosted') {
+      // Builds run here with buildah and push to the bundled registry, whose credential the builder holds; FROM
+      // lines resolve against that registry too (seed it with `flui base-images import`).
+      env.FLUI_CI = 'self-hosted';
+      // Buildah runs as root of a user namespace of its own, which must be able to reach these directories: the
+      // data dir (often a private temp dir) gets search permission for others, nothing more.
+      env.FLUI_BUILD_WORK_DIR = join(dataDir, 'build', 'work');
+      env.FLUI_BUILD_CACHE_DIR = join(dataDir, 'build', 'cache');
+      for (const dir of [dataDir, join(dataDir, 'build'), env.FLUI_BUILD_WORK_DIR, env.FLUI_BUILD_CACHE_DIR]) {
+        await mkdir(dir, { recursive: true });
+        await chmod(dir, 0o711);
+      }
+      env.FLUI_BASE_REGISTRY = registryHost;
+      // Plain HTTP to the local registry, named with its port as builders name it in FROM lines and pushes.
+      env.REGISTRY_INSECURE_HOSTS = `127.0.0.1,localhost,${registryHost}`;
+      // The cluster pulls the built images from the bundled registry with a pull secret Flui writes.
+      env.FLUI_PULL_SECRET_REGISTRIES = registryHost;
+      say(
+        `CI: self-hosted builds (buildah), task queue ${env.FLUI_BUILD_TASK_QUEUE ?? opts.env?.FLUI_BUILD_TASK_QUEUE ?? 'flui-build'}`,
+      );
+    }
+
     Object.assign(env, opts.env);
     // The in-process worker's health and metrics endpoints (src/observability/ops-server.ts) on a port of its own;
     // not in `env`, which worker processes share (test/helpers/worker-process.ts gives each one a port).
@@ -216,8 +267,14 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       worker = await startWorker(config, { workflowBundle: opts.workflowBundle, log: say });
       stops.push(() => worker!.shutdown());
     }
+    let builder: RunningBuilder | undefined;
+    if (ci === 'self-hosted' && (opts.builder ?? opts.worker !== false)) {
+      builder = await startBuilder(config, { log: say });
+      // The stack's builder when it stops: a test may have replaced the one started here.
+      stops.push(async () => (self?.builder ?? builder)?.shutdown());
+    }
 
-    return {
+    self = {
       dataDir,
       temporal,
       registry,
@@ -228,9 +285,13 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       config,
       client,
       worker,
+      ci,
+      builder,
+      git,
       registryHost,
       stop: stopAll,
     };
+    return self;
   } catch (err) {
     await stopAll();
     throw err;

@@ -84,6 +84,8 @@ export interface Config extends ClientConfig {
   /** Namespaces, repository owners and registries deploys may use (src/lanes.ts). */
   lanes: Lanes;
   webhook?: { host: string; port: number };
+  /** Self-hosted builds (FLUI_CI=self-hosted): the worker starts them, `flui-builder` runs them. */
+  build: BuildConfig;
   worker: {
     maxConcurrentActivities: number;
     maxCachedWorkflows: number;
@@ -103,6 +105,43 @@ export interface OpsConfig {
   logFormat: 'text' | 'json';
   /** OpenTelemetry tracing (FLUI_OTEL=1, or OTEL_EXPORTER_OTLP_ENDPOINT set): spans to this OTLP/HTTP endpoint. */
   otel?: { endpoint: string; serviceName: string };
+}
+
+/**
+ * Self-hosted builds. The worker reads the task queue, the source settings and the timeout cap (it starts builds);
+ * `flui-builder` reads the rest (it runs them). Push credentials are the registry's (REGISTRY_AUTH_FILE, ...).
+ */
+export interface BuildConfig {
+  /** FLUI_BUILD_TASK_QUEUE: where builders poll for builds (default flui-build). */
+  taskQueue: string;
+  /** FLUI_BUILD_WORK_DIR: scratch space, one directory per build (default <data dir>/build/work). */
+  workDir: string;
+  /** FLUI_BUILD_CACHE_DIR: per-app layer caches (default <data dir>/build/cache). */
+  cacheDir: string;
+  /** FLUI_BUILD_CACHE_MB: the caches' size budget; least recently used apps' caches go beyond it (default 10240). */
+  cacheBudgetBytes: number;
+  /** FLUI_BUILD_NETWORK: what RUN steps may reach, `none` (default) or `host`. */
+  network: 'none' | 'host';
+  /** FLUI_BUILD_TIMEOUT_MINUTES: the longest build the installation allows; a manifest may ask for less. */
+  timeoutMinutes: number;
+  /** FLUI_BASE_REGISTRY: where FROM lines resolve (docker.io and unqualified names), e.g. an offline mirror. */
+  baseRegistry?: string;
+  /** FLUI_BUILD_SOURCE: fetch sources from the GitHub API (`github`, default) or a git server (`git`). */
+  source: 'github' | 'git';
+  /** FLUI_GIT_URL_TEMPLATE: the git URL of a repository, `{repository}` standing for `owner/name`. */
+  gitUrlTemplate?: string;
+  /** FLUI_BUILD_CONCURRENCY: builds one builder runs at once (default 1). */
+  concurrency: number;
+  /**
+   * FLUI_BUILD_USER_NAMESPACE: run buildah as root of a fresh user namespace. Unset: yes when the builder is root of
+   * the host's user namespace; a builder already in one of its own (a pod with `hostUsers: false`) is that root.
+   */
+  userNamespace?: boolean;
+  /**
+   * FLUI_PULL_SECRET_REGISTRIES: registry hosts the cluster pulls from with a pull secret Flui writes into the app's
+   * namespace, from the worker's credential for that host (e.g. the bundled registry of self-hosted builds).
+   */
+  pullSecretRegistries: string[];
 }
 
 const CI_BACKENDS = { github: 'github-actions', gitlab: 'gitlab', 'self-hosted': 'self-hosted' } as const;
@@ -265,6 +304,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...lanes.problems,
   );
   const webhookPort = e.wholeNumber('FLUI_WEBHOOK_PORT', 0, 65535);
+  const dataDir = e.string('FLUI_DATA_DIR') ?? join(homedir(), '.local', 'share', 'flui');
+  const build = readBuildPart(e, dataDir);
 
   // GitLab CI (FLUI_CI=gitlab). The instance's own registry is pushed to with the job's token unless
   // FLUI_REGISTRY_PUSH says otherwise: nothing stored.
@@ -278,7 +319,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   const config: Config = {
     ...client,
-    dataDir: e.string('FLUI_DATA_DIR') ?? join(homedir(), '.local', 'share', 'flui'),
+    dataDir,
     ci: { backend: ciBackend },
     github: {
       apiUrl: e.url('GITHUB_API_URL', 'https://api.github.com'),
@@ -304,6 +345,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     lanes: lanes.value,
     webhook:
       webhookPort !== undefined ? { host: e.string('FLUI_WEBHOOK_HOST') ?? '127.0.0.1', port: webhookPort } : undefined,
+    build,
     worker: {
       maxConcurrentActivities: e.wholeNumber('FLUI_MAX_CONCURRENT_ACTIVITIES', 1, 10_000, 200),
       // A deploy waiting on CI needs no cache (its polls are activity retries), so a small cache costs only a replay
@@ -318,6 +360,44 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
   e.check();
   return config;
+}
+
+/** Self-hosted builds' settings (see {@link BuildConfig}). */
+function readBuildPart(e: Env, dataDir: string): BuildConfig {
+  const source = e.oneOf('FLUI_BUILD_SOURCE', ['github', 'git'], 'github');
+  const gitUrlTemplate = e.string('FLUI_GIT_URL_TEMPLATE');
+  if (gitUrlTemplate !== undefined && !/^(https?|git):\/\/[^\s/]+\/\S*\{repository\}/.test(gitUrlTemplate)) {
+    e.problems.push(
+      `FLUI_GIT_URL_TEMPLATE must be an http(s) or git:// URL containing {repository}, e.g. http://git.internal/{repository}.git, not ${quote(gitUrlTemplate)}`,
+    );
+  } else if (source === 'git' && gitUrlTemplate === undefined) {
+    e.problems.push('FLUI_BUILD_SOURCE=git needs FLUI_GIT_URL_TEMPLATE, e.g. http://git.internal/{repository}.git');
+  }
+  const baseRegistry = e.string('FLUI_BASE_REGISTRY');
+  if (baseRegistry !== undefined && !/^[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[a-z0-9._/-]+)?$/.test(baseRegistry)) {
+    e.problems.push(
+      `FLUI_BASE_REGISTRY must be a registry host[:port][/path], e.g. registry.internal:5000, not ${quote(baseRegistry)}`,
+    );
+  }
+  const userNamespace =
+    e.string('FLUI_BUILD_USER_NAMESPACE') === undefined ? undefined : e.flag('FLUI_BUILD_USER_NAMESPACE');
+  return {
+    taskQueue: e.string('FLUI_BUILD_TASK_QUEUE') ?? 'flui-build',
+    workDir: e.string('FLUI_BUILD_WORK_DIR') ?? join(dataDir, 'build', 'work'),
+    cacheDir: e.string('FLUI_BUILD_CACHE_DIR') ?? join(dataDir, 'build', 'cache'),
+    cacheBudgetBytes: e.wholeNumber('FLUI_BUILD_CACHE_MB', 1, 10_000_000, 10_240) * 1024 * 1024,
+    network: e.oneOf('FLUI_BUILD_NETWORK', ['none', 'host'], 'none'),
+    timeoutMinutes: e.wholeNumber('FLUI_BUILD_TIMEOUT_MINUTES', 1, 1440, 60),
+    baseRegistry,
+    source,
+    gitUrlTemplate,
+    concurrency: e.wholeNumber('FLUI_BUILD_CONCURRENCY', 1, 64, 1),
+    ...(userNamespace !== undefined ? { userNamespace } : {}),
+    pullSecretRegistries: (e.string('FLUI_PULL_SECRET_REGISTRIES') ?? '')
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean),
+  };
 }
 
 /** FLUI_OPS_*, FLUI_LOG_FORMAT, FLUI_OTEL and the standard OTEL_* variables the worker reads. */

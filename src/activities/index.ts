@@ -4,8 +4,12 @@
  * failure here, once for all of them (src/activities/failures.ts), after each input was admitted to the worker's lanes
  * (src/activities/admission.ts).
  */
+import { Context } from '@temporalio/activity';
 import { createCiBackend } from '../ci/index.ts';
 import type { Config } from '../config.ts';
+import type { PullCredential } from '../kube/pull-secret.ts';
+import { authFor } from '../registry/auths.ts';
+import { imageHost } from '../registry/reference.ts';
 import { withAdmission } from './admission.ts';
 import { createCiActivities } from './ci.ts';
 import { withActivityFailures } from './failures.ts';
@@ -15,15 +19,30 @@ import { createRegistryActivities } from './registry.ts';
 import type { DeployActivities } from './types.ts';
 
 export function createActivities(config: Config): DeployActivities & LogActivities {
-  // One backend for all: its conditional-request cache serves the deploys' polls and `flui logs` alike.
-  const ci = createCiBackend(config);
+  // One backend for all: its conditional-request cache serves the deploys' polls and `flui logs` alike. The
+  // self-hosted backend starts builds with the worker's own Temporal client.
+  const ci = createCiBackend(config, { temporalClient: () => Context.current().client });
   return withActivityFailures(
     // Lanes first: a manifest outside them is refused before any activity writes anything anywhere.
     withAdmission(config.lanes, {
       ...createCiActivities(ci, config),
       ...createLogActivities(ci, config.lanes),
       ...createRegistryActivities(config),
-      ...createKubernetesActivities({ kubeconfig: config.kubeconfig }),
+      ...createKubernetesActivities({ kubeconfig: config.kubeconfig, pullCredential: pullCredentials(config) }),
     }),
   );
+}
+
+/**
+ * The pull credential for an image whose registry is one of FLUI_PULL_SECRET_REGISTRIES: the worker's credential for
+ * that very host (never another's), or none.
+ */
+function pullCredentials(config: Config): (image: string) => PullCredential | undefined {
+  const hosts = new Set(config.build.pullSecretRegistries);
+  return (image) => {
+    const registry = imageHost(image);
+    if (!hosts.has(registry.toLowerCase())) return undefined;
+    const auth = authFor(config.registry.auths, registry);
+    return auth && { registry, username: auth.username, password: auth.password };
+  };
 }

@@ -30,6 +30,7 @@ import {
   type RolloutTarget,
 } from '../kube/rollout.ts';
 import { PINNED_IMAGE } from '../manifest/names.ts';
+import type { PullCredential } from '../kube/pull-secret.ts';
 import { FailureType } from '../workflows/contract.ts';
 import type {
   AbortRolloutInput,
@@ -202,21 +203,28 @@ async function restoreEntry(
   entry: HistoryEntry,
   phase: 'rollback' | 'abort',
   ctx: Context | undefined,
+  pullCredential?: (image: string) => PullCredential | undefined,
 ): Promise<RolloutState> {
-  await applyTarget(k, {
-    namespace,
-    app,
-    workload: entry.workload,
-    image: entry.image,
-    deployId: entry.deployId,
-    commit: entry.commit,
-  });
+  await applyTarget(
+    k,
+    {
+      namespace,
+      app,
+      workload: entry.workload,
+      image: entry.image,
+      deployId: entry.deployId,
+      commit: entry.commit,
+    },
+    pullCredential?.(entry.image),
+  );
   const deadlineSeconds = entry.workload.deploy.progressDeadlineSeconds;
   return waitWithProgress(k, namespace, app, { phase, image: entry.image, deadlineSeconds }, ctx);
 }
 
 export function createKubernetesActivities(deps: {
   kubeconfig?: string;
+  /** The pull credential for an image's registry, when Flui writes pull secrets for it (FLUI_PULL_SECRET_REGISTRIES). */
+  pullCredential?: (image: string) => PullCredential | undefined;
 }): Pick<DeployActivities, 'rolloutImage' | 'abortRollout'> {
   return {
     /**
@@ -258,7 +266,7 @@ export function createKubernetesActivities(deps: {
           return { action: 'removed' };
         }
         call.doing = `putting ${lastGood.image} back on ${namespace}/${app}`;
-        const back = await restoreEntry(k, namespace, app, lastGood, 'abort', ctx);
+        const back = await restoreEntry(k, namespace, app, lastGood, 'abort', ctx, deps.pullCredential);
         meter().rolloutUndone('cancel', 'restored');
         return { action: 'restored', digest: lastGood.digest, healthy: back.done };
       });
@@ -308,7 +316,7 @@ export function createKubernetesActivities(deps: {
       call.doing = `rolling out ${t.image} to ${t.namespace}/${t.app}`;
       await ensureNamespace(k, t.namespace);
       const before = await readDeployment(k, t.namespace, t.app);
-      let applied = await applyTarget(k, t);
+      let applied = await applyTarget(k, t, deps.pullCredential?.(t.image));
       // `flui retry` of a rollout that failed and left nothing to restore: the spec is the one that ran out of time,
       // and the controller will not try it again on its own. Start it over, as `kubectl rollout restart` would.
       if (attempt > 1 && ranOutOfTime(rolloutState(applied))) {
@@ -350,7 +358,7 @@ export function createKubernetesActivities(deps: {
     let restoredDigest: string | null = null;
     if (lastGood) {
       call.doing = `rolling ${t.namespace}/${t.app} back to ${lastGood.image}`;
-      const back = await restoreEntry(k, t.namespace, t.app, lastGood, 'rollback', ctx);
+      const back = await restoreEntry(k, t.namespace, t.app, lastGood, 'rollback', ctx, deps.pullCredential);
       if (back.done) restoredDigest = lastGood.digest;
       // Counted by the attempt that recorded the failure (a retry finds it recorded: `prior`), so once per rollout.
       if (back.done && !prior) meter().rolloutUndone('failure', 'restored');

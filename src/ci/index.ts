@@ -7,8 +7,16 @@ import { ServiceError } from '../errors.ts';
 import type { CiBackend } from './backend.ts';
 import { GitHubActionsBackend } from './github/actions.ts';
 import { GitLabBackend } from './gitlab/backend.ts';
+import { resolveCommit } from '../build/index.ts';
+import { SelfHostedBackend, type SelfHostedOptions } from './self-hosted/backend.ts';
+import { builderSettings } from './self-hosted/settings.ts';
 
-function build(config: Config): CiBackend {
+export interface CiBackendOptions {
+  /** The Temporal client of the calling activity (the self-hosted backend's builds are Temporal workflows). */
+  temporalClient?: SelfHostedOptions['client'];
+}
+
+function build(config: Config, options: CiBackendOptions): CiBackend {
   switch (config.ci.backend) {
     case 'github-actions':
       return new GitHubActionsBackend(config.github);
@@ -17,20 +25,27 @@ function build(config: Config): CiBackend {
         updateMode: config.github.updateMode,
         webhook: Boolean(config.webhook && config.gitlab.webhookSecret),
       });
+    case 'self-hosted': {
+      const settings = builderSettings(config);
+      return new SelfHostedBackend(config, {
+        client: options.temporalClient,
+        resolveCommit: (source) => resolveCommit(source, settings),
+      });
+    }
     default:
       throw new ServiceError({
         service: 'CI',
         kind: 'misconfigured',
         message: `the CI backend "${config.ci.backend}" is not available in this build`,
-        hint: 'set FLUI_CI to github or gitlab',
+        hint: 'set FLUI_CI to github, gitlab or self-hosted',
       });
   }
 }
 
-export function createCiBackend(config: Config): CiBackend {
+export function createCiBackend(config: Config, options: CiBackendOptions = {}): CiBackend {
   let backend: CiBackend | undefined;
   // Built on first use, so a worker without CI credentials still serves CatalogApp deploys.
-  const get = () => (backend ??= build(config));
+  const get = () => (backend ??= build(config, options));
   return {
     name: config.ci.backend,
     // async: a missing credential rejects the call like any other failure instead of throwing synchronously.

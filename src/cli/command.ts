@@ -19,6 +19,8 @@ export interface Input {
   limit?: string;
   build?: string;
   to?: string;
+  /** Positional arguments after the target, for commands whose spec allows them (`moreArgs`). */
+  args?: string[];
 }
 
 /** What every command runs with, whatever its options. */

@@ -11,6 +11,8 @@ export interface CommandSpec {
   summary: string;
   details: string;
   examples: string[];
+  /** Positional arguments allowed after the first (a sub-command's). */
+  moreArgs?: number;
   /** What an option means for this command, where it differs from the usual meaning. */
   optionHelp?: Partial<Record<OptionName, string>>;
 }
@@ -92,6 +94,20 @@ export const COMMANDS = {
       'deploy like any other: it supersedes one in flight and shows in Temporal Web UI. The image history is read\n' +
       'from the cluster first (KUBECONFIG): when it holds no such good image, nothing is started (exit 1).',
     examples: ['flui rollback hello', 'flui rollback hello --to sha256:… --follow'],
+  },
+  'base-images': {
+    args: 'import <archive> <name:tag>',
+    options: [],
+    moreArgs: 2,
+    summary: "import a base image (OCI layout or tarball) into the installation's registry, for offline builds",
+    details:
+      'For self-hosted builds (FLUI_CI=self-hosted): FROM lines resolve against FLUI_BASE_REGISTRY, and this seeds it\n' +
+      'without Docker Hub. A name without a registry (node:20) goes to <FLUI_BASE_REGISTRY>/library/node:20. Runs\n' +
+      "with the worker's configuration (its registry credential, for that registry only); needs no Temporal.",
+    examples: [
+      'flui base-images import node-20.oci.tar node:20',
+      'flui base-images import busybox.tar busybox:1.36 --json',
+    ],
   },
 } satisfies Record<string, CommandSpec>;
 

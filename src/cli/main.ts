@@ -24,6 +24,7 @@ const MODULES: Record<CommandName, () => Promise<{ command: Command<unknown> }>>
   logs: () => import('./logs.ts'),
   images: () => import('./images.ts'),
   rollback: () => import('./rollback.ts'),
+  'base-images': () => import('./base-images.ts'),
 };
 
 const OPTIONS = {
@@ -72,8 +73,8 @@ export async function main(argv: string[], io: Io = processIo, env: NodeJS.Proce
   const stray = Object.keys(o).find((k) => k !== 'json' && !spec.options.includes(k as CommandSpec['options'][0]));
   if (stray) return usage(io, name, `--${stray} does not apply to ${name}`);
   if (!target) return usage(io, name, `missing ${spec.args}`);
-  if (rest.length) return usage(io, name, `unexpected argument "${rest[0]}"`);
-  const input: Input = { ...o, target, follow: Boolean(o.follow) };
+  if (rest.length > (spec.moreArgs ?? 0)) return usage(io, name, `unexpected argument "${rest[spec.moreArgs ?? 0]}"`);
+  const input: Input = { ...o, target, follow: Boolean(o.follow), ...(rest.length ? { args: rest } : {}) };
 
   let client: Client | undefined;
   try {

@@ -1,5 +1,6 @@
 /** `flui status <app>`: the current or last deploy of the app. */
 import { status } from '../client/index.ts';
+import { buildProgress, formatBuildProgress } from '../client/build-progress.ts';
 import { isTerminal } from '../workflows/contract.ts';
 import { appOf, type Command, type Context, type Input } from './command.ts';
 import { EXIT } from './exit.ts';
@@ -21,7 +22,12 @@ export async function run(o: StatusOptions & Context): Promise<number> {
       `flui status: no worker answered; this is the state recorded at the deploy's last phase change. Is a Flui worker running (npm run worker) on task queue ${o.config.temporal.taskQueue}?\n`,
     );
   }
-  print(o.io, o.json, s, () => formatStatus(s));
+  // A self-hosted build shows whether a builder has it (the deploy itself only knows it is building).
+  const build =
+    s.phase === 'building' && s.ciRun
+      ? await buildProgress(await o.client(), s.ciRun.id).catch(() => undefined)
+      : undefined;
+  print(o.io, o.json, build ? { ...s, build } : s, () => formatStatus(s) + (build ? formatBuildProgress(build) : ''));
   return EXIT.ok;
 }
 

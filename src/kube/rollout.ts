@@ -16,6 +16,7 @@ import {
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ServiceError } from '../errors.ts';
 import type { Workload } from '../manifest/schema.ts';
+import { pullSecretFor, pullSecretName, type PullCredential } from './pull-secret.ts';
 
 export const FIELD_MANAGER = 'flui';
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'flui' };
@@ -68,6 +69,8 @@ export interface RolloutTarget {
   image: string;
   deployId: string;
   commit?: string;
+  /** The Secret the pods pull the image with (src/kube/pull-secret.ts), when the registry needs one. */
+  pullSecret?: string;
 }
 
 export function labels(app: string): Record<string, string> {
@@ -104,6 +107,7 @@ export function deploymentFor(t: RolloutTarget): V1Deployment {
       template: {
         metadata: { labels: labels(t.app) },
         spec: {
+          ...(t.pullSecret ? { imagePullSecrets: [{ name: t.pullSecret }] } : {}),
           containers: [
             {
               name: t.app,
@@ -167,8 +171,25 @@ export async function ensureNamespace(k: KubeClients, namespace: string): Promis
   }
 }
 
-/** Server-side apply of the Service and Deployment; returns the Deployment as the server now has it. */
-export async function applyTarget(k: KubeClients, t: RolloutTarget): Promise<V1Deployment> {
+/**
+ * Server-side apply of the Service and Deployment; returns the Deployment as the server now has it. With `pull`, the
+ * image's registry credential is applied first as the namespace's pull secret for that registry, and the pods use it.
+ */
+export async function applyTarget(k: KubeClients, t: RolloutTarget, pull?: PullCredential): Promise<V1Deployment> {
+  if (pull) {
+    const name = pullSecretName(pull.registry);
+    await k.core.patchNamespacedSecret(
+      {
+        name,
+        namespace: t.namespace,
+        body: pullSecretFor(t.namespace, pull, MANAGED_BY),
+        fieldManager: FIELD_MANAGER,
+        force: true,
+      },
+      APPLY,
+    );
+    t = { ...t, pullSecret: name };
+  }
   await k.core.patchNamespacedService(
     { name: t.app, namespace: t.namespace, body: serviceFor(t), fieldManager: FIELD_MANAGER, force: true },
     APPLY,

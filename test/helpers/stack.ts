@@ -39,6 +39,8 @@ export async function createApplication(
   } else {
     await stack.github!.createRepo({ owner: 'acme', name, defaultBranch: 'main', files: spec.files ?? HELLO_FILES });
   }
+  // Self-hosted builds from a git server fetch the same files from there.
+  await stack.git?.commit(`${repository}.git`, spec.files ?? HELLO_FILES, { branch: 'main' });
   const manifest = validateManifest({
     apiVersion: 'flui.dev/v1',
     kind: 'Application',

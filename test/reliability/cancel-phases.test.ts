@@ -11,6 +11,7 @@ import { startDeploy, status } from '../../src/client/index.ts';
 import { readHistory } from '../../src/kube/history.ts';
 import { ANNOTATION, kubeClients, rolloutState } from '../../src/kube/rollout.ts';
 import { startRegistry, type LocalRegistry } from '../../dev/registry.ts';
+import { startBuilder } from '../../src/builder.ts';
 import type { Application } from '../../src/manifest/schema.ts';
 import { cancelSignal, statusQuery, type DeployOutcome, type DeployStatus } from '../../src/workflows/contract.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
@@ -193,6 +194,73 @@ describe('cancel at each phase', () => {
         [done.deployId],
         `${how}: only the first deploy is recorded as good`,
       );
+    }
+  });
+});
+
+/**
+ * Cancel at each phase that self-hosted builds (FLUI_CI=self-hosted) reach differently: while the build waits for a
+ * builder (none running), and while rolling out an image a builder built. Preparing writes nothing with this backend
+ * (no CI file, no secret), so there is nothing to hold there; resolving is the same code as with GitHub; a cancel in
+ * the middle of a buildah build (the process tree stopped) is test/self-hosted/builders.test.ts.
+ */
+describe('cancel at each phase: self-hosted builds', () => {
+  // Sources from a git server, as on premises (the GitHub source is test/self-hosted/deploy.test.ts).
+  const stack = useStack({ ci: 'self-hosted', buildSource: 'git' });
+
+  async function cancelIn(app: Application, phase: DeployStatus['phase'], how: How) {
+    const s = stack();
+    const started = await startDeploy(s.client, app, { taskQueue: s.config.temporal.taskQueue });
+    const handle = s.client.workflow.getHandle(started.workflowId);
+    await eventually(
+      async () =>
+        (await status(s.client, 'default', app.metadata.name).catch(() => undefined))?.phase === phase || undefined,
+      120_000,
+      `phase ${phase}`,
+    );
+    if (how === 'temporal') await handle.cancel();
+    else await handle.signal(cancelSignal, { reason: `test: cancel while ${phase}` });
+    await assert.rejects(handle.result(), WorkflowFailedError);
+    return { handle, deployId: started.deployId };
+  }
+
+  it('while the build waits for a builder: the build is cancelled, nothing is built or rolled out', async () => {
+    const s = stack();
+    // No builder for this case: the build stays queued.
+    await s.builder!.shutdown();
+    try {
+      for (const how of ['temporal', 'signal'] as const) {
+        const app = await createApplication(s);
+        const { deployId } = await cancelIn(app, 'building', how);
+        const build = s.client.workflow.getHandle(`build-${deployId}`);
+        await eventually(async () => (await build.describe()).status.name === 'CANCELLED' || undefined, 30_000);
+        const k = kubeClients(s.env.KUBECONFIG);
+        await assert.rejects(
+          k.apps.readNamespacedDeployment({ name: app.metadata.name, namespace: 'default' }),
+          (e: { code?: number }) => e.code === 404,
+          how,
+        );
+      }
+    } finally {
+      s.builder = await startBuilder(s.config, { log: () => undefined });
+    }
+  });
+
+  it('while rolling out a first deploy built by a builder: the rollout is undone, the app removed', async () => {
+    const s = stack();
+    const k = kubeClients(s.env.KUBECONFIG);
+    for (const how of ['temporal', 'signal'] as const) {
+      const app = await createApplication(s, {
+        name: `fail-sh-${how}-${Date.now().toString(36)}`,
+        deploy: { progressDeadlineSeconds: 600 },
+      });
+      const { handle } = await cancelIn(app, 'rolling-out', how);
+      await assert.rejects(
+        k.apps.readNamespacedDeployment({ name: app.metadata.name, namespace: 'default' }),
+        (e: { code?: number }) => e.code === 404,
+        how,
+      );
+      assert.equal((await handle.query(statusQuery)).rolloutUndone, 'removed', how);
     }
   });
 });

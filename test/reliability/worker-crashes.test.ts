@@ -29,7 +29,8 @@ import type { RequestInfo } from '@flui/github-emulator';
 import { readHistory } from '../../src/kube/history.ts';
 import { kubeClients } from '../../src/kube/rollout.ts';
 import type { Application } from '../../src/manifest/schema.ts';
-import type { DeployOutcome } from '../../src/workflows/contract.ts';
+import { ciImageTag, type DeployOutcome } from '../../src/workflows/contract.ts';
+import { registryDigest } from '../self-hosted/base.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
 import { ciJobLogs, scanForSecrets } from '../helpers/secrets.ts';
 import { createApplication, eventually, useStack } from '../helpers/stack.ts';
@@ -347,5 +348,153 @@ describe('worker crash matrix', () => {
     assert.ok(scan.workflows >= points.length && scan.logFiles >= kills, 'the scan saw the deploys and workers');
     assert.ok(scan.texts >= points.length, 'the scan saw the CI job logs');
     assert.deepEqual(scan.hits, []);
+  });
+});
+
+/**
+ * The same matrix for self-hosted builds (FLUI_CI=self-hosted): the worker, which runs the deploys and their build
+ * workflows, is SIGKILLed at the points where this backend could start a second build, lose the build's result or
+ * roll out twice: right after the build was started (triggerRun completed), when the build told the deploy it
+ * finished (the runCompleted signal), before and inside the rollout, and while the build finishes with no worker
+ * running. The builder keeps running (its own deaths are test/self-hosted/builders.test.ts). Each deploy must end
+ * with exactly one build workflow, built once, and exactly one rollout of the digest the registry holds under the
+ * deploy's own tag.
+ */
+const SELF_HOSTED_POINTS: KillPoint[] = [
+  { kind: 'history', scenario: 'first', event: 'scheduled triggerRun' },
+  { kind: 'history', scenario: 'first', event: 'completed triggerRun' },
+  { kind: 'history', scenario: 'first', event: 'signaled runCompleted' },
+  { kind: 'history', scenario: 'first', event: 'scheduled rolloutImage' },
+  { kind: 'cluster', scenario: 'first', when: 'recorded' },
+  { kind: 'ci-finishes-while-down', scenario: 'first' },
+];
+
+describe('worker crash matrix: self-hosted builds', () => {
+  // Sources from a git server, as on premises (the GitHub source is test/self-hosted/deploy.test.ts).
+  const stack = useStack({
+    ci: 'self-hosted',
+    buildSource: 'git',
+    // Builds tell their deploys themselves (a signal): no CI webhooks, so lanes' workers share no port.
+    webhooks: false,
+    worker: false,
+    builder: true,
+    env: { FLUI_BUILD_CONCURRENCY: '4' },
+  });
+  const running = new Set<WorkerProcess>();
+  after(() => Promise.all([...running].map((w) => w.kill())));
+
+  it('completes every deploy with one build and one rollout, whatever line the worker died on', async () => {
+    const s = stack();
+    const k = kubeClients(s.env.KUBECONFIG);
+    const bundleFile = await writeBundleFile(s.dataDir);
+    let spawned = 0;
+    const spawnWorker = async (lane: number) => {
+      const logFile = join(s.dataDir, `sh-worker-${++spawned}.log`);
+      const w = await startWorkerProcess(
+        { ...s.env, FLUI_TASK_QUEUE: `flui-sh-crash-${lane}` },
+        { bundleFile, logFile, timeoutMs: 60_000 },
+      );
+      running.add(w);
+      return w;
+    };
+    const result = async (workflowId: string) =>
+      (await s.client.workflow.getHandle(workflowId).result()) as DeployOutcome;
+    const buildOf = (deployId: string) => s.client.workflow.getHandle(`build-${deployId}`);
+
+    const runPoint = async (point: KillPoint, lane: number) => {
+      const what = describePoint(point);
+      const worker = await spawnWorker(lane);
+      const app = await createApplication(s, { deploy: { progressDeadlineSeconds: 60 } });
+      const name = app.metadata.name;
+      const { workflowId, deployId } = await startDeploy(s.client, app, { taskQueue: `flui-sh-crash-${lane}` });
+      await eventually(
+        async () => {
+          if (point.kind === 'ci-finishes-while-down') {
+            // The build has been handed to the builder: kill the worker now, and the build ends while it is down.
+            const d = await buildOf(deployId)
+              .describe()
+              .catch(() => undefined);
+            return (d?.raw.pendingActivities?.length ?? 0) > 0 || undefined;
+          }
+          if (point.kind === 'cluster') {
+            const entries = await readHistory(k, 'default', name).catch(() => []);
+            return entries.some((e) => e.deployId === deployId) || undefined;
+          }
+          if (point.kind !== 'history') return undefined;
+          const [stage, type] = point.event.split(' ') as [string, string];
+          const { events } = await s.client.workflow.getHandle(workflowId).fetchHistory();
+          const scheduled = new Map<string, string>();
+          for (const e of events ?? []) {
+            const a = e.activityTaskScheduledEventAttributes;
+            if (a) scheduled.set(String(e.eventId), a.activityType?.name ?? '');
+            if (stage === 'scheduled' && a?.activityType?.name === type) return true;
+            const c = e.activityTaskCompletedEventAttributes;
+            if (stage === 'completed' && c && scheduled.get(String(c.scheduledEventId)) === type) return true;
+            if (stage === 'signaled' && e.workflowExecutionSignaledEventAttributes?.signalName === type) return true;
+          }
+          return undefined;
+        },
+        120_000,
+        what,
+      );
+      await worker.kill();
+      running.delete(worker);
+      if (point.kind === 'ci-finishes-while-down') {
+        // The builder finishes and reports while no worker runs: the build workflow takes it up with the next one.
+        await eventually(
+          async () => {
+            const d = await buildOf(deployId).describe();
+            const activity = d.raw.pendingActivities?.[0];
+            return (d.status.name === 'RUNNING' && !activity) || undefined;
+          },
+          120_000,
+          `${what}: the build activity to complete`,
+        );
+      }
+      const next = await spawnWorker(lane);
+      try {
+        const outcome = await result(workflowId);
+        assert.equal(outcome.phase, 'succeeded', what);
+        // One build workflow for the deploy, built once (the builder never died), its digest rolled out once.
+        const builds = [];
+        for await (const b of s.client.workflow.list({ query: `WorkflowId = "build-${deployId}"` })) builds.push(b);
+        assert.equal(builds.length, 1, `${what}: build workflows`);
+        const history = await buildOf(deployId).fetchHistory();
+        const starts = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes);
+        assert.deepEqual(
+          starts.map((e) => e.activityTaskStartedEventAttributes!.attempt),
+          [1],
+          `${what}: built once`,
+        );
+        const tagged = await registryDigest(s, app, ciImageTag(deployId));
+        assert.equal(outcome.digest, tagged, `${what}: the digest of the deploy's own tag`);
+        const deployment = await k.apps.readNamespacedDeployment({ name, namespace: 'default' });
+        assert.equal(deployment.spec?.template.spec?.containers[0]?.image, outcome.image, `${what}: running image`);
+        const entries = (await readHistory(k, 'default', name)).filter((e) => e.deployId === deployId);
+        assert.deepEqual(
+          entries.map((e) => [e.digest, e.outcome]),
+          [[outcome.digest, 'succeeded']],
+          `${what}: the rollout recorded once`,
+        );
+      } finally {
+        await next.stop();
+        running.delete(next);
+      }
+    };
+
+    const started = Date.now();
+    const failures: string[] = [];
+    await Promise.all(
+      SELF_HOSTED_POINTS.map((point, lane) =>
+        runPoint(point, lane).catch((err: unknown) => {
+          failures.push(`${describePoint(point)}: ${(err as Error).message}`);
+        }),
+      ),
+    );
+    process.stdout.write(
+      `# worker crash matrix, self-hosted: ${SELF_HOSTED_POINTS.length} kill points in ` +
+        `${Math.round((Date.now() - started) / 1000)} s\n`,
+    );
+    assert.deepEqual(failures, []);
   });
 });

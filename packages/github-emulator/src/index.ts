@@ -13,7 +13,8 @@
  * `branch`, `event`, `status`, `created`, `head_sha`, `actor` and pages, get, cancel, re-run, re-run failed jobs);
  * jobs (list, get); logs (302 to a zip; a finished job's, 302 to plain text); repository tarballs (302 to a gzip'd
  * tar of the commit, routes-archives.ts); GitHub Apps with several installations (one per account): the installation
- * of a repository, installation tokens narrowed to repositories and permissions (RS256 JWT); /rate_limit. `workflow_run` webhooks on completion, signed with `X-Hub-Signature-256`.
+ * of a repository, installation tokens narrowed to repositories and permissions (RS256 JWT); /rate_limit.
+ * `workflow_run` webhooks on completion, signed with `X-Hub-Signature-256`.
  *
  * Auth: `Authorization: token X` or `Bearer X` with a token from {@link GitHubEmulator.createToken} (fine-grained,
  * optionally limited to repositories and permissions) or a GitHub App installation token (`ghs_...`), which reaches
