@@ -38,13 +38,20 @@ export function formatStatus(s: DeployStatus | AppStatus): string {
   ];
   if (s.cancelled) lines.push(`cancelled ${describeCancellation(s.cancelled)}`);
   if (s.commit) lines.push(`commit:   ${s.commit}`);
+  if (s.pipeline?.path) {
+    const what = s.pipeline.changes?.length
+      ? s.pipeline.changes.join('; ')
+      : s.pipeline.changed
+        ? `updated${s.pipeline.commit ? ` in ${shortSha(s.pipeline.commit)}` : ''}`
+        : 'already current, nothing written';
+    lines.push(`pipeline: ${s.pipeline.path}: ${what}`);
+  }
   if (s.ciRun) lines.push(`CI run:   ${s.ciRun.htmlUrl}`);
   if (s.image) lines.push(`image:    ${s.image}`);
   if (s.rolledBackTo) lines.push(`rolled back to: ${s.rolledBackTo}`);
   if (s.rolloutUndone === 'removed') lines.push('undone:   the cancelled first rollout; the app was removed');
   if (s.rolloutUndone === 'kept')
     lines.push('undone:   nothing: no earlier image is known good, the Deployment is as left');
-  if (s.cancelled) lines.push(`cancelled ${describeCancellation(s.cancelled)}`);
   if (s.error) lines.push(`error:    ${s.error}`);
   if (s.queued.length) lines.push(`queued:   ${s.queued.join(', ')}`);
   if (s.supersededBy) lines.push(`superseded by: ${s.supersededBy}`);

@@ -216,6 +216,17 @@ export function describeCancellation(c: Cancellation): string {
   return `by termination through Temporal${why} (no cleanup ran)`;
 }
 
+/** The build pipeline's definition as the preparing phase left it. */
+export interface PipelineRecord {
+  /** Its path in the repository (empty for a backend that keeps none there, such as self-hosted builds). */
+  path: string;
+  /** This deploy wrote a commit (or proposed one). */
+  changed: boolean;
+  commit?: string;
+  /** What was changed, in words, e.g. "created .gitlab-ci.yml" or "added an include to .gitlab-ci.yml". */
+  changes?: string[];
+}
+
 export interface DeployStatus {
   deployId: string;
   kind: DeployRequest['kind'];
@@ -228,6 +239,8 @@ export interface DeployStatus {
   /** Set once the deploy ended `cancelled`. */
   cancelled?: Cancellation;
   commit?: string;
+  /** What the preparing phase did to the build pipeline in the repository (nothing, when it was current). */
+  pipeline?: PipelineRecord;
   ciRun?: CiRunRef;
   image?: string;
   digest?: string;

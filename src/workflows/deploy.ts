@@ -306,6 +306,13 @@ export async function deployWorkflow(
       commit: file.commitSha,
       changes: file.changes,
     });
+    // Shown by `flui status` and recorded with the next phase change (no command of its own: replay-safe).
+    status.pipeline = {
+      path: file.path,
+      changed: file.changed,
+      ...(file.commitSha ? { commit: file.commitSha } : {}),
+      ...(file.changes?.length ? { changes: file.changes } : {}),
+    };
   }
 
   async function build(manifest: Extract<DeployRequest, { kind: 'Application' }>['manifest']): Promise<void> {

@@ -129,6 +129,30 @@ describe('flui without a server', () => {
     assert.match(waiting, /^phase: {4}awaiting-retry \(failed while building\)$/m);
     assert.match(waiting, /^ {2}preparing {6}1\.5s$/m);
     assert.match(waiting, /flui retry web -n shop$/m);
+    // What preparing did to the pipeline, in the backend's words; said once per fact.
+    const gitlab = formatStatus(
+      sampleStatus({
+        pipeline: {
+          path: '.flui/shop.web.gitlab-ci.yml',
+          changed: true,
+          commit: 'c'.repeat(40),
+          changes: ['created .flui/shop.web.gitlab-ci.yml', 'added an include to .gitlab-ci.yml'],
+        },
+      }),
+    );
+    assert.match(
+      gitlab,
+      /^pipeline: \.flui\/shop\.web\.gitlab-ci\.yml: created \.flui\/shop\.web\.gitlab-ci\.yml; added an include to \.gitlab-ci\.yml$/m,
+    );
+    const current = formatStatus(sampleStatus({ pipeline: { path: '.github/workflows/flui.yml', changed: false } }));
+    assert.match(current, /^pipeline: \.github\/workflows\/flui\.yml: already current, nothing written$/m);
+    const updated = formatStatus(
+      sampleStatus({ pipeline: { path: '.github/workflows/flui.yml', changed: true, commit: 'd'.repeat(40) } }),
+    );
+    assert.match(updated, /^pipeline: \.github\/workflows\/flui\.yml: updated in d{12}$/m);
+    assert.doesNotMatch(formatStatus(sampleStatus({ pipeline: { path: '', changed: false } })), /pipeline:/);
+    const cancelled = formatStatus(sampleStatus({ phase: 'cancelled', cancelled: { by: 'temporal' } }));
+    assert.equal(cancelled.match(/^cancelled /gm)?.length, 1, cancelled);
     const build: Build = {
       deployId: 'default.web.mbx1abcd12ef34',
       runId: 'r1',

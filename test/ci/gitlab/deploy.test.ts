@@ -98,6 +98,14 @@ describe('deploy through GitLab CI end to end', () => {
     const [pipeline] = gl.pipelines(repo);
     assert.ok(pipeline!.jobs.some((j) => j.name === jobName(app)));
     assert.ok(pipeline!.jobs.some((j) => j.name === 'unit'));
+    // The deploy's status says what Flui did to the user's entry file.
+    const st = await status(s.client, 'default', app.metadata.name);
+    assert.equal(st.pipeline?.path, jobFilePath(app));
+    assert.equal(st.pipeline?.changed, true);
+    assert.ok(
+      st.pipeline?.changes?.some((c) => c.includes('.gitlab-ci.yml')),
+      `changes name the entry file: ${JSON.stringify(st.pipeline)}`,
+    );
   });
 
   it('a crash after the pipeline was created (its answer lost) finds it by name: exactly one pipeline', async () => {
