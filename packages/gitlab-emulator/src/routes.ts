@@ -18,6 +18,7 @@ import {
   type Project,
   type Store,
   type Variable,
+  own,
 } from './store.ts';
 import { alertStatus } from './webhooks.ts';
 
@@ -105,7 +106,7 @@ export function registerRoutes(env: Emulation): void {
     const p = project(ctx);
     const branch = required(ctx, 'branch');
     const start = str(ctx.body.start_branch);
-    if (!p.branches[branch] && !(start && store.resolve(p, start)) && Object.keys(p.commits).length) {
+    if (!own(p.branches, branch) && !(start && store.resolve(p, start)) && Object.keys(p.commits).length) {
       throw new Refusal(message(400, 'You can only create or edit files when you are on a branch'));
     }
     return { branch, start };
@@ -126,7 +127,8 @@ export function registerRoutes(env: Emulation): void {
       const content = str(ctx.body.content);
       if (content === undefined) return badParam('content is missing');
       const msg = required(ctx, 'commit_message');
-      if (store.file(p, p.branches[branch] ?? start, path)) return message(400, 'A file with this name already exists');
+      if (store.file(p, own(p.branches, branch) ?? start, path))
+        return message(400, 'A file with this name already exists');
       store.commit(p, branch, { [path]: decode(content, ctx.body.encoding) }, msg, start);
       commitDone(p);
       return { status: 201, body: shape.fileWritten(path, branch) };
@@ -144,7 +146,7 @@ export function registerRoutes(env: Emulation): void {
       const content = str(ctx.body.content);
       if (content === undefined) return badParam('content is missing');
       const msg = required(ctx, 'commit_message');
-      const head = p.branches[branch] ?? store.resolve(p, start ?? p.defaultBranch);
+      const head = own(p.branches, branch) ?? store.resolve(p, start ?? p.defaultBranch);
       if (!head || !store.file(p, head, path)) return message(400, "A file with this name doesn't exist");
       const last = str(ctx.body.last_commit_id);
       if (last && last !== store.lastCommitOf(p, head, path)) {
@@ -172,7 +174,7 @@ export function registerRoutes(env: Emulation): void {
       const msg = required(ctx, 'commit_message');
       const actions = ctx.body.actions;
       if (!Array.isArray(actions) || !actions.length) return badParam('actions is missing');
-      const head = p.branches[branch] ?? (start ? store.resolve(p, start) : undefined);
+      const head = own(p.branches, branch) ?? (start ? store.resolve(p, start) : undefined);
       const changes: Record<string, Buffer | null> = {};
       let additions = 0;
       let deletions = 0;
@@ -216,7 +218,7 @@ export function registerRoutes(env: Emulation): void {
   // ---- branches ----
   router.add('GET', '/projects/:id/repository/branches/:branch', (ctx) => {
     const p = project(ctx);
-    if (!p.branches[ctx.params.branch!]) return notFound('Branch');
+    if (!own(p.branches, ctx.params.branch!)) return notFound('Branch');
     return { status: 200, body: shape.branch(base(), p, ctx.params.branch!) };
   });
 
@@ -246,8 +248,10 @@ export function registerRoutes(env: Emulation): void {
       const source = required(ctx, 'source_branch');
       const target = required(ctx, 'target_branch');
       const title = required(ctx, 'title');
-      if (!p.branches[source]) return { status: 400, body: { message: [`Source branch "${source}" does not exist`] } };
-      if (!p.branches[target]) return { status: 400, body: { message: [`Target branch "${target}" does not exist`] } };
+      if (!own(p.branches, source))
+        return { status: 400, body: { message: [`Source branch "${source}" does not exist`] } };
+      if (!own(p.branches, target))
+        return { status: 400, body: { message: [`Target branch "${target}" does not exist`] } };
       const open = p.mergeRequests.find(
         (m) => m.state === 'opened' && m.sourceBranch === source && m.targetBranch === target,
       );
@@ -268,7 +272,7 @@ export function registerRoutes(env: Emulation): void {
         state: 'opened' as const,
         createdAt: t,
         updatedAt: t,
-        sha: p.branches[source]!,
+        sha: own(p.branches, source)!,
       };
       p.mergeRequests.push(mr);
       bump(records.mergeRequestsOpened, p.path);
@@ -417,7 +421,7 @@ export function registerRoutes(env: Emulation): void {
       ) {
         return badParam('inputs is invalid');
       }
-      const sha = p.branches[ref] ? p.branches[ref] : undefined;
+      const sha = own(p.branches, ref) ? own(p.branches, ref) : undefined;
       if (!sha) return base400('Reference not found');
       if (variables.length) {
         const role = p.pipelineVariablesRole;

@@ -155,6 +155,14 @@ export interface State {
 
 export const now = (): string => new Date().toISOString();
 
+/**
+ * `record[key]` when `key` is the record's own: names from requests (paths, branches, tokens) must not find what every
+ * object inherits (`toString`, `constructor`, `__proto__`).
+ */
+export function own<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
 export function blobId(content: Buffer): string {
   return createHash('sha1').update(`blob ${content.length}\0`).update(content).digest('hex');
 }
@@ -198,21 +206,23 @@ export class Store {
       const id = Number(idOrPath);
       return Object.values(this.state.projects).find((p) => p.id === id);
     }
-    return this.state.projects[idOrPath.toLowerCase()];
+    return own(this.state.projects, idOrPath.toLowerCase());
   }
 
   /** Resolves a ref (branch or commit SHA, full or at least 7 characters) to a commit id. */
   resolve(project: Project, ref: string | undefined): string | undefined {
     const r = ref ?? project.defaultBranch;
-    if (project.branches[r]) return project.branches[r];
+    const branch = own(project.branches, r);
+    if (branch) return branch;
     if (/^[0-9a-f]{7,40}$/.test(r)) return Object.keys(project.commits).find((c) => c.startsWith(r));
     return undefined;
   }
 
   file(project: Project, ref: string | undefined, path: string): { content: Buffer; blobId: string } | undefined {
     const sha = this.resolve(project, ref);
-    const blob = sha ? project.commits[sha]?.tree[path] : undefined;
-    return blob ? { content: Buffer.from(project.blobs[blob]!, 'base64'), blobId: blob } : undefined;
+    const tree = sha ? own(project.commits, sha)?.tree : undefined;
+    const blob = tree ? own(tree, path) : undefined;
+    return blob ? { content: Buffer.from(own(project.blobs, blob)!, 'base64'), blobId: blob } : undefined;
   }
 
   /** Every file of a commit under `dir` (relative to it), as the build context sees them. */
@@ -249,7 +259,11 @@ export class Store {
     start?: string,
   ): Commit {
     const parent = project.branches[branch] ?? (start ? this.resolve(project, start) : undefined);
-    const tree = { ...(parent ? project.commits[parent]!.tree : {}) };
+    // No prototype: a file may be named `__proto__` or `toString`.
+    const tree: Record<string, string> = Object.assign(
+      Object.create(null),
+      parent ? project.commits[parent]!.tree : {},
+    );
     for (const [path, content] of Object.entries(changes)) {
       if (content === null) {
         delete tree[path];
