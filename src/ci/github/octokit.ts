@@ -4,7 +4,6 @@
  * `rate-limited` service error that says how long to wait, so the caller (Temporal) waits durably and the worker
  * stays free. Which client serves which repository (one per GitHub App installation) is clients.ts's business.
  */
-import { createHash } from 'node:crypto';
 import { retry } from '@octokit/plugin-retry';
 import { throttling } from '@octokit/plugin-throttling';
 import { Octokit } from '@octokit/rest';
@@ -12,6 +11,7 @@ import Bottleneck from 'bottleneck';
 import type { Config } from '../../config.ts';
 import { ServiceError, type ServiceErrorKind } from '../../errors.ts';
 import { meter } from '../../observability/meter.ts';
+import { tokenClientId } from '../client-id.ts';
 
 /**
  * Counts each request Flui makes, by its final status (the plugins' short in-place retries are inside it), per client
@@ -89,11 +89,6 @@ export function createGitHubClient(github: Config['github']): GitHubClient {
     });
   }
   return new FluiOctokit({ ...clientOptions(github, tokenClientId(github.auth.token)), auth: github.auth.token });
-}
-
-/** The throttling `id` of a token's client: a hash, so the token itself is never a key anywhere. */
-export function tokenClientId(token: string): string {
-  return `token-${createHash('sha256').update(token).digest('hex').slice(0, 16)}`;
 }
 
 /**

@@ -103,6 +103,9 @@ export async function startWebhookReceiver(opts: WebhookReceiverOptions): Promis
 
   const gitlab = opts.gitlab && createGitLabWebhookHandler(opts.gitlab);
 
+  /** Which CI a delivery says it comes from, for the metrics (GitLab's carry `X-Gitlab-Event`). */
+  const senderOf = (req: IncomingMessage) => (req.headers['x-gitlab-event'] !== undefined ? 'gitlab' : 'github');
+
   async function handle(req: IncomingMessage): Promise<[number, string]> {
     if (req.method !== 'POST') return [405, 'POST webhooks here'];
     if (req.headers['x-gitlab-event'] !== undefined) {
@@ -148,11 +151,11 @@ export async function startWebhookReceiver(opts: WebhookReceiverOptions): Promis
   const server = createServer((req, res) => {
     handle(req).then(
       ([status, message]) => {
-        meter().webhookDelivery('github', deliveryResult(status, message));
+        meter().webhookDelivery(senderOf(req), deliveryResult(status, message));
         res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ message }));
       },
       (err: unknown) => {
-        meter().webhookDelivery('github', 'failed');
+        meter().webhookDelivery(senderOf(req), 'failed');
         opts.onError?.(err);
         if (!res.headersSent) {
           res

@@ -13,6 +13,8 @@
 import { Gitlab } from '@gitbeaker/rest';
 import { createRequesterFn, type RequestOptions } from '@gitbeaker/requester-utils';
 import { kindOfStatus, ServiceError } from '../../errors.ts';
+import { meter } from '../../observability/meter.ts';
+import { tokenClientId } from '../client-id.ts';
 import type { GitLabSettings } from './settings.ts';
 
 /** Seconds to wait after a 429 that says nothing about when to come back. */
@@ -98,11 +100,24 @@ export interface GitLabRequestInfo {
   status: number | undefined;
 }
 
+/**
+ * Counts the request for the worker's metrics, per credential (a hash of the token: never the token), and records the
+ * rate-limit budget GitLab reported (`RateLimit-Remaining`; GitLab sends it on most answers, and no request is free).
+ */
+function observe(client: string, status: number, headers: Record<string, string>): void {
+  meter().ciRequest('gitlab', client, status);
+  const remaining = Number(headers['ratelimit-remaining']);
+  if (headers['ratelimit-remaining'] !== undefined && Number.isFinite(remaining)) {
+    meter().ciRateLimitRemaining('gitlab', client, remaining);
+  }
+}
+
 /** One request, no retries; throws GitLabHttpError for any answer but 2xx. */
 async function send(
   url: URL,
   init: { method: string; headers: Record<string, string>; body?: string | FormData },
   asText: boolean,
+  client: string,
   onRequest?: (info: GitLabRequestInfo) => void,
 ) {
   let response: Response;
@@ -114,6 +129,7 @@ async function send(
   }
   onRequest?.({ method: init.method, path: url.pathname, status: response.status });
   const headers = Object.fromEntries(response.headers.entries());
+  observe(client, response.status, headers);
   if (!response.ok) throw new GitLabHttpError(response.status, headers, await describe(response));
   const type = (headers['content-type'] ?? '').split(';')[0]!.trim();
   let body: unknown = null;
@@ -147,6 +163,7 @@ export function createGitLabClient(
     });
   }
   const base = `${settings.url}/api/v4/`;
+  const client = tokenClientId(token);
   const requesterFn = createRequesterFn(
     async (_service, reqo: RequestOptions) => reqo,
     async (endpoint, opts = {}) => {
@@ -166,6 +183,7 @@ export function createGitLabClient(
         url,
         { method: o.method ?? 'GET', headers: o.headers ?? {}, ...(o.body ? { body: o.body } : {}) },
         false,
+        client,
         options.onRequest,
       );
       return res as never;
@@ -183,6 +201,7 @@ export function createGitLabClient(
         url,
         { method, headers, ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}) },
         opts.text ?? false,
+        client,
         options.onRequest,
       );
       return { body: res.body as never, headers: res.headers };

@@ -14,6 +14,9 @@ import type { Application } from '../../../src/manifest/schema.ts';
 import { useGitLabEmulator } from '../../helpers/gitlab-emulator.ts';
 import { REGISTRY_PASSWORD, REGISTRY_USER, useRegistry } from '../../helpers/registry.ts';
 import { eventually } from '../../helpers/stack.ts';
+import { useMeter } from '../../../src/observability/meter.ts';
+import { createPrometheusMeter } from '../../../src/observability/prometheus.ts';
+import { parseSamples, sampleSum } from '../../operations/prometheus-text.ts';
 
 const BUILDER = `quay.io/buildah/stable@sha256:${'2'.repeat(64)}`;
 
@@ -41,6 +44,28 @@ describe('GitLab backend against the emulator', () => {
     const credential = { registry: registry().host, username: REGISTRY_USER, password: REGISTRY_PASSWORD };
     return { gl, backend, app, push, credential, requests };
   }
+
+  it("counts every GitLab request and the rate-limit budget in the worker's metrics, under a hash of the token", async () => {
+    const prom = createPrometheusMeter();
+    const restore = useMeter(prom);
+    let token: string;
+    try {
+      const gl = gitlab();
+      await gl.createProject({ path: 'acme/metered/svc' });
+      token = gl.createToken({ scopes: ['api'] });
+      const client = createGitLabClient({ url: gl.url, token });
+      await client.request('GET', 'projects/acme%2Fmetered%2Fsvc');
+      await assert.rejects(client.request('GET', 'projects/acme%2Fmetered%2Fnone'));
+    } finally {
+      restore();
+    }
+    const text = await prom.registry.metrics();
+    assert.ok(!text.includes(token), 'the token itself is never a label');
+    const samples = parseSamples(text);
+    assert.equal(sampleSum(samples, 'flui_ci_requests_total', { backend: 'gitlab', status: '200' }), 1);
+    assert.equal(sampleSum(samples, 'flui_ci_requests_total', { backend: 'gitlab', status: '404' }), 1);
+    assert.match(text, /flui_ci_rate_limit_remaining\{backend="gitlab",client="token-[0-9a-f]{16}"\} \d+/);
+  });
 
   it('a steady-state deploy reads the branch and the variables once each, writes nothing, and the build logs stream', async () => {
     const { gl, backend, app, push, credential, requests } = await setup('acme/team/svc');

@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startWebhookReceiver, type WebhookReceiver } from '../../../src/ci/github/webhook.ts';
 import type { PipelineCompletedEvent } from '../../../src/ci/gitlab/webhook.ts';
+import { useMeter } from '../../../src/observability/meter.ts';
+import { createPrometheusMeter } from '../../../src/observability/prometheus.ts';
+import { parseSamples, sampleSum } from '../../operations/prometheus-text.ts';
 
 const TOKEN = 'gitlab-hook-token';
 const events: PipelineCompletedEvent[] = [];
@@ -82,6 +85,33 @@ describe('GitLab Pipeline Hook on the webhook receiver', () => {
     assert.equal(await deliver(payload('success', 10), headers), 500);
     assert.equal(await deliver(payload('success', 10), headers), 202);
     assert.equal(events.length, before + 1);
+  });
+
+  it("counts each delivery under the CI that sent it in the worker's metrics", async () => {
+    const prom = createPrometheusMeter();
+    const restore = useMeter(prom);
+    try {
+      const ok = { 'x-gitlab-token': TOKEN };
+      assert.equal(await deliver(payload('success', 20), { ...ok, 'x-gitlab-event-uuid': 'm-1' }), 202);
+      assert.equal(await deliver(payload('success', 20), { ...ok, 'x-gitlab-event-uuid': 'm-1' }), 202);
+      assert.equal(await deliver(payload('success', 21), {}), 401);
+      const github = await fetch(receiver.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-github-event': 'workflow_run' },
+        body: '{}',
+      });
+      assert.equal(github.status, 401);
+    } finally {
+      restore();
+    }
+    const samples = parseSamples(await prom.registry.metrics());
+    const count = (backend: string, result: string) =>
+      sampleSum(samples, 'flui_webhook_deliveries_total', { backend, result });
+    assert.equal(count('gitlab', 'accepted'), 1);
+    assert.equal(count('gitlab', 'duplicate'), 1);
+    assert.equal(count('gitlab', 'refused'), 1);
+    assert.equal(count('github', 'refused'), 1);
+    assert.equal(count('github', 'accepted'), 0);
   });
 
   it("still requires GitHub's signature for GitHub deliveries", async () => {
