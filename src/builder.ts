@@ -12,12 +12,13 @@
  */
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createBuildActivities } from './activities/build.ts';
 import { keepAlive } from './activities/keep-alive.ts';
 import { runBuild } from './build/index.ts';
 import { builderSettings } from './ci/self-hosted/settings.ts';
-import { ConfigError, loadConfig, type Config } from './config.ts';
+import { ConfigError, loadConfigOrExit, type Config } from './config.ts';
+import { createLogger } from './observability/logging.ts';
 
 export interface RunningBuilder {
   worker: Worker;
@@ -78,17 +79,9 @@ export async function startBuilder(
 
 /** `flui-builder` (bin/flui-builder.js) and `npm run builder`: configuration from the environment; exit codes 2, 4, 1. */
 export async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`flui builder: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-  Runtime.install({ logger: new DefaultLogger(config.worker.logLevel as 'INFO') });
+  const config = loadConfigOrExit('flui builder');
+  // The worker's log format (FLUI_LOG_FORMAT=json for one JSON object per line) for the builder too.
+  Runtime.install({ logger: createLogger(config.worker.logLevel as LogLevel, config.ops.logFormat) });
   let running: RunningBuilder;
   try {
     running = await startBuilder(config);

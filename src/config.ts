@@ -430,3 +430,17 @@ function readSecretFile(e: Env, path: string): string | null {
     return null;
   }
 }
+
+/**
+ * The configuration of a long-running process (`flui worker`, `flui builder`), or exit 2 with every problem named:
+ * a process that cannot read its configuration must not start half-configured.
+ */
+export function loadConfigOrExit(program: string, env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${program}: ${err.message}\n`);
+    process.exit(2);
+  }
+}

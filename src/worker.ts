@@ -16,7 +16,7 @@ import { NativeConnection, Runtime, Worker, type LogLevel, type WorkflowBundleOp
 import { createActivities } from './activities/index.ts';
 import { keepAlive } from './activities/keep-alive.ts';
 import { startWebhookReceiver, type RunCompletedEvent } from './ci/github/webhook.ts';
-import { ConfigError, loadConfig, type Config } from './config.ts';
+import { ConfigError, loadConfigOrExit, type Config } from './config.ts';
 import { parseCiRunName, runCompletedSignal } from './workflows/contract.ts';
 import { freeLoopbackPort, startOpsServer, withTimeout, type Health } from './observability/ops-server.ts';
 import { createLogger, progressLine } from './observability/logging.ts';
@@ -197,16 +197,7 @@ function workflowCode(config: Config, bundle?: WorkflowBundleOption) {
 }
 
 async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`flui worker: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit('flui worker');
   const level = config.worker.logLevel as LogLevel;
   const logger = createLogger(level, config.ops.logFormat);
   // The SDK's metrics exporter serves on a private loopback port; the ops server re-exposes them (ops-server.ts).

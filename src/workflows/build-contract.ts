@@ -8,6 +8,7 @@
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { CiRunResult } from './contract.ts';
+import type { BuildSpec } from '../build/types.ts';
 
 /** Where the builders poll for builds, unless FLUI_BUILD_TASK_QUEUE says otherwise. */
 export const BUILD_TASK_QUEUE = 'flui-build';
@@ -17,26 +18,13 @@ export function buildWorkflowId(runKey: string): string {
   return `build-${runKey}`;
 }
 
-/** Where the source is fetched from, at an exact commit (never a branch: it could move during the build). */
-export type BuildSource =
-  { kind: 'github'; repository: string; commit: string } | { kind: 'git'; url: string; commit: string };
-
-/** One build, as the engine (src/build/) takes it. Plain data from the manifest (hostile: the engine checks it). */
-export interface BuildJob {
-  /** The run key: names the builder's work dir and its log. */
-  buildId: string;
-  /** `<namespace>.<name>`: keys the builder's layer cache. */
-  app: string;
-  source: BuildSource;
-  context: string;
-  dockerfile: string;
-  buildArgs: Record<string, string>;
-  /** Repository to push to, e.g. `127.0.0.1:5001/acme/hello`. */
-  image: string;
-  /** Pushed in order: the deploy attempt's own tag (`ciImageTag(runKey)`) first, then the commit. */
-  tags: string[];
-  timeoutMs: number;
-}
+/**
+ * Where the source is fetched from, at an exact commit (never a branch: it could move during the build), and one
+ * build as the engine takes it: plain data from the manifest (hostile: the engine checks it). Types only, so the
+ * workflow bundle takes nothing of the engine itself.
+ */
+export type { BuildSource } from '../build/types.ts';
+export type BuildJob = BuildSpec;
 
 /** What the build workflow is started with: the job, and whom to tell when it ends. Never a secret. */
 export interface BuildRequest {
