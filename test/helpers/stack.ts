@@ -9,6 +9,8 @@ import { startLocalStack, type LocalStack, type StackOptions } from '../../dev/s
 import { useServer } from './suite.ts';
 import { workerWorkflowBundle } from './temporal.ts';
 import { pollUntil } from './eventually.ts';
+import { status } from '../../src/client/index.ts';
+import type { DeployStatus } from '../../src/workflows/contract.ts';
 
 export function useStack(opts: StackOptions = {}): () => LocalStack {
   return useServer(async () =>
@@ -72,4 +74,21 @@ export async function eventually<T>(
   what = 'condition',
 ): Promise<T> {
   return pollUntil(probe, { what, timeoutMs, intervalMs: 100 });
+}
+
+/** Waits until the app's current deploy is in `phase` (as `flui status` sees it) and returns that status. */
+export async function phaseOf(
+  client: Parameters<typeof status>[0],
+  ns: string,
+  app: string,
+  phase: DeployStatus['phase'],
+): Promise<DeployStatus> {
+  return eventually(
+    async () => {
+      const s = await status(client, ns, app).catch(() => undefined);
+      return s?.phase === phase ? s : undefined;
+    },
+    60_000,
+    `phase ${phase}`,
+  );
 }

@@ -5,25 +5,14 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
-import { follow, startDeploy, status } from '../../src/client/index.ts';
+import { follow, startDeploy } from '../../src/client/index.ts';
 import { listImages } from '../../src/kube/history.ts';
 import { kubeClients } from '../../src/kube/rollout.ts';
 import { pipelinePath } from '../../src/ci/github/pipeline-file.ts';
 import { pushImage } from '@flui/github-emulator/registry-push';
-import { retrySignal, type DeployOutcome, type DeployStatus } from '../../src/workflows/contract.ts';
+import { retrySignal, type DeployOutcome } from '../../src/workflows/contract.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
-import { catalogApp, createApplication, eventually, useStack } from '../helpers/stack.ts';
-
-async function phaseOf(client: Parameters<typeof status>[0], ns: string, app: string, phase: DeployStatus['phase']) {
-  return eventually(
-    async () => {
-      const s = await status(client, ns, app).catch(() => undefined);
-      return s?.phase === phase ? s : undefined;
-    },
-    60_000,
-    `phase ${phase}`,
-  );
-}
+import { catalogApp, createApplication, eventually, useStack, phaseOf } from '../helpers/stack.ts';
 
 describe('deploy pipeline end to end', () => {
   const stack = useStack();

@@ -10,20 +10,9 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { startDeploy, status } from '../../../src/client/index.ts';
 import { jobFilePath, jobName, pushVariableNames } from '../../../src/ci/gitlab/pipeline-file.ts';
 import { kubeClients } from '../../../src/kube/rollout.ts';
-import { ciRunName, type DeployOutcome, type DeployStatus } from '../../../src/workflows/contract.ts';
+import { ciRunName, type DeployOutcome } from '../../../src/workflows/contract.ts';
 import { scanForSecrets } from '../../helpers/secrets.ts';
-import { createApplication, eventually, HELLO_FILES, useStack } from '../../helpers/stack.ts';
-
-async function phaseOf(client: Parameters<typeof status>[0], ns: string, app: string, phase: DeployStatus['phase']) {
-  return eventually(
-    async () => {
-      const s = await status(client, ns, app).catch(() => undefined);
-      return s?.phase === phase ? s : undefined;
-    },
-    60_000,
-    `phase ${phase}`,
-  );
-}
+import { createApplication, eventually, HELLO_FILES, useStack, phaseOf } from '../../helpers/stack.ts';
 
 describe('deploy through GitLab CI end to end', () => {
   const stack = useStack({ ci: 'gitlab' });
