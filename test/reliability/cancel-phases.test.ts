@@ -24,8 +24,8 @@ type How = 'temporal' | 'signal';
 
 /** The CI under test, through its emulator: how to hold a deploy in a CI phase and what the CI recorded. */
 interface CiUnderTest {
-  /** Holds the requests that read the app's CI files (preparing) until `release` is called. */
-  holdPreparing(repo: string, held: Promise<void>): void;
+  /** Holds the requests that read the app's CI files (preparing) until `held` settles; calls `holding` on the first. */
+  holdPreparing(repo: string, held: Promise<void>, holding: () => void): void;
   /** Runs of the app's repository, oldest first, with the CI's conclusion once finished (null/undefined before). */
   conclusions(repo: string): (string | null | undefined)[];
   /** CI runs dispatched (pipelines created) for the repository. */
@@ -45,9 +45,12 @@ interface CiUnderTest {
 function githubUnderTest(s: LocalStack): CiUnderTest {
   const gh = s.github!;
   return {
-    holdPreparing(repo, held) {
+    holdPreparing(repo, held, holding) {
       gh.hooks.before = async (info) => {
-        if (info.repo === repo && info.operation.includes('/contents/')) await held;
+        if (info.repo === repo && info.operation.includes('/contents/')) {
+          holding();
+          await held;
+        }
       };
     },
     conclusions: (repo) => gh.runs(repo).map((r) => r.conclusion),
@@ -72,9 +75,12 @@ const GITLAB_FINISHED = new Set(['success', 'failed', 'canceled', 'skipped']);
 function gitlabUnderTest(s: LocalStack): CiUnderTest {
   const gl = s.gitlab!;
   return {
-    holdPreparing(repo, held) {
+    holdPreparing(repo, held, holding) {
       gl.hooks.before = async (info) => {
-        if (info.project === repo && info.operation.includes('/repository/files/')) await held;
+        if (info.project === repo && info.operation.includes('/repository/files/')) {
+          holding();
+          await held;
+        }
       };
     },
     conclusions: (repo) => gl.pipelines(repo).map((p) => (GITLAB_FINISHED.has(p.status) ? p.status : null)),
@@ -105,8 +111,11 @@ function cancelAtEachPhase(stack: () => LocalStack, ciOf: (s: LocalStack) => CiU
   let restarted: LocalRegistry | undefined;
   after(() => restarted?.stop());
 
-  /** Starts a deploy, waits until it is in `phase`, cancels it, and resolves once it has ended as cancelled. */
-  async function cancelIn(app: Application, phase: DeployStatus['phase'], how: How) {
+  /**
+   * Starts a deploy, waits until it is in `phase` (and `until`, when given), cancels it, and resolves once it has
+   * ended as cancelled.
+   */
+  async function cancelIn(app: Application, phase: DeployStatus['phase'], how: How, until?: Promise<void>) {
     const s = stack();
     const { workflowId } = await startDeploy(s.client, app, { taskQueue: s.config.temporal.taskQueue });
     const handle = s.client.workflow.getHandle(workflowId);
@@ -116,6 +125,7 @@ function cancelAtEachPhase(stack: () => LocalStack, ciOf: (s: LocalStack) => CiU
       60_000,
       `phase ${phase}`,
     );
+    await until;
     if (how === 'temporal') await handle.cancel();
     else await handle.signal(cancelSignal, { reason: `test: cancel while ${phase}` });
     await assert.rejects(handle.result(), (err: unknown) => {
@@ -141,9 +151,12 @@ function cancelAtEachPhase(stack: () => LocalStack, ciOf: (s: LocalStack) => CiU
     for (const how of ['temporal', 'signal'] as const) {
       const app = await createApplication(s);
       let release!: () => void;
-      ci.holdPreparing(app.spec.source.repository, new Promise<void>((resolve) => (release = resolve)));
+      let holding!: () => void;
+      // Cancelled once the CI holds a read of the app's files: the deploy is inside preparing, not before it.
+      const held = new Promise<void>((resolve) => (holding = resolve));
+      ci.holdPreparing(app.spec.source.repository, new Promise<void>((resolve) => (release = resolve)), holding);
       try {
-        await cancelIn(app, 'preparing', how);
+        await cancelIn(app, 'preparing', how, held);
       } finally {
         release();
         ci.clearHooks();
