@@ -17,7 +17,7 @@ import type { Application } from '../../src/manifest/schema.ts';
 import { cancelSignal, statusQuery, type DeployOutcome, type DeployStatus } from '../../src/workflows/contract.ts';
 import type { LocalStack } from '../../dev/stack.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
-import { assertGitLabContract } from '../helpers/gitlab-emulator.ts';
+import { assertGitLabContract, pipelineConclusion } from '../helpers/gitlab-emulator.ts';
 import { createApplication, eventually, useStack } from '../helpers/stack.ts';
 
 type How = 'temporal' | 'signal';
@@ -70,8 +70,6 @@ function githubUnderTest(s: LocalStack): CiUnderTest {
   };
 }
 
-const GITLAB_FINISHED = new Set(['success', 'failed', 'canceled', 'skipped']);
-
 function gitlabUnderTest(s: LocalStack): CiUnderTest {
   const gl = s.gitlab!;
   return {
@@ -83,7 +81,7 @@ function gitlabUnderTest(s: LocalStack): CiUnderTest {
         }
       };
     },
-    conclusions: (repo) => gl.pipelines(repo).map((p) => (GITLAB_FINISHED.has(p.status) ? p.status : null)),
+    conclusions: (repo) => gl.pipelines(repo).map((p) => pipelineConclusion(p)),
     dispatched: (repo) => gl.records.pipelinesCreated[repo] ?? 0,
     cancelled: 'canceled',
     keepQueued: (on) => gl.faults.keepPending(on),

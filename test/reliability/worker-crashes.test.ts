@@ -36,7 +36,7 @@ import type { Application } from '../../src/manifest/schema.ts';
 import { ciImageTag, type DeployOutcome } from '../../src/workflows/contract.ts';
 import { registryDigest } from '../self-hosted/base.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
-import { assertGitLabContract } from '../helpers/gitlab-emulator.ts';
+import { assertGitLabContract, pipelineConclusion } from '../helpers/gitlab-emulator.ts';
 import { ciJobLogs, gitlabJobTraces, scanForSecrets } from '../helpers/secrets.ts';
 import { createApplication, eventually, useStack } from '../helpers/stack.ts';
 import { startWorkerProcess, writeBundleFile, type WorkerProcess } from '../helpers/worker-process.ts';
@@ -162,8 +162,6 @@ function githubUnderTest(s: LocalStack): CiUnderTest {
   };
 }
 
-const GITLAB_FINISHED = new Set(['success', 'failed', 'canceled', 'skipped']);
-
 function gitlabUnderTest(s: LocalStack): CiUnderTest {
   const gl = s.gitlab!;
   return {
@@ -182,10 +180,7 @@ function gitlabUnderTest(s: LocalStack): CiUnderTest {
         runs: gl.pipelines(repo).length,
       };
     },
-    runs: (repo) =>
-      gl
-        .pipelines(repo)
-        .map((p) => ({ conclusion: GITLAB_FINISHED.has(p.status) ? p.status : null, digest: p.digest })),
+    runs: (repo) => gl.pipelines(repo).map((p) => ({ conclusion: pipelineConclusion(p), digest: p.digest })),
     success: 'success',
     credential(app) {
       const value = gl.variableValue(app.spec.source.repository, pushVariableNames(app).password);
