@@ -92,6 +92,26 @@ function describePoint(p: KillPoint): string {
   }
 }
 
+/** True once the workflow's history holds `event` (an activity scheduled or completed, a signal received). */
+async function inHistory(
+  s: LocalStack,
+  workflowId: string,
+  event: Extract<KillPoint, { kind: 'history' }>['event'],
+): Promise<true | undefined> {
+  const [stage, type] = event.split(' ') as [string, string];
+  const { events } = await s.client.workflow.getHandle(workflowId).fetchHistory();
+  const scheduled = new Map<string, string>();
+  for (const e of events ?? []) {
+    const a = e.activityTaskScheduledEventAttributes;
+    if (a) scheduled.set(String(e.eventId), a.activityType?.name ?? '');
+    if (stage === 'scheduled' && a?.activityType?.name === type) return true;
+    const c = e.activityTaskCompletedEventAttributes;
+    if (stage === 'completed' && c && scheduled.get(String(c.scheduledEventId)) === type) return true;
+    if (stage === 'signaled' && e.workflowExecutionSignaledEventAttributes?.signalName === type) return true;
+  }
+  return undefined;
+}
+
 interface Deploy {
   point: KillPoint;
   app: Application;
@@ -305,18 +325,7 @@ async function crashMatrix(
           const dep = await k.apps.readNamespacedDeployment({ name, namespace: 'default' }).catch(() => undefined);
           return dep?.metadata?.annotations?.['flui.dev/deploy-id'] === d.deployId || undefined;
         }
-        const [what, type] = point.event.split(' ') as [string, string];
-        const { events } = await s.client.workflow.getHandle(d.workflowId).fetchHistory();
-        const scheduled = new Map<string, string>();
-        for (const e of events ?? []) {
-          const a = e.activityTaskScheduledEventAttributes;
-          if (a) scheduled.set(String(e.eventId), a.activityType?.name ?? '');
-          if (what === 'scheduled' && a?.activityType?.name === type) return true;
-          const c = e.activityTaskCompletedEventAttributes;
-          if (what === 'completed' && c && scheduled.get(String(c.scheduledEventId)) === type) return true;
-          if (what === 'signaled' && e.workflowExecutionSignaledEventAttributes?.signalName === type) return true;
-        }
-        return undefined;
+        return inHistory(s, d.workflowId, point.event);
       },
       60_000,
       describePoint(point),
@@ -528,18 +537,7 @@ describe('worker crash matrix: self-hosted builds', () => {
             return entries.some((e) => e.deployId === deployId) || undefined;
           }
           if (point.kind !== 'history') return undefined;
-          const [stage, type] = point.event.split(' ') as [string, string];
-          const { events } = await s.client.workflow.getHandle(workflowId).fetchHistory();
-          const scheduled = new Map<string, string>();
-          for (const e of events ?? []) {
-            const a = e.activityTaskScheduledEventAttributes;
-            if (a) scheduled.set(String(e.eventId), a.activityType?.name ?? '');
-            if (stage === 'scheduled' && a?.activityType?.name === type) return true;
-            const c = e.activityTaskCompletedEventAttributes;
-            if (stage === 'completed' && c && scheduled.get(String(c.scheduledEventId)) === type) return true;
-            if (stage === 'signaled' && e.workflowExecutionSignaledEventAttributes?.signalName === type) return true;
-          }
-          return undefined;
+          return inHistory(s, workflowId, point.event);
         },
         120_000,
         what,
