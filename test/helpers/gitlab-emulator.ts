@@ -6,7 +6,12 @@
 import assert from 'node:assert/strict';
 import { appendFileSync } from 'node:fs';
 import { after, afterEach } from 'node:test';
-import { startGitLabEmulator, type GitLabEmulator, type GitLabEmulatorOptions } from '@flui/gitlab-emulator';
+import {
+  startGitLabEmulator,
+  type EmulatedPipeline,
+  type GitLabEmulator,
+  type GitLabEmulatorOptions,
+} from '@flui/gitlab-emulator';
 import { useServer } from './suite.ts';
 
 /** Short simulated durations, so pipelines complete in well under a second. */
@@ -47,4 +52,11 @@ export function printGitLabContract(gitlab: GitLabEmulator): void {
 export function assertGitLabContract(gitlab: GitLabEmulator): void {
   printGitLabContract(gitlab);
   assert.deepEqual(gitlab.contract.violations, [], 'GitLab emulator responses must match the contract schemas');
+}
+
+const FINISHED = new Set(['success', 'failed', 'canceled', 'skipped']);
+
+/** A pipeline's final status (GitLab's spelling: `canceled`), or null while it may still change. */
+export function pipelineConclusion(pipeline: EmulatedPipeline): string | null {
+  return FINISHED.has(pipeline.status) ? pipeline.status : null;
 }

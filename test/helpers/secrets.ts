@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Client } from '@temporalio/client';
 import type { GitHubEmulator } from '@flui/github-emulator';
+import type { GitLabEmulator } from '@flui/gitlab-emulator';
 
 export interface SecretScan {
   workflows: number;
@@ -39,6 +40,20 @@ export function ciJobLogs(github: GitHubEmulator): { where: string; text: string
       where: `CI job log of ${repo} run ${run.id}`,
       text: (run.steps ?? []).map((step) => step.log.join('\n')).join('\n'),
     })),
+  );
+}
+
+/**
+ * The GitLab emulator's job traces (every job of every pipeline of every project a pipeline was created in): the job
+ * log a person reads on GitLab, where a credential must never appear either.
+ */
+export function gitlabJobTraces(gitlab: GitLabEmulator): { where: string; text: string }[] {
+  return Object.keys(gitlab.records.pipelinesCreated).flatMap((repo) =>
+    gitlab
+      .pipelines(repo)
+      .flatMap((p) =>
+        p.jobs.map((j) => ({ where: `GitLab job trace of ${repo} job ${j.id}`, text: gitlab.trace(repo, j.id) ?? '' })),
+      ),
   );
 }
 

@@ -2,7 +2,8 @@
  * Cancel at each phase, through Temporal (`flui cancel`, Web UI) and through the cancel signal: the deploy ends
  * cancelled, nothing is rolled out after the cancel, and a CI run that was dispatched is cancelled on the CI. Each
  * deploy is held in its phase by the real server it waits on: a GitHub request on hold (preparing), a run no runner
- * picks up (building), a registry that is down (resolving), pods that never become ready (rolling out).
+ * picks up (building), a registry that is down (resolving), pods that never become ready (rolling out). The same
+ * cases run with GitHub Actions and with GitLab CI.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -14,20 +15,105 @@ import { startRegistry, type LocalRegistry } from '../../dev/registry.ts';
 import { startBuilder } from '../../src/builder.ts';
 import type { Application } from '../../src/manifest/schema.ts';
 import { cancelSignal, statusQuery, type DeployOutcome, type DeployStatus } from '../../src/workflows/contract.ts';
+import type { LocalStack } from '../../dev/stack.ts';
 import { assertContract } from '../helpers/github-emulator.ts';
+import { assertGitLabContract, pipelineConclusion } from '../helpers/gitlab-emulator.ts';
 import { createApplication, eventually, useStack } from '../helpers/stack.ts';
 
 type How = 'temporal' | 'signal';
 
-describe('cancel at each phase', () => {
-  const stack = useStack();
-  after(() => assertContract(stack().github!));
+/** The CI under test, through its emulator: how to hold a deploy in a CI phase and what the CI recorded. */
+interface CiUnderTest {
+  /** Holds the requests that read the app's CI files (preparing) until `held` settles; calls `holding` on the first. */
+  holdPreparing(repo: string, held: Promise<void>, holding: () => void): void;
+  /** Runs of the app's repository, oldest first, with the CI's conclusion once finished (null/undefined before). */
+  conclusions(repo: string): (string | null | undefined)[];
+  /** CI runs dispatched (pipelines created) for the repository. */
+  dispatched(repo: string): number;
+  /** The conclusion of a run cancelled through the API, in the CI's own spelling. */
+  cancelled: string;
+  /** Keeps new runs queued/pending: no runner picks them up. */
+  keepQueued(on: boolean): void;
+  /** Calls `hook` once the CI has accepted the dispatch of a run (its answer held until `hook` returns). */
+  afterDispatch(repo: string, hook: () => Promise<void>): void;
+  /** Takes the hooks away. */
+  clearHooks(): void;
+  /** The emulator's contract check, when the suite ends. */
+  assertContract(): void;
+}
+
+function githubUnderTest(s: LocalStack): CiUnderTest {
+  const gh = s.github!;
+  return {
+    holdPreparing(repo, held, holding) {
+      gh.hooks.before = async (info) => {
+        if (info.repo === repo && info.operation.includes('/contents/')) {
+          holding();
+          await held;
+        }
+      };
+    },
+    conclusions: (repo) => gh.runs(repo).map((r) => r.conclusion),
+    dispatched: (repo) => gh.records.dispatches[repo] ?? 0,
+    cancelled: 'cancelled',
+    keepQueued: (on) => gh.faults.keepQueued(on),
+    afterDispatch(repo, hook) {
+      gh.hooks.after = async (info) => {
+        if (info.repo === repo && info.operation.endsWith('/dispatches')) await hook();
+      };
+    },
+    clearHooks() {
+      gh.hooks.before = undefined;
+      gh.hooks.after = undefined;
+    },
+    assertContract: () => assertContract(gh),
+  };
+}
+
+function gitlabUnderTest(s: LocalStack): CiUnderTest {
+  const gl = s.gitlab!;
+  return {
+    holdPreparing(repo, held, holding) {
+      gl.hooks.before = async (info) => {
+        if (info.project === repo && info.operation.includes('/repository/files/')) {
+          holding();
+          await held;
+        }
+      };
+    },
+    conclusions: (repo) => gl.pipelines(repo).map((p) => pipelineConclusion(p)),
+    dispatched: (repo) => gl.records.pipelinesCreated[repo] ?? 0,
+    cancelled: 'canceled',
+    keepQueued: (on) => gl.faults.keepPending(on),
+    afterDispatch(repo, hook) {
+      gl.hooks.after = async (info) => {
+        if (info.project === repo && info.method === 'POST' && info.operation === '/projects/:id/pipeline')
+          await hook();
+      };
+    },
+    clearHooks() {
+      gl.hooks.before = undefined;
+      gl.hooks.after = undefined;
+    },
+    assertContract: () => assertGitLabContract(gl),
+  };
+}
+
+/**
+ * The cases of a CI backend (the stack's `ci`): cancelled while preparing, building, resolving and rolling out, each
+ * through Temporal and through the cancel signal.
+ */
+function cancelAtEachPhase(stack: () => LocalStack, ciOf: (s: LocalStack) => CiUnderTest) {
+  after(() => ciOf(stack()).assertContract());
   /** The registry restarted by the resolving case (the stack stops the one it started). */
   let restarted: LocalRegistry | undefined;
   after(() => restarted?.stop());
 
-  /** Starts a deploy, waits until it is in `phase`, cancels it, and resolves once it has ended as cancelled. */
-  async function cancelIn(app: Application, phase: DeployStatus['phase'], how: How) {
+  /**
+   * Starts a deploy, waits until it is in `phase` (and `until`, when given), cancels it, and resolves once it has
+   * ended as cancelled.
+   */
+  async function cancelIn(app: Application, phase: DeployStatus['phase'], how: How, until?: Promise<void>) {
     const s = stack();
     const { workflowId } = await startDeploy(s.client, app, { taskQueue: s.config.temporal.taskQueue });
     const handle = s.client.workflow.getHandle(workflowId);
@@ -37,6 +123,7 @@ describe('cancel at each phase', () => {
       60_000,
       `phase ${phase}`,
     );
+    await until;
     if (how === 'temporal') await handle.cancel();
     else await handle.signal(cancelSignal, { reason: `test: cancel while ${phase}` });
     await assert.rejects(handle.result(), (err: unknown) => {
@@ -58,69 +145,65 @@ describe('cancel at each phase', () => {
 
   it('while preparing: no CI run is dispatched and nothing is rolled out', async () => {
     const s = stack();
-    const gh = s.github!;
+    const ci = ciOf(s);
     for (const how of ['temporal', 'signal'] as const) {
       const app = await createApplication(s);
       let release!: () => void;
-      const held = new Promise<void>((resolve) => (release = resolve));
-      gh.hooks.before = async (info) => {
-        if (info.repo === app.spec.source.repository && info.operation.includes('/contents/')) await held;
-      };
+      let holding!: () => void;
+      // Cancelled once the CI holds a read of the app's files: the deploy is inside preparing, not before it.
+      const held = new Promise<void>((resolve) => (holding = resolve));
+      ci.holdPreparing(app.spec.source.repository, new Promise<void>((resolve) => (release = resolve)), holding);
       try {
-        await cancelIn(app, 'preparing', how);
+        await cancelIn(app, 'preparing', how, held);
       } finally {
         release();
-        gh.hooks.before = undefined;
+        ci.clearHooks();
       }
-      assert.equal(gh.records.dispatches[app.spec.source.repository] ?? 0, 0, how);
+      assert.equal(ci.dispatched(app.spec.source.repository), 0, how);
       await assertNotRolledOut(app);
     }
   });
 
   it('while building: the CI run is cancelled and nothing is rolled out', async () => {
     const s = stack();
-    const gh = s.github!;
-    gh.faults.keepQueued(true);
+    const ci = ciOf(s);
+    ci.keepQueued(true);
     try {
       for (const how of ['temporal', 'signal'] as const) {
         const app = await createApplication(s);
         await cancelIn(app, 'building', how);
-        const runs = gh.runs(app.spec.source.repository);
-        assert.equal(runs.length, 1, how);
-        assert.equal(runs[0]!.conclusion, 'cancelled', how);
+        assert.deepEqual(ci.conclusions(app.spec.source.repository), [ci.cancelled], how);
         await assertNotRolledOut(app);
       }
     } finally {
-      gh.faults.keepQueued(false);
+      ci.keepQueued(false);
     }
   });
 
   it('while resolving the image (registry down): nothing is rolled out, the finished CI run is left alone', async () => {
     const s = stack();
-    const gh = s.github!;
+    const ci = ciOf(s);
     for (const how of ['temporal', 'signal'] as const) {
       const app = await createApplication(s);
       // The build pushes every tag and succeeds, then the registry goes away before the worker asks it for the
       // digest. The dispatch's answer is held until then, so the worker cannot have seen the run finish.
       let stopped = false;
-      gh.hooks.after = async (info) => {
-        if (info.repo === app.spec.source.repository && info.operation.endsWith('/dispatches')) {
-          const done = await eventually(
-            // null while the run is going: keep polling until it has one.
-            () => gh.runs(app.spec.source.repository)[0]?.conclusion ?? undefined,
-            30_000,
-            'the build to finish',
-          );
-          if (done === 'success') {
-            await s.registry!.stop();
-            stopped = true;
-          }
+      ci.afterDispatch(app.spec.source.repository, async () => {
+        const done = await eventually(
+          // null while the run is going: keep polling until it has one.
+          () => ci.conclusions(app.spec.source.repository)[0] ?? undefined,
+          30_000,
+          'the build to finish',
+        );
+        if (done === 'success') {
+          await s.registry!.stop();
+          stopped = true;
         }
-      };
+      });
       try {
         await cancelIn(app, 'resolving', how);
       } finally {
-        gh.hooks.after = undefined;
+        ci.clearHooks();
         // Back up on the same port and storage, for the next case and the next tests, whatever happened here.
         if (stopped) {
           const { host, dataDir } = s.registry!;
@@ -132,7 +215,7 @@ describe('cancel at each phase', () => {
           s.registry = restarted;
         }
       }
-      assert.equal(gh.runs(app.spec.source.repository)[0]!.conclusion, 'success', how);
+      assert.deepEqual(ci.conclusions(app.spec.source.repository), ['success'], how);
       await assertNotRolledOut(app);
     }
   });
@@ -196,6 +279,18 @@ describe('cancel at each phase', () => {
       );
     }
   });
+}
+
+describe('cancel at each phase', () => {
+  cancelAtEachPhase(useStack(), githubUnderTest);
+});
+
+/**
+ * The same cases with GitLab CI (FLUI_CI=gitlab): preparing holds a read of the project's CI files, building keeps the
+ * pipeline pending (it ends `canceled` on GitLab), resolving takes the registry down once the pipeline succeeded.
+ */
+describe('cancel at each phase: GitLab CI', () => {
+  cancelAtEachPhase(useStack({ ci: 'gitlab' }), gitlabUnderTest);
 });
 
 /**
