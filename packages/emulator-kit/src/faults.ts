@@ -75,6 +75,17 @@ export class BaseFaultState<Mode extends string, Body> {
     return c.mutate;
   }
 
+  /** The `Faults` methods that act on this state alone, for an emulator's `faults` object. */
+  controls() {
+    return {
+      outage: (opts?: OutageOptions<Mode>) => this.setOutage(opts),
+      latency: (ms: number) => void (this.latencyMs = Math.max(0, ms)),
+      webhooks: ({ drop, duplicate }: { drop?: number; duplicate?: number }) => this.setWebhooks(drop, duplicate),
+      corruptNextResponse: (operation: string, mutate: (body: Body) => unknown, method?: string) =>
+        this.corrupt(operation, mutate, method),
+    };
+  }
+
   reset(): void {
     this.#outage = undefined;
     this.latencyMs = 0;

@@ -35,8 +35,8 @@
  */
 import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readBody, serve } from '@flui/emulator-kit/server';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readBody, serve } from '@flui/emulator-kit/server';
 import sodium from 'libsodium-wrappers';
 import { budgetOf, canSee, lacksPermission, RateLimits, verifyAppJwt } from './auth.ts';
 import { LogLinks, type Emulation } from './context.ts';
@@ -429,8 +429,7 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
       store.save();
     },
     faults: {
-      outage: (o) => fault.setOutage(o),
-      latency: (ms) => void (fault.latencyMs = Math.max(0, ms)),
+      ...fault.controls(),
       exhaustRateLimit({ forMs, token, installationId, status = 403 }) {
         limits.status = status;
         const budget =
@@ -443,8 +442,6 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
       keepQueued: (on) => void (runner.faults.keepQueued = on),
       runnerCapacity: (count) => void (runner.faults.maxInProgress = Math.max(1, count)),
       failBuilds: (count) => void (runner.faults.failBuilds = Math.max(0, count)),
-      webhooks: ({ drop, duplicate }) => fault.setWebhooks(drop, duplicate),
-      corruptNextResponse: (operation, mutate, method) => fault.corrupt(operation, mutate, method),
       reset() {
         fault.reset();
         limits.clearFaults();

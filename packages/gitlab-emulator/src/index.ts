@@ -41,8 +41,8 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readBody, serve } from '@flui/emulator-kit/server';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readBody, serve } from '@flui/emulator-kit/server';
 import type { EmulatedPipeline, GitLabEmulator, GitLabEmulatorOptions, RequestInfo } from './api.ts';
 import { ContractChecker } from './contract.ts';
 import { handleControl } from './control.ts';
@@ -410,16 +410,13 @@ export async function startGitLabEmulator(opts: GitLabEmulatorOptions = {}): Pro
       return undefined;
     },
     faults: {
-      outage: (o) => fault.setOutage(o),
-      latency: (ms) => void (fault.latencyMs = Math.max(0, ms)),
+      ...fault.controls(),
       exhaustRateLimit: ({ forMs, token, retryAfter = true }) => limits.exhaust(forMs, token, retryAfter),
       secondaryLimit: ({ count, retryAfterSeconds }) => fault.setSecondary(count, retryAfterSeconds),
       keepPending: (on) => void (runner.faults.keepPending = on),
       keepQueued: (on) => void (runner.faults.keepPending = on),
       runnerCapacity: (count) => void (runner.faults.maxRunning = Math.max(1, count)),
       failBuilds: (count) => void (runner.faults.failBuilds = Math.max(0, count)),
-      webhooks: ({ drop, duplicate }) => fault.setWebhooks(drop, duplicate),
-      corruptNextResponse: (operation, mutate, method) => fault.corrupt(operation, mutate, method),
       loseResponses: (opts) => fault.setLoseResponses(opts),
       reset() {
         fault.reset();
