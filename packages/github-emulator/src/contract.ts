@@ -6,6 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import type { ValidateFunction } from 'ajv';
+import { ContractTally } from '@flui/emulator-kit/contract';
 
 const require = createRequire(import.meta.url);
 
@@ -59,52 +60,32 @@ const UNDOCUMENTED: Record<string, number[]> = {
   'POST /repos/{owner}/{repo}/actions/variables': [409],
 };
 
-export class ContractChecker {
-  /** Operations (`METHOD /path/template`) and webhooks (`WEBHOOK name`) checked at least once. */
-  readonly operations = new Set<string>();
-  responses = 0;
-  readonly violations: string[] = [];
-  /** Called with each violation as it is found (the CLI prints them). */
-  onViolation: (violation: string) => void = () => undefined;
-
-  /** `{ operations, responses, violations }` as numbers and a copy of the list. */
-  summary(): { operations: number; responses: number; violations: string[] } {
-    return { operations: this.operations.size, responses: this.responses, violations: [...this.violations] };
-  }
-
-  #violation(text: string): void {
-    this.violations.push(text);
-    this.onViolation(text);
-  }
-
+/** `operations` holds `METHOD /path/template` of each operation checked. */
+export class ContractChecker extends ContractTally {
   #validate(key: string, schema: unknown, body: unknown, label: string): void {
     let validate = compiled.get(key);
     if (validate === undefined) {
       validate = load().ajv.compile(normalize(schema));
       compiled.set(key, validate);
     }
-    if (validate && !validate(body)) {
-      const e = validate.errors?.[0];
-      this.#violation(`${label}: body${e?.instancePath ?? ''} ${e?.message ?? 'is invalid'}`);
-    }
+    if (validate) this.report(validate, body, label);
   }
 
   /** Checks one response of `method path` (the OpenAPI path template). */
   check(method: string, path: string, status: number, body: unknown): void {
     const { description: d } = load();
     const op = `${method.toUpperCase()} ${path}`;
-    this.operations.add(op);
-    this.responses++;
+    this.checked(op);
     const operation = d.paths[path]?.[method.toLowerCase()];
     if (!operation) {
-      this.#violation(`${op}: not an operation of GitHub's REST API`);
+      this.violation(`${op}: not an operation of GitHub's REST API`);
       return;
     }
     const response =
       operation.responses[String(status)] ??
       (GENERIC_STATUSES.has(status) || UNDOCUMENTED[op]?.includes(status) ? GENERIC_ERROR : undefined);
     if (!response) {
-      this.#violation(`${op} -> ${status}: GitHub does not document this status for the operation`);
+      this.violation(`${op} -> ${status}: GitHub does not document this status for the operation`);
       return;
     }
     // Whatever the description says of an error, GitHub's errors always carry `message` and `documentation_url`.
@@ -120,11 +101,10 @@ export class ContractChecker {
   checkWebhook(name: string, body: unknown): void {
     const { description: d } = load();
     const op = `WEBHOOK ${name}`;
-    this.operations.add(op);
-    this.responses++;
+    this.checked(op);
     const schema = d['x-webhooks'][name]?.post.requestBody.content['application/json']?.schema;
     if (!schema) {
-      this.#violation(`${op}: not a webhook GitHub describes`);
+      this.violation(`${op}: not a webhook GitHub describes`);
       return;
     }
     this.#validate(op, schema, body, op);

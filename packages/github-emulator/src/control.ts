@@ -32,28 +32,25 @@
  */
 import type { ServerResponse } from 'node:http';
 import { zipSync } from 'fflate';
+import {
+  BadRequest,
+  commonFaultOperations,
+  count,
+  files,
+  jsonObject,
+  on,
+  parse,
+  says,
+  text,
+} from '@flui/emulator-kit/control';
 import { z } from 'zod';
 import type { Emulation } from './context.ts';
 import { DOCS } from './http.ts';
 import type { GitHubEmulator } from './api.ts';
 import { PERMISSION_AREAS } from './store.ts';
 
-class BadRequest extends Error {
-  readonly status: number;
-  constructor(message: string, status = 422) {
-    super(message);
-    this.status = status;
-  }
-}
-
-/** `"<field>" <phrase>`: what every refusal of a control body says. */
-const says = (phrase: string) => ({ error: (issue: z.core.$ZodRawIssue) => `"${String(issue.path?.[0])}" ${phrase}` });
-const text = z.string(says('must be a non-empty string')).min(1, says('must be a non-empty string'));
-const count = z.number(says('must be a number ≥ 0')).min(0, says('must be a number ≥ 0'));
 const names = z.array(z.string(says('must be strings')), says('must be strings'));
-const files = z.record(z.string(), z.string(says('must map paths to strings')), says('must map paths to strings'));
 const limitStatus = z.literal([403, 429], says('must be 403 or 429'));
-const on = z.boolean(says('must be true or false'));
 const permissions = z.partialRecord(
   z.enum(PERMISSION_AREAS, says(`names permission areas: ${PERMISSION_AREAS.join(', ')}`)),
   z.enum(['read', 'write', 'none'], says('must map areas to read, write or none')),
@@ -83,7 +80,6 @@ const bodies = {
     forMs: count.optional(),
     requests: count.optional(),
   }),
-  latency: z.object({ ms: count }),
   exhaustRateLimit: z.object({
     forMs: count,
     token: text.optional(),
@@ -92,15 +88,16 @@ const bodies = {
   }),
   secondaryLimit: z.object({ count, retryAfterSeconds: count.optional(), status: limitStatus.optional() }),
   keepQueued: z.object({ on }),
-  count: z.object({ count }),
-  webhooks: z.object({ drop: count.optional(), duplicate: count.optional() }),
 };
 
-function parse<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) throw new BadRequest(parsed.error.issues[0]!.message);
-  return parsed.data;
-}
+/** The fault operations, by `METHOD /faults/name`: the kit's and GitHub's own. */
+const faultOperations = (f: GitHubEmulator['faults']): Record<string, (body: unknown) => void> => ({
+  ...commonFaultOperations(f),
+  'POST /faults/outage': (body) => f.outage(parse(bodies.outage, body)),
+  'POST /faults/exhaust-rate-limit': (body) => f.exhaustRateLimit(parse(bodies.exhaustRateLimit, body)),
+  'POST /faults/secondary-limit': (body) => f.secondaryLimit(parse(bodies.secondaryLimit, body)),
+  'POST /faults/keep-queued': (body) => f.keepQueued(parse(bodies.keepQueued, body).on),
+});
 
 export async function handleControl(
   emulator: GitHubEmulator,
@@ -115,15 +112,7 @@ export async function handleControl(
   };
   const path = url.pathname.replace(/\/+$/, '') || '/';
   try {
-    let body: Record<string, unknown> = {};
-    if (raw.length) {
-      try {
-        body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
-      } catch {
-        throw new BadRequest('Problems parsing JSON', 400);
-      }
-      if (!body || typeof body !== 'object' || Array.isArray(body)) throw new BadRequest('expected a JSON object', 400);
-    }
+    const body = jsonObject(raw, 'Problems parsing JSON');
 
     const jobLog = /^\/_emulator\/logs\/([a-f0-9]+)\.txt$/.exec(path);
     if (jobLog && method === 'GET') {
@@ -160,6 +149,11 @@ export async function handleControl(
     const fullName = repo ? `${decodeURIComponent(repo[1]!)}/${decodeURIComponent(repo[2]!)}` : '';
     if (repo && !env.store.repo(fullName)) throw new BadRequest(`no repository ${fullName}`, 404);
     const f = emulator.faults;
+    const fault = faultOperations(f)[key];
+    if (fault) {
+      fault(body);
+      return json(200, { ok: true });
+    }
     switch (key) {
       case 'GET /':
         return json(200, {
@@ -202,33 +196,6 @@ export async function handleControl(
         emulator.removeInstallation(appId, id);
         return json(200, { ok: true });
       }
-      case 'POST /faults/outage':
-        f.outage(parse(bodies.outage, body));
-        return json(200, { ok: true });
-      case 'POST /faults/latency':
-        f.latency(parse(bodies.latency, body).ms);
-        return json(200, { ok: true });
-      case 'POST /faults/exhaust-rate-limit':
-        f.exhaustRateLimit(parse(bodies.exhaustRateLimit, body));
-        return json(200, { ok: true });
-      case 'POST /faults/secondary-limit':
-        f.secondaryLimit(parse(bodies.secondaryLimit, body));
-        return json(200, { ok: true });
-      case 'POST /faults/keep-queued':
-        f.keepQueued(parse(bodies.keepQueued, body).on);
-        return json(200, { ok: true });
-      case 'POST /faults/runner-capacity':
-        f.runnerCapacity(parse(bodies.count, body).count);
-        return json(200, { ok: true });
-      case 'POST /faults/fail-builds':
-        f.failBuilds(parse(bodies.count, body).count);
-        return json(200, { ok: true });
-      case 'POST /faults/webhooks':
-        f.webhooks(parse(bodies.webhooks, body));
-        return json(200, { ok: true });
-      case 'POST /faults/reset':
-        f.reset();
-        return json(200, { ok: true });
       case 'GET /records':
         return json(200, { records: emulator.records, contract: emulator.contract.summary() });
       default:

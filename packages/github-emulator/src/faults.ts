@@ -2,6 +2,7 @@
  * Fault injection: what GitHub does on a bad day, on demand and deterministically (counts and time windows, never
  * chance), so a test can say exactly which requests fail and how.
  */
+import { BaseFaultState } from '@flui/emulator-kit/faults';
 
 export interface Faults {
   /**
@@ -39,40 +40,16 @@ export interface Faults {
   reset(): void;
 }
 
-type Mutation = { method?: string; mutate: (body: Record<string, unknown>) => unknown };
-
-/** The request-level fault state the server consults. */
-export class FaultState {
-  #outage: { mode: '503' | 'reset'; until: number; requests: number } | undefined;
-  latencyMs = 0;
+/** The request-level fault state the server consults: the kit's, plus GitHub's secondary rate limit. */
+export class FaultState extends BaseFaultState<'503' | 'reset', Record<string, unknown>> {
   #secondary: { count: number; retryAfter: number | undefined; status: 403 | 429 } = {
     count: 0,
     retryAfter: undefined,
     status: 403,
   };
-  #drop = 0;
-  #duplicate = 0;
-  readonly #corrupt = new Map<string, Mutation>();
 
-  setOutage(opts: { mode?: '503' | 'reset'; forMs?: number; requests?: number } = {}): void {
-    const byCount = opts.requests !== undefined && opts.forMs === undefined;
-    this.#outage = {
-      mode: opts.mode ?? '503',
-      until: byCount ? Infinity : Date.now() + (opts.forMs ?? 3600_000),
-      requests: byCount ? opts.requests! : Infinity,
-    };
-  }
-
-  /** How this request fails in an outage, if it does. */
-  takeOutage(): '503' | 'reset' | undefined {
-    const o = this.#outage;
-    if (!o) return undefined;
-    if (Date.now() >= o.until || o.requests <= 0) {
-      this.#outage = undefined;
-      return undefined;
-    }
-    o.requests--;
-    return o.mode;
+  constructor() {
+    super('503');
   }
 
   setSecondary(count: number, retryAfter: number | undefined, status: 403 | 429 = 403): void {
@@ -85,41 +62,8 @@ export class FaultState {
     return this.#secondary;
   }
 
-  setWebhooks(drop = 0, duplicate = 0): void {
-    this.#drop = drop;
-    this.#duplicate = duplicate;
-  }
-
-  /** How many times to deliver the next webhook: 0 (lost), 1 or 2 (redelivered). */
-  takeWebhook(): number {
-    if (this.#drop > 0) {
-      this.#drop--;
-      return 0;
-    }
-    if (this.#duplicate > 0) {
-      this.#duplicate--;
-      return 2;
-    }
-    return 1;
-  }
-
-  corrupt(operation: string, mutate: Mutation['mutate'], method?: string): void {
-    this.#corrupt.set(operation, { method: method?.toUpperCase(), mutate });
-  }
-
-  takeCorruption(method: string, operation: string): Mutation['mutate'] | undefined {
-    const c = this.#corrupt.get(operation);
-    if (!c || (c.method && c.method !== method)) return undefined;
-    this.#corrupt.delete(operation);
-    return c.mutate;
-  }
-
-  reset(): void {
-    this.#outage = undefined;
-    this.latencyMs = 0;
+  override reset(): void {
+    super.reset();
     this.#secondary = { count: 0, retryAfter: undefined, status: 403 };
-    this.#drop = 0;
-    this.#duplicate = 0;
-    this.#corrupt.clear();
   }
 }

@@ -3,6 +3,7 @@
  * looks up), GitHub's error shape, and pagination links.
  */
 import type { IncomingMessage } from 'node:http';
+import { Refusal, RouteTable, pageSlice, type Reply, type RoutePattern } from '@flui/emulator-kit/http';
 import type { z } from 'zod';
 import type { PermissionArea, Repo, Token } from './store.ts';
 
@@ -24,23 +25,12 @@ export interface Ctx {
   url: URL;
 }
 
-export interface Reply {
-  status: number;
-  /** JSON body; validated against the operation's schema. */
-  body?: unknown;
-  /** Raw bytes (e.g. `application/vnd.github.raw`), sent as they are and not validated. */
-  raw?: { contentType: string; data: Buffer };
-  headers?: Record<string, string>;
-}
+export { Refusal, type Reply };
 
 export type Handler = (ctx: Ctx) => Reply | Promise<Reply>;
 
-export interface Route {
-  method: string;
-  /** OpenAPI path template, e.g. `/repos/{owner}/{repo}/actions/runs/{run_id}`. */
-  operation: string;
-  pattern: RegExp;
-  keys: string[];
+/** `operation`: the OpenAPI path template, e.g. `/repos/{owner}/{repo}/actions/runs/{run_id}`. */
+export interface Route extends RoutePattern {
   handler: Handler;
   /** `token`: a token in Authorization; `jwt`: a GitHub App JWT; `none`: anyone (and free, like /rate_limit). */
   auth: 'token' | 'jwt' | 'none';
@@ -64,15 +54,6 @@ export function invalid(message: string, errors: Record<string, unknown>[] = [])
     status: 422,
     body: { message, errors, documentation_url: DOCS, status: '422' },
   };
-}
-
-/** A reply a handler gives up with from deep inside (a body the operation refuses); the server sends it as it is. */
-export class Refusal extends Error {
-  readonly reply: Reply;
-  constructor(reply: Reply) {
-    super(`refused with ${reply.status}`);
-    this.reply = reply;
-  }
 }
 
 /** GitHub's codes for one field in a "Validation Failed" 422's `errors`. */
@@ -113,74 +94,33 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown, resourc
   throw new Refusal(invalid(issues[0]!.message));
 }
 
-export class Router {
-  readonly routes: Route[] = [];
+export class Router extends RouteTable<Route> {
+  constructor() {
+    // `path` in the contents API spans slashes; so does a git ref (`heads/feature/x`).
+    super({ param: /\{(\w+)\}/g, spans: ['path', 'ref'] });
+  }
 
   add(method: string, operation: string, handler: Handler, opts: RouteOptions = {}): void {
-    const keys: string[] = [];
-    const source = operation.replace(/\{(\w+)\}/g, (_m, key: string) => {
-      keys.push(key);
-      // `path` in the contents API spans slashes; so does a git ref (`heads/feature/x`).
-      return key === 'path' || key === 'ref' ? '(.+)' : '([^/]+)';
-    });
     this.routes.push({
       method,
       operation,
-      pattern: new RegExp(`^${source}$`),
-      keys,
+      ...this.compile(operation),
       handler,
       auth: opts.auth ?? 'token',
       permission: opts.permission,
     });
   }
-
-  /** The route for a request, its path parameters, or `malformed` when a parameter is not valid percent-encoding. */
-  match(method: string, pathname: string): { route: Route; params: Record<string, string> } | 'malformed' | undefined {
-    // GitHub ignores a trailing slash.
-    const path = pathname.length > 1 ? pathname.replace(/\/+$/, '') : pathname;
-    for (const route of this.routes) {
-      if (route.method !== method) continue;
-      const m = route.pattern.exec(path);
-      if (!m) continue;
-      try {
-        return { route, params: Object.fromEntries(route.keys.map((k, i) => [k, decodeURIComponent(m[i + 1]!)])) };
-      } catch {
-        return 'malformed';
-      }
-    }
-    return undefined;
-  }
 }
 
-/** `per_page` (1..100, default 30) and `page` (from 1) of a list request; invalid values fall back like GitHub's. */
-export function pageOf(query: URLSearchParams): { perPage: number; page: number } {
-  const perPage = Number.parseInt(query.get('per_page') ?? '', 10);
-  const page = Number.parseInt(query.get('page') ?? '', 10);
-  return {
-    perPage: Number.isFinite(perPage) && perPage > 0 ? Math.min(100, perPage) : 30,
-    page: Number.isFinite(page) && page > 0 ? page : 1,
-  };
-}
-
-/** One page of `items` and GitHub's `Link` header (`next`, `last`, `first`, `prev`) for it. */
+/** One page of `items` (`per_page` 1..100, default 30) and GitHub's `Link` header (`next`, `last`, `first`, `prev`). */
 export function paginate<T>(
   items: T[],
   ctx: Pick<Ctx, 'query' | 'url'>,
   api: string,
 ): { items: T[]; headers: Record<string, string> } {
-  const { perPage, page } = pageOf(ctx.query);
-  const last = Math.max(1, Math.ceil(items.length / perPage));
-  const link = (p: number, rel: string) => {
-    const u = new URL(ctx.url.pathname + ctx.url.search, api);
-    u.searchParams.set('per_page', String(perPage));
-    u.searchParams.set('page', String(p));
-    return `<${u.toString()}>; rel="${rel}"`;
-  };
+  const { page, last, link, ...slice } = pageSlice(items, ctx.query, ctx.url, api, 30);
   const links: string[] = [];
   if (page < last) links.push(link(page + 1, 'next'), link(last, 'last'));
   if (page > 1) links.push(link(1, 'first'), link(Math.min(page - 1, last), 'prev'));
-  return {
-    items: items.slice((page - 1) * perPage, page * perPage),
-    headers: links.length ? { link: links.join(', ') } : {},
-  };
+  return { items: slice.items, headers: links.length ? { link: links.join(', ') } : {} };
 }

@@ -34,9 +34,9 @@
  * `node --import tsx packages/github-emulator/src/main.ts` starts one from a shell.
  */
 import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readBody, serve } from '@flui/emulator-kit/server';
 import sodium from 'libsodium-wrappers';
 import { budgetOf, canSee, lacksPermission, RateLimits, verifyAppJwt } from './auth.ts';
 import { LogLinks, type Emulation } from './context.ts';
@@ -63,9 +63,6 @@ export type { Permissions, PullRequest, Run, RunStep } from './store.ts';
 import type { EmulatedRun, GitHubEmulator, GitHubEmulatorOptions, RequestInfo } from './api.ts';
 
 export type { EmulatedRun, GitHubEmulator, GitHubEmulatorOptions, InstallationSpec, RequestInfo } from './api.ts';
-
-/** Larger request bodies get a 413, as from GitHub's front end. */
-const MAX_BODY = 50 * 1024 * 1024;
 
 export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Promise<GitHubEmulator> {
   await sodium.ready;
@@ -98,14 +95,8 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://emulator');
     const method = req.method ?? 'GET';
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of req) {
-      size += (c as Buffer).length;
-      if (size <= MAX_BODY) chunks.push(c as Buffer);
-    }
-    if (size > MAX_BODY) return send(res, req, undefined, error(413, 'Payload Too Large'));
-    const raw = Buffer.concat(chunks);
+    const raw = await readBody(req);
+    if (!raw) return send(res, req, undefined, error(413, 'Payload Too Large'));
 
     if (archives.serve(url.pathname, res)) return;
     if (url.pathname.startsWith('/_emulator/')) return handleControl(emulator, env, url, method, raw, res);
@@ -303,32 +294,15 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
     res.writeHead(status, headers).end(payload);
   }
 
-  const sockets = new Set<Socket>();
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      // Never crash on a bad request: answer like GitHub does when it fails.
-      if (!res.headersSent && !res.destroyed) {
-        res
-          .writeHead(500, { 'content-type': 'application/json; charset=utf-8' })
-          .end(JSON.stringify({ message: `Server Error: ${(err as Error).message}`, documentation_url: DOCS }));
-      }
-    });
-  });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', resolve);
-  });
-  const address = server.address() as AddressInfo;
-  const host = opts.host && opts.host !== '0.0.0.0' && opts.host !== '::' ? opts.host : '127.0.0.1';
-  api = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  const server = await serve(
+    handle,
+    (err) => ({
+      contentType: 'application/json; charset=utf-8',
+      body: { message: `Server Error: ${err.message}`, documentation_url: DOCS },
+    }),
+    opts,
+  );
+  api = server.url;
 
   // Runs acknowledged before a restart carry on.
   for (const repo of Object.values(store.state.repos)) for (const run of repo.runs) runner.schedule(repo, run);
@@ -455,8 +429,7 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
       store.save();
     },
     faults: {
-      outage: (o) => fault.setOutage(o),
-      latency: (ms) => void (fault.latencyMs = Math.max(0, ms)),
+      ...fault.controls(),
       exhaustRateLimit({ forMs, token, installationId, status = 403 }) {
         limits.status = status;
         const budget =
@@ -469,8 +442,6 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
       keepQueued: (on) => void (runner.faults.keepQueued = on),
       runnerCapacity: (count) => void (runner.faults.maxInProgress = Math.max(1, count)),
       failBuilds: (count) => void (runner.faults.failBuilds = Math.max(0, count)),
-      webhooks: ({ drop, duplicate }) => fault.setWebhooks(drop, duplicate),
-      corruptNextResponse: (operation, mutate, method) => fault.corrupt(operation, mutate, method),
       reset() {
         fault.reset();
         limits.clearFaults();
@@ -485,10 +456,7 @@ export async function startGitHubEmulator(opts: GitHubEmulatorOptions = {}): Pro
     async stop() {
       runner.stop();
       store.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
+      await server.close();
       await webhooks.settle();
     },
   };

@@ -6,7 +6,7 @@
  * Then drive it with Octokit (`baseUrl`), gh (`GH_HOST` does not take a port: use the API directly), curl, or the
  * control API under /_emulator/ (see control.ts). Ctrl-C stops it.
  */
-import { parseArgs } from 'node:util';
+import { launch, parseLauncherArgs, stopOnSignal } from '@flui/emulator-kit/cli';
 import { startGitHubEmulator } from './index.ts';
 
 const USAGE = `Usage: node --import tsx packages/github-emulator/src/main.ts [options]
@@ -25,51 +25,18 @@ Options:
   --no-contract            do not check responses against GitHub's OpenAPI description
   -h, --help               this text`;
 
-function fail(message: string): never {
-  process.stderr.write(`${message}\n\n${USAGE}\n`);
-  process.exit(2);
-}
-
-function number(value: string | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) fail(`--${name} must be a whole number ≥ 0, not "${value}"`);
-  return n;
-}
-
 async function main(): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      options: {
-        host: { type: 'string' },
-        port: { type: 'string' },
-        'data-dir': { type: 'string' },
-        repo: { type: 'string', multiple: true },
-        'webhook-url': { type: 'string' },
-        'webhook-secret': { type: 'string' },
-        'queued-ms': { type: 'string' },
-        'build-ms': { type: 'string' },
-        'rate-limit': { type: 'string' },
-        'insecure-registry': { type: 'string', multiple: true },
-        'no-contract': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
-  } catch (err) {
-    fail((err as Error).message);
-  }
-  const v = parsed.values;
-  if (v.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return;
-  }
+  const args = parseLauncherArgs(USAGE, {
+    repo: { type: 'string', multiple: true },
+    'webhook-secret': { type: 'string' },
+    'queued-ms': { type: 'string' },
+  });
+  if (!args) return;
+  const { values: v, fail, number } = args;
   if (v['webhook-url'] && !v['webhook-secret']) fail('--webhook-url needs --webhook-secret');
   const repos = (v.repo ?? []).map((r) => {
     const m = /^([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)$/.exec(r);
-    if (!m) fail(`--repo takes OWNER/NAME, not "${r}"`);
+    if (!m) return fail(`--repo takes OWNER/NAME, not "${r}"`);
     return { owner: m[1]!, name: m[2]! };
   });
 
@@ -94,24 +61,7 @@ async function main(): Promise<void> {
       `control API: ${github.url}/_emulator/\n`,
   );
 
-  let stopping = false;
-  const stop = () => {
-    if (stopping) return;
-    stopping = true;
-    const { operations, responses, violations } = github.contract.summary();
-    process.stdout.write(
-      `stopping; contract: ${responses} responses of ${operations} operations checked, ${violations.length} violations\n`,
-    );
-    github.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  stopOnSignal(github);
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`GitHub emulator: ${(err as Error).message}\n`);
-  process.exit(1);
-});
+launch('GitHub emulator', main);

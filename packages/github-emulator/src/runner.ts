@@ -22,6 +22,7 @@
  *   files of the layer, and `file` (default `<context>/Dockerfile`) must exist at that commit, as docker requires.
  * The credential is sent only to the login's registry; a tag on another host is pushed anonymously.
  */
+import { Lifecycles } from '@flui/emulator-kit/lifecycles';
 import sodium from 'libsodium-wrappers';
 import { parse } from 'yaml';
 import { parseImageReference } from '../../../src/registry/reference.ts';
@@ -212,11 +213,8 @@ export class Runner {
   readonly #store: Store;
   readonly #opts: RunnerOptions;
   readonly faults: RunnerFaults = { keepQueued: false, maxInProgress: Infinity, failBuilds: 0 };
-  /** Runs between start and completion (counted against `faults.maxInProgress`). */
-  readonly #inProgress = new Set<number>();
-  /** Per run: its pending timers and the abort of its build. */
-  readonly #active = new Map<number, { timers: NodeJS.Timeout[]; abort: AbortController }>();
-  #stopped = false;
+  /** Per run: its pending timers and the abort of its build; runs in progress count against `maxInProgress`. */
+  readonly #runs = new Lifecycles();
   /** Called when a run completes (webhook delivery). */
   onCompleted: (repo: Repo, run: Run) => void = () => undefined;
 
@@ -227,19 +225,17 @@ export class Runner {
 
   /** Starts (or, after an emulator restart, resumes) a run's lifecycle. */
   schedule(repo: Repo, run: Run): void {
-    if (run.status === 'completed' || this.#stopped) return;
-    this.#release(run.id);
-    const active = { timers: [] as NodeJS.Timeout[], abort: new AbortController() };
-    this.#active.set(run.id, active);
+    if (run.status === 'completed' || this.#runs.stopped) return;
+    const active = this.#runs.begin(run.id);
     const attempt = run.attempt;
-    const current = () => run.attempt === attempt && run.status !== 'completed' && !this.#stopped;
+    const current = () => run.attempt === attempt && run.status !== 'completed' && !this.#runs.stopped;
     const start = () => {
       if (!current() || run.status !== 'queued') return;
-      if (this.faults.keepQueued || this.#inProgress.size >= this.faults.maxInProgress) {
+      if (this.faults.keepQueued || this.#runs.running >= this.faults.maxInProgress) {
         active.timers.push(setTimeout(start, 50));
         return;
       }
-      this.#inProgress.add(run.id);
+      this.#runs.run(run.id);
       run.status = 'in_progress';
       run.startedAt = now();
       run.updatedAt = run.startedAt;
@@ -422,7 +418,7 @@ export class Runner {
   /** Completes a run now (a cancel, or the end of its build). Idempotent. */
   complete(repo: Repo, run: Run, conclusion: Conclusion): void {
     if (run.status === 'completed') return;
-    this.#release(run.id);
+    this.#runs.release(run.id);
     run.status = 'completed';
     run.conclusion = conclusion;
     run.completedAt = now();
@@ -442,17 +438,7 @@ export class Runner {
     this.onCompleted(repo, run);
   }
 
-  #release(id: number): void {
-    this.#inProgress.delete(id);
-    const active = this.#active.get(id);
-    if (!active) return;
-    for (const t of active.timers) clearTimeout(t);
-    active.abort.abort();
-    this.#active.delete(id);
-  }
-
   stop(): void {
-    this.#stopped = true;
-    for (const id of [...this.#active.keys()]) this.#release(id);
+    this.#runs.stop();
   }
 }

@@ -8,8 +8,7 @@
  * overwrite what a new emulator on the same data dir wrote.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { gitBlobId, StateFile } from '@flui/emulator-kit/state-file';
 import sodium from 'libsodium-wrappers';
 
 export interface Commit {
@@ -175,31 +174,18 @@ export interface State {
 export const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 /** Git's blob id. */
-export function blobSha(content: Buffer): string {
-  return createHash('sha1').update(`blob ${content.length}\0`).update(content).digest('hex');
-}
+export const blobSha = gitBlobId;
 
 export class Store {
   state: State;
-  readonly #file: string | undefined;
-  #closed = false;
+  readonly #file: StateFile<State>;
 
   constructor(dataDir?: string) {
-    this.#file = dataDir ? join(dataDir, 'github-emulator.json') : undefined;
-    if (dataDir) mkdirSync(dataDir, { recursive: true });
-    let loaded: State | undefined;
-    if (this.#file) {
-      try {
-        loaded = JSON.parse(readFileSync(this.#file, 'utf8')) as State;
-      } catch (err) {
-        // A missing file is a fresh start; an unreadable one must not be silently replaced by an empty state.
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-          throw new Error(`GitHub emulator: cannot read its state ${this.#file}: ${(err as Error).message}`, {
-            cause: err,
-          });
-        }
-      }
-    }
+    this.#file = new StateFile<State>(dataDir, 'github-emulator.json');
+    // A missing file is a fresh start; an unreadable one must not be silently replaced by an empty state.
+    const loaded = this.#file.load((file, err) => {
+      throw new Error(`GitHub emulator: cannot read its state ${file}: ${err.message}`, { cause: err });
+    });
     this.state = loaded ?? { nextId: 1000, repos: {}, tokens: {}, apps: {} };
     for (const repo of Object.values(this.state.repos)) upgrade(repo);
     for (const app of Object.values(this.state.apps)) upgradeApp(app);
@@ -207,16 +193,13 @@ export class Store {
 
   /** Persist before acknowledging: callers save, then answer. */
   save(): void {
-    if (!this.#file || this.#closed) return;
-    const tmp = `${this.#file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.state));
-    renameSync(tmp, this.#file);
+    this.#file.save(this.state);
   }
 
   /** Writes the state one last time and never again. */
   close(): void {
     this.save();
-    this.#closed = true;
+    this.#file.close();
   }
 
   id(): number {

@@ -6,9 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { startWebhookReceiver } from '@flui/emulator-kit/webhook-receiver';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
 import { extract } from 'tar-stream';
@@ -21,18 +20,10 @@ const credential = { username: REGISTRY_USER, password: REGISTRY_PASSWORD };
 const basic = `Basic ${Buffer.from(`${REGISTRY_USER}:${REGISTRY_PASSWORD}`).toString('base64')}`;
 
 /** A webhook receiver: every delivery, as received. */
-const deliveries: { headers: IncomingHttpHeaders; body: string }[] = [];
-const receiver = createServer((req, res) => {
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => {
-    deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-    res.writeHead(204).end();
-  });
-});
-await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-after(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
-const WEBHOOK = { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`, secret: 'whsec-test' };
+const receiver = await startWebhookReceiver('/hooks', 204);
+after(() => receiver.close());
+const { deliveries } = receiver;
+const WEBHOOK = { url: receiver.url, secret: 'whsec-test' };
 
 type RunEvent = {
   action: string;

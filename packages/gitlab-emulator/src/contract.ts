@@ -10,6 +10,7 @@
 import { createRequire } from 'node:module';
 import assert from 'node:assert/strict';
 import type { ValidateFunction } from 'ajv';
+import { ContractTally } from '@flui/emulator-kit/contract';
 
 const require = createRequire(import.meta.url);
 
@@ -361,58 +362,38 @@ function validator(key: string, schema: Schema): ValidateFunction {
   return v;
 }
 
-export class ContractChecker {
-  /** Operations (`METHOD /path`) and webhooks (`WEBHOOK name`) checked at least once. */
-  readonly operations = new Set<string>();
-  responses = 0;
-  readonly violations: string[] = [];
-  onViolation: (violation: string) => void = () => undefined;
-
-  summary(): { operations: number; responses: number; violations: string[] } {
-    return { operations: this.operations.size, responses: this.responses, violations: [...this.violations] };
-  }
-
-  #violation(text: string): void {
-    this.violations.push(text);
-    this.onViolation(text);
-  }
-
+/** `operations` holds `METHOD /documented/path` of each operation checked. */
+export class ContractChecker extends ContractTally {
   #validate(key: string, schema: Schema, body: unknown, label: string): void {
-    const validate = validator(key, schema);
-    if (!validate(body)) {
-      const e = validate.errors?.[0];
-      this.#violation(`${label}: body${e?.instancePath ?? ''} ${e?.message ?? 'is invalid'}`);
-    }
+    this.report(validator(key, schema), body, label);
   }
 
   /** Checks one response of `method operation` (the documented path). `body` undefined: none was sent. */
   check(method: string, operation: string, status: number, body: unknown): void {
     const op = `${method.toUpperCase()} ${operation}`;
-    this.operations.add(op);
-    this.responses++;
+    this.checked(op);
     const statuses = OPERATIONS[op];
-    if (!statuses) return this.#violation(`${op}: not an operation the contract describes`);
+    if (!statuses) return this.violation(`${op}: not an operation the contract describes`);
     if (status in statuses) {
       const schema = statuses[status];
       if (schema === null) {
-        if (body !== undefined && status === 204) this.#violation(`${op} -> 204: a body was sent`);
+        if (body !== undefined && status === 204) this.violation(`${op} -> 204: a body was sent`);
         return;
       }
-      if (body === undefined) return this.#violation(`${op} -> ${status}: no body`);
+      if (body === undefined) return this.violation(`${op} -> ${status}: no body`);
       return this.#validate(`${op} ${status}`, schema!, body, `${op} -> ${status}`);
     }
     if (GENERIC.has(status)) return this.#validate('error', errorSchema, body, `${op} -> ${status}`);
     if (status === 429) return; // Rack::Attack's plain-text "Retry later"
-    this.#violation(`${op} -> ${status}: GitLab does not answer this status here`);
+    this.violation(`${op} -> ${status}: GitLab does not answer this status here`);
   }
 
   /** Checks a webhook payload, e.g. `Pipeline Hook`. */
   checkWebhook(event: string, body: unknown): void {
     const op = `WEBHOOK ${event}`;
-    this.operations.add(op);
-    this.responses++;
+    this.checked(op);
     const schema = WEBHOOKS[event];
-    if (!schema) return this.#violation(`${op}: not a webhook the contract describes`);
+    if (!schema) return this.violation(`${op}: not a webhook the contract describes`);
     this.#validate(op, schema, body, op);
   }
 }

@@ -24,22 +24,20 @@
  * `{path}` is the project's full path, URL-encoded (`acme%2Fweb`).
  */
 import type { ServerResponse } from 'node:http';
+import {
+  BadRequest,
+  commonFaultOperations,
+  count,
+  files,
+  jsonObject,
+  on,
+  parse,
+  says,
+  text,
+} from '@flui/emulator-kit/control';
 import { z } from 'zod';
 import type { GitLabEmulator } from './api.ts';
 
-class BadRequest extends Error {
-  readonly status: number;
-  constructor(message: string, status = 422) {
-    super(message);
-    this.status = status;
-  }
-}
-
-const says = (phrase: string) => ({ error: (issue: z.core.$ZodRawIssue) => `"${String(issue.path?.[0])}" ${phrase}` });
-const text = z.string(says('must be a non-empty string')).min(1, says('must be a non-empty string'));
-const count = z.number(says('must be a number ≥ 0')).min(0, says('must be a number ≥ 0'));
-const on = z.boolean(says('must be true or false'));
-const files = z.record(z.string(), z.string(says('must map paths to strings')), says('must map paths to strings'));
 const role = z.enum(['guest', 'reporter', 'developer', 'maintainer', 'owner'], says('names a role'));
 
 const bodies = {
@@ -67,20 +65,21 @@ const bodies = {
     forMs: count.optional(),
     requests: count.optional(),
   }),
-  latency: z.object({ ms: count }),
   exhaust: z.object({ forMs: count, token: text.optional(), retryAfter: on.optional() }),
   secondary: z.object({ count, retryAfterSeconds: count.optional() }),
   on: z.object({ on }),
-  count: z.object({ count }),
-  webhooks: z.object({ drop: count.optional(), duplicate: count.optional() }),
   lose: z.object({ count, operation: text.optional(), method: text.optional() }),
 };
 
-function parse<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) throw new BadRequest(parsed.error.issues[0]!.message);
-  return parsed.data;
-}
+/** The fault operations, by `METHOD /faults/name`: the kit's and GitLab's own. */
+const faultOperations = (f: GitLabEmulator['faults']): Record<string, (body: unknown) => void> => ({
+  ...commonFaultOperations(f),
+  'POST /faults/outage': (body) => f.outage(parse(bodies.outage, body)),
+  'POST /faults/exhaust-rate-limit': (body) => f.exhaustRateLimit(parse(bodies.exhaust, body)),
+  'POST /faults/secondary-limit': (body) => f.secondaryLimit(parse(bodies.secondary, body)),
+  'POST /faults/keep-pending': (body) => f.keepPending(parse(bodies.on, body).on),
+  'POST /faults/lose-responses': (body) => f.loseResponses(parse(bodies.lose, body)),
+});
 
 export async function handleControl(
   emulator: GitLabEmulator,
@@ -95,23 +94,18 @@ export async function handleControl(
   };
   const path = url.pathname.replace(/\/+$/, '') || '/';
   try {
-    let body: Record<string, unknown> = {};
-    if (raw.length) {
-      try {
-        body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
-      } catch {
-        throw new BadRequest('the body is not JSON', 400);
-      }
-      if (!body || typeof body !== 'object' || Array.isArray(body)) throw new BadRequest('expected a JSON object', 400);
-    }
+    const body = jsonObject(raw, 'the body is not JSON');
     const project = /^\/_emulator\/projects\/([^/]+)\/(commits|pipelines|merge-requests|variables)$/.exec(path);
     const fullPath = project ? decodeURIComponent(project[1]!) : '';
     if (project && !projectPaths().some((p) => p.toLowerCase() === fullPath.toLowerCase())) {
       throw new BadRequest(`no project ${fullPath}`, 404);
     }
     const key = `${method} ${project ? `projects/*/${project[2]}` : path.slice('/_emulator'.length) || '/'}`;
-    const f = emulator.faults;
-    const ok = () => json(200, { ok: true });
+    const fault = faultOperations(emulator.faults)[key];
+    if (fault) {
+      fault(body);
+      return json(200, { ok: true });
+    }
     switch (key) {
       case 'GET /':
         return json(200, {
@@ -136,36 +130,6 @@ export async function handleControl(
         return json(200, emulator.variables(fullPath));
       case 'POST /tokens':
         return json(201, { token: emulator.createToken(parse(bodies.token, body)) });
-      case 'POST /faults/outage':
-        f.outage(parse(bodies.outage, body));
-        return ok();
-      case 'POST /faults/latency':
-        f.latency(parse(bodies.latency, body).ms);
-        return ok();
-      case 'POST /faults/exhaust-rate-limit':
-        f.exhaustRateLimit(parse(bodies.exhaust, body));
-        return ok();
-      case 'POST /faults/secondary-limit':
-        f.secondaryLimit(parse(bodies.secondary, body));
-        return ok();
-      case 'POST /faults/keep-pending':
-        f.keepPending(parse(bodies.on, body).on);
-        return ok();
-      case 'POST /faults/runner-capacity':
-        f.runnerCapacity(parse(bodies.count, body).count);
-        return ok();
-      case 'POST /faults/fail-builds':
-        f.failBuilds(parse(bodies.count, body).count);
-        return ok();
-      case 'POST /faults/webhooks':
-        f.webhooks(parse(bodies.webhooks, body));
-        return ok();
-      case 'POST /faults/lose-responses':
-        f.loseResponses(parse(bodies.lose, body));
-        return ok();
-      case 'POST /faults/reset':
-        f.reset();
-        return ok();
       case 'GET /records':
         return json(200, { records: emulator.records, contract: emulator.contract.summary() });
       default:

@@ -3,6 +3,7 @@
  * chance), so a test can say exactly which requests fail and how. Names follow the GitHub emulator's where the fault
  * is the same.
  */
+import { BaseFaultState } from '@flui/emulator-kit/faults';
 
 export interface Faults {
   /**
@@ -49,35 +50,13 @@ export interface Faults {
   reset(): void;
 }
 
-type Mutation = { method?: string; mutate: (body: unknown) => unknown };
-
-/** The request-level fault state the server consults. */
-export class FaultState {
-  #outage: { mode: '502' | '503' | 'reset'; until: number; requests: number } | undefined;
-  latencyMs = 0;
+/** The request-level fault state the server consults: the kit's, plus throttling and lost responses. */
+export class FaultState extends BaseFaultState<'502' | '503' | 'reset', unknown> {
   #secondary: { count: number; retryAfter: number | undefined } = { count: 0, retryAfter: undefined };
-  #drop = 0;
-  #duplicate = 0;
-  readonly #corrupt = new Map<string, Mutation>();
+  #lose: { count: number; operation?: string; method?: string } = { count: 0 };
 
-  setOutage(opts: { mode?: '502' | '503' | 'reset'; forMs?: number; requests?: number } = {}): void {
-    const byCount = opts.requests !== undefined && opts.forMs === undefined;
-    this.#outage = {
-      mode: opts.mode ?? '503',
-      until: byCount ? Infinity : Date.now() + (opts.forMs ?? 3600_000),
-      requests: byCount ? opts.requests! : Infinity,
-    };
-  }
-
-  takeOutage(): '502' | '503' | 'reset' | undefined {
-    const o = this.#outage;
-    if (!o) return undefined;
-    if (Date.now() >= o.until || o.requests <= 0) {
-      this.#outage = undefined;
-      return undefined;
-    }
-    o.requests--;
-    return o.mode;
+  constructor() {
+    super('503');
   }
 
   setSecondary(count: number, retryAfter: number | undefined): void {
@@ -89,37 +68,6 @@ export class FaultState {
     this.#secondary.count--;
     return { retryAfter: this.#secondary.retryAfter };
   }
-
-  setWebhooks(drop = 0, duplicate = 0): void {
-    this.#drop = drop;
-    this.#duplicate = duplicate;
-  }
-
-  /** How many times to deliver the next webhook: 0 (lost), 1 or 2 (delivered again). */
-  takeWebhook(): number {
-    if (this.#drop > 0) {
-      this.#drop--;
-      return 0;
-    }
-    if (this.#duplicate > 0) {
-      this.#duplicate--;
-      return 2;
-    }
-    return 1;
-  }
-
-  corrupt(operation: string, mutate: Mutation['mutate'], method?: string): void {
-    this.#corrupt.set(operation, { method: method?.toUpperCase(), mutate });
-  }
-
-  takeCorruption(method: string, operation: string): Mutation['mutate'] | undefined {
-    const c = this.#corrupt.get(operation);
-    if (!c || (c.method && c.method !== method)) return undefined;
-    this.#corrupt.delete(operation);
-    return c.mutate;
-  }
-
-  #lose: { count: number; operation?: string; method?: string } = { count: 0 };
 
   setLoseResponses(opts: { count: number; operation?: string; method?: string }): void {
     this.#lose = { ...opts, method: opts.method?.toUpperCase() };
@@ -133,14 +81,10 @@ export class FaultState {
     return true;
   }
 
-  reset(): void {
+  override reset(): void {
+    super.reset();
     this.#lose = { count: 0 };
-    this.#outage = undefined;
-    this.latencyMs = 0;
     this.#secondary = { count: 0, retryAfter: undefined };
-    this.#drop = 0;
-    this.#duplicate = 0;
-    this.#corrupt.clear();
   }
 }
 

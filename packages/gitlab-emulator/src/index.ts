@@ -40,9 +40,9 @@
  * API commits even when nothing changes.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readBody, serve } from '@flui/emulator-kit/server';
 import type { EmulatedPipeline, GitLabEmulator, GitLabEmulatorOptions, RequestInfo } from './api.ts';
 import { ContractChecker } from './contract.ts';
 import { handleControl } from './control.ts';
@@ -61,7 +61,6 @@ export type { Job, MergeRequest, Pipeline, PipelineVariablesRole, Role } from '.
 export { ContractChecker } from './contract.ts';
 export { MASKABLE, MASKABLE_RAW } from './routes.ts';
 
-const MAX_BODY = 50 * 1024 * 1024;
 export const DEFAULT_VERSION = '17.10.0';
 
 export async function startGitLabEmulator(opts: GitLabEmulatorOptions = {}): Promise<GitLabEmulator> {
@@ -98,14 +97,8 @@ export async function startGitLabEmulator(opts: GitLabEmulatorOptions = {}): Pro
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://emulator');
     const method = req.method ?? 'GET';
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of req) {
-      size += (c as Buffer).length;
-      if (size <= MAX_BODY) chunks.push(c as Buffer);
-    }
-    if (size > MAX_BODY) return send(res, req, undefined, message(413, '413 Request Entity Too Large'));
-    const raw = Buffer.concat(chunks);
+    const raw = await readBody(req);
+    if (!raw) return send(res, req, undefined, message(413, '413 Request Entity Too Large'));
 
     if (url.pathname.startsWith('/_emulator/') || url.pathname === '/_emulator') {
       return handleControl(
@@ -307,31 +300,12 @@ export async function startGitLabEmulator(opts: GitLabEmulatorOptions = {}): Pro
     res.writeHead(reply.status, headers).end(req.method === 'HEAD' ? undefined : payload);
   }
 
-  const sockets = new Set<Socket>();
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent && !res.destroyed) {
-        res
-          .writeHead(500, { 'content-type': 'application/json' })
-          .end(JSON.stringify({ message: `500 Internal Server Error: ${(err as Error).message}` }));
-      }
-    });
-  });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', resolve);
-  });
-  const address = server.address() as AddressInfo;
-  const host = opts.host && opts.host !== '0.0.0.0' && opts.host !== '::' ? opts.host : '127.0.0.1';
-  base = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  const server = await serve(
+    handle,
+    (err) => ({ contentType: 'application/json', body: { message: `500 Internal Server Error: ${err.message}` } }),
+    opts,
+  );
+  base = server.url;
 
   // Pipelines acknowledged before a restart carry on.
   for (const project of Object.values(store.state.projects))
@@ -436,16 +410,13 @@ export async function startGitLabEmulator(opts: GitLabEmulatorOptions = {}): Pro
       return undefined;
     },
     faults: {
-      outage: (o) => fault.setOutage(o),
-      latency: (ms) => void (fault.latencyMs = Math.max(0, ms)),
+      ...fault.controls(),
       exhaustRateLimit: ({ forMs, token, retryAfter = true }) => limits.exhaust(forMs, token, retryAfter),
       secondaryLimit: ({ count, retryAfterSeconds }) => fault.setSecondary(count, retryAfterSeconds),
       keepPending: (on) => void (runner.faults.keepPending = on),
       keepQueued: (on) => void (runner.faults.keepPending = on),
       runnerCapacity: (count) => void (runner.faults.maxRunning = Math.max(1, count)),
       failBuilds: (count) => void (runner.faults.failBuilds = Math.max(0, count)),
-      webhooks: ({ drop, duplicate }) => fault.setWebhooks(drop, duplicate),
-      corruptNextResponse: (operation, mutate, method) => fault.corrupt(operation, mutate, method),
       loseResponses: (opts) => fault.setLoseResponses(opts),
       reset() {
         fault.reset();
@@ -461,10 +432,7 @@ export async function startGitLabEmulator(opts: GitLabEmulatorOptions = {}): Pro
     async stop() {
       runner.stop();
       store.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
+      await server.close();
       await webhooks.settle();
     },
   };

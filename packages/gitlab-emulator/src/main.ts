@@ -6,7 +6,7 @@
  * Then drive it with gitbeaker (`host`), curl (`PRIVATE-TOKEN`), or the control API under /_emulator/ (control.ts).
  * Ctrl-C stops it.
  */
-import { parseArgs } from 'node:util';
+import { launch, parseLauncherArgs, stopOnSignal } from '@flui/emulator-kit/cli';
 import { startGitLabEmulator } from './index.ts';
 
 const USAGE = `Usage: node --import tsx packages/gitlab-emulator/src/main.ts [options]
@@ -26,48 +26,15 @@ Options:
   --no-contract            do not check responses against the contract schemas
   -h, --help               this text`;
 
-function fail(message: string): never {
-  process.stderr.write(`${message}\n\n${USAGE}\n`);
-  process.exit(2);
-}
-
-function number(value: string | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) fail(`--${name} must be a whole number ≥ 0, not "${value}"`);
-  return n;
-}
-
 async function main(): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      options: {
-        host: { type: 'string' },
-        port: { type: 'string' },
-        'data-dir': { type: 'string' },
-        project: { type: 'string', multiple: true },
-        'webhook-url': { type: 'string' },
-        'webhook-token': { type: 'string' },
-        'pending-ms': { type: 'string' },
-        'build-ms': { type: 'string' },
-        'rate-limit': { type: 'string' },
-        version: { type: 'string' },
-        'insecure-registry': { type: 'string', multiple: true },
-        'no-contract': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
-  } catch (err) {
-    fail((err as Error).message);
-  }
-  const v = parsed.values;
-  if (v.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return;
-  }
+  const args = parseLauncherArgs(USAGE, {
+    project: { type: 'string', multiple: true },
+    'webhook-token': { type: 'string' },
+    'pending-ms': { type: 'string' },
+    version: { type: 'string' },
+  });
+  if (!args) return;
+  const { values: v, fail, number } = args;
   if (v['webhook-url'] && !v['webhook-token']) fail('--webhook-url needs --webhook-token');
   if (v.version && !/^\d+\.\d+(\.\d+)?$/.test(v.version))
     fail(`--version takes MAJOR.MINOR[.PATCH], not "${v.version}"`);
@@ -97,24 +64,7 @@ async function main(): Promise<void> {
       `control API: ${gitlab.url}/_emulator/\n`,
   );
 
-  let stopping = false;
-  const stop = () => {
-    if (stopping) return;
-    stopping = true;
-    const { operations, responses, violations } = gitlab.contract.summary();
-    process.stdout.write(
-      `stopping; contract: ${responses} responses of ${operations} operations checked, ${violations.length} violations\n`,
-    );
-    gitlab.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  stopOnSignal(gitlab);
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`GitLab emulator: ${(err as Error).message}\n`);
-  process.exit(1);
-});
+launch('GitLab emulator', main);

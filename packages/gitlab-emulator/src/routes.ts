@@ -111,6 +111,16 @@ export function registerRoutes(env: Emulation): void {
     }
     return { branch, start };
   };
+  /** What creating and updating a file both read, in GitLab's order of refusals. */
+  const fileWrite = (ctx: Ctx) => {
+    needRole(ctx, 'developer');
+    const p = project(ctx);
+    const path = ctx.params.file_path!;
+    const { branch, start } = writeBranch(ctx);
+    const content = str(ctx.body.content);
+    if (content === undefined) throw new Refusal(badParam('content is missing'));
+    return { p, path, branch, start, content, msg: required(ctx, 'commit_message') };
+  };
   const commitDone = (p: Project) => {
     bump(records.commits, p.path);
     store.save();
@@ -120,13 +130,7 @@ export function registerRoutes(env: Emulation): void {
     'POST',
     '/projects/:id/repository/files/:file_path',
     (ctx) => {
-      needRole(ctx, 'developer');
-      const p = project(ctx);
-      const path = ctx.params.file_path!;
-      const { branch, start } = writeBranch(ctx);
-      const content = str(ctx.body.content);
-      if (content === undefined) return badParam('content is missing');
-      const msg = required(ctx, 'commit_message');
+      const { p, path, branch, start, content, msg } = fileWrite(ctx);
       if (store.file(p, own(p.branches, branch) ?? start, path))
         return message(400, 'A file with this name already exists');
       store.commit(p, branch, { [path]: decode(content, ctx.body.encoding) }, msg, start);
@@ -139,13 +143,7 @@ export function registerRoutes(env: Emulation): void {
     'PUT',
     '/projects/:id/repository/files/:file_path',
     (ctx) => {
-      needRole(ctx, 'developer');
-      const p = project(ctx);
-      const path = ctx.params.file_path!;
-      const { branch, start } = writeBranch(ctx);
-      const content = str(ctx.body.content);
-      if (content === undefined) return badParam('content is missing');
-      const msg = required(ctx, 'commit_message');
+      const { p, path, branch, start, content, msg } = fileWrite(ctx);
       const head = own(p.branches, branch) ?? store.resolve(p, start ?? p.defaultBranch);
       if (!head || !store.file(p, head, path)) return message(400, "A file with this name doesn't exist");
       const last = str(ctx.body.last_commit_id);
@@ -298,6 +296,11 @@ export function registerRoutes(env: Emulation): void {
     if (v.masked && !(v.raw ? MASKABLE_RAW : MASKABLE).test(v.value)) throw new Refusal(invalid('value', 'is invalid'));
   };
 
+  const variableWritten = (p: Project) => {
+    bump(records.variableWrites, p.path);
+    store.save();
+  };
+
   router.add('GET', '/projects/:id/variables', (ctx) => {
     needRole(ctx, 'maintainer');
     const p = project(ctx);
@@ -340,8 +343,7 @@ export function registerRoutes(env: Emulation): void {
       };
       checkMasked(v);
       p.variables.push(v);
-      bump(records.variableWrites, p.path);
-      store.save();
+      variableWritten(p);
       return { status: 201, body: shape.variable(v, env.version) };
     },
     'write',
@@ -373,8 +375,7 @@ export function registerRoutes(env: Emulation): void {
       }
       checkMasked(next);
       Object.assign(v, next);
-      bump(records.variableWrites, p.path);
-      store.save();
+      variableWritten(p);
       return { status: 200, body: shape.variable(v, env.version) };
     },
     'write',
@@ -388,8 +389,7 @@ export function registerRoutes(env: Emulation): void {
       const v = findVar(p, ctx.params.key!, ctx.query.get('filter[environment_scope]'));
       if (!v) return notFound('Variable');
       p.variables = p.variables.filter((x) => x !== v);
-      bump(records.variableWrites, p.path);
-      store.save();
+      variableWritten(p);
       return { status: 204 };
     },
     'write',

@@ -24,6 +24,7 @@
  * emulator's API does not accept.
  */
 import { randomBytes } from 'node:crypto';
+import { Lifecycles } from '@flui/emulator-kit/lifecycles';
 import { checkLogin, pushImage } from '@flui/github-emulator/registry-push';
 import { expand, expandVariable } from './ci-yaml.ts';
 import { now, type Job, type Pipeline, type Project, type Store } from './store.ts';
@@ -150,9 +151,8 @@ export class Runner {
   readonly #store: Store;
   readonly #opts: RunnerOptions;
   readonly faults: RunnerFaults = { keepPending: false, maxRunning: Infinity, failBuilds: 0 };
-  readonly #running = new Set<number>();
-  readonly #active = new Map<number, { timers: NodeJS.Timeout[]; abort: AbortController }>();
-  #stopped = false;
+  /** Per pipeline: its pending timers and the abort of its jobs; running ones count against `maxRunning`. */
+  readonly #pipelines = new Lifecycles();
   /** Called on every pipeline status change (the Pipeline Hook). */
   onChange: (project: Project, pipeline: Pipeline) => void = () => undefined;
 
@@ -202,11 +202,9 @@ export class Runner {
 
   /** Starts (or, after an emulator restart, resumes from the start) a pipeline's lifecycle. */
   schedule(project: Project, pipeline: Pipeline): void {
-    if (this.#stopped || ['success', 'failed', 'canceled', 'skipped'].includes(pipeline.status)) return;
-    this.#release(pipeline.id);
-    const active = { timers: [] as NodeJS.Timeout[], abort: new AbortController() };
-    this.#active.set(pipeline.id, active);
-    const live = () => !this.#stopped && !['success', 'failed', 'canceled'].includes(pipeline.status);
+    if (this.#pipelines.stopped || ['success', 'failed', 'canceled', 'skipped'].includes(pipeline.status)) return;
+    const active = this.#pipelines.begin(pipeline.id);
+    const live = () => !this.#pipelines.stopped && !['success', 'failed', 'canceled'].includes(pipeline.status);
     if (pipeline.status === 'running') {
       // The runner was lost with the emulator: its jobs start over, as GitLab retries jobs of a lost runner.
       pipeline.status = 'pending';
@@ -219,11 +217,11 @@ export class Runner {
     }
     const start = () => {
       if (!live()) return;
-      if (this.faults.keepPending || this.#running.size >= this.faults.maxRunning) {
+      if (this.faults.keepPending || this.#pipelines.running >= this.faults.maxRunning) {
         active.timers.push(setTimeout(start, 50));
         return;
       }
-      this.#running.add(pipeline.id);
+      this.#pipelines.run(pipeline.id);
       void this.#run(project, pipeline, active.abort.signal).catch((err: unknown) => {
         if (live()) this.#finish(project, pipeline, 'failed', `runner failure: ${(err as Error).message}`);
       });
@@ -256,7 +254,8 @@ export class Runner {
       });
       if (signal.aborted) return;
       const rest = Math.max(0, this.#opts.buildMs - (Date.now() - begun));
-      if (rest) await new Promise((resolve) => this.#active.get(pipeline.id)?.timers.push(setTimeout(resolve, rest)));
+      if (rest)
+        await new Promise((resolve) => this.#pipelines.get(pipeline.id)?.timers.push(setTimeout(resolve, rest)));
       if (signal.aborted) return;
       job.finishedAt = now();
       if (!ok) {
@@ -414,7 +413,7 @@ export class Runner {
   }
 
   #finish(project: Project, pipeline: Pipeline, status: 'success' | 'failed' | 'canceled', why?: string): void {
-    this.#release(pipeline.id);
+    this.#pipelines.release(pipeline.id);
     const t = now();
     for (const job of pipeline.jobs) {
       if (job.status === 'running' || job.status === 'pending' || job.status === 'created') {
@@ -434,17 +433,7 @@ export class Runner {
     this.#finish(project, pipeline, 'canceled');
   }
 
-  #release(id: number): void {
-    this.#running.delete(id);
-    const active = this.#active.get(id);
-    if (!active) return;
-    for (const t of active.timers) clearTimeout(t);
-    active.abort.abort();
-    this.#active.delete(id);
-  }
-
   stop(): void {
-    this.#stopped = true;
-    for (const id of [...this.#active.keys()]) this.#release(id);
+    this.#pipelines.stop();
   }
 }

@@ -269,6 +269,11 @@ function detailedStatus(p: Project, pl: Pipeline) {
  * gitbeaker's `PipelineSchema`: the type extends it.
  */
 export function pipelineSummary(base: string, p: Project, pl: Pipeline) {
+  return { ...pipelineRef(base, p, pl), name: pl.name } satisfies PipelineSchema & { name: string | null };
+}
+
+/** A pipeline as a job shows it: the list's fields but `name`. */
+function pipelineRef(base: string, p: Project, pl: Pipeline) {
   return {
     id: pl.id,
     iid: pl.iid,
@@ -280,8 +285,7 @@ export function pipelineSummary(base: string, p: Project, pl: Pipeline) {
     created_at: pl.createdAt,
     updated_at: pl.updatedAt,
     web_url: `${base}/${p.path}/-/pipelines/${pl.id}`,
-    name: pl.name,
-  } satisfies PipelineSchema & { name: string | null };
+  };
 }
 
 /** A single pipeline (`GET /projects/:id/pipelines/:pipeline_id`, create, cancel). */
@@ -320,18 +324,7 @@ export function job(base: string, p: Project, pl: Pipeline, j: Job) {
     created_at: j.createdAt,
     web_url: `${base}/${p.path}/-/jobs/${j.id}`,
     tag_list: [],
-    pipeline: {
-      id: pl.id,
-      iid: pl.iid,
-      project_id: p.id,
-      sha: pl.sha,
-      ref: pl.ref,
-      status: pl.status,
-      source: pl.source,
-      created_at: pl.createdAt,
-      updated_at: pl.updatedAt,
-      web_url: `${base}/${p.path}/-/pipelines/${pl.id}`,
-    },
+    pipeline: pipelineRef(base, p, pl),
     commit: { ...commitBase(base, p, c) },
   } satisfies Pick<
     JobSchema,

@@ -8,8 +8,7 @@
  * confirmed. After `close()` nothing is written any more.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { gitBlobId, StateFile } from '@flui/emulator-kit/state-file';
 
 export interface Commit {
   id: string;
@@ -163,26 +162,16 @@ export function own<T>(record: Record<string, T>, key: string): T | undefined {
   return Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
-export function blobId(content: Buffer): string {
-  return createHash('sha1').update(`blob ${content.length}\0`).update(content).digest('hex');
-}
+export const blobId = gitBlobId;
 
 export class Store {
   state: State;
-  readonly #file: string | undefined;
-  #closed = false;
+  readonly #file: StateFile<State>;
 
   constructor(dataDir?: string) {
-    this.#file = dataDir ? join(dataDir, 'gitlab-emulator.json') : undefined;
-    this.state = { nextId: 1, projects: {}, tokens: {} };
-    if (dataDir) {
-      mkdirSync(dataDir, { recursive: true });
-      try {
-        this.state = JSON.parse(readFileSync(this.#file!, 'utf8')) as State;
-      } catch {
-        // a fresh data dir
-      }
-    }
+    this.#file = new StateFile<State>(dataDir, 'gitlab-emulator.json');
+    // An unreadable file counts as a fresh data dir.
+    this.state = this.#file.load(() => undefined) ?? { nextId: 1, projects: {}, tokens: {} };
   }
 
   id(): number {
@@ -190,14 +179,11 @@ export class Store {
   }
 
   save(): void {
-    if (!this.#file || this.#closed) return;
-    const tmp = `${this.#file}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.state));
-    renameSync(tmp, this.#file);
+    this.#file.save(this.state);
   }
 
   close(): void {
-    this.#closed = true;
+    this.#file.close();
   }
 
   /** A project by numeric id or full path (case-insensitive, as GitLab routes are). */

@@ -6,28 +6,19 @@
  * it with the registry's 401; cancel; Pipeline Hook deliveries with the hook's token.
  */
 import assert from 'node:assert/strict';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { startWebhookReceiver } from '@flui/emulator-kit/webhook-receiver';
 import { headManifest } from '../../../src/registry/oci.ts';
 import { useGitLabEmulator } from '../../../test/helpers/gitlab-emulator.ts';
 import { REGISTRY_PASSWORD, REGISTRY_USER, useRegistry } from '../../../test/helpers/registry.ts';
 import { startGitLabEmulator } from '../src/index.ts';
 import { api, backendEntryFile, backendJobFile, eventually, fluiCiFile, gitbeakerFor } from './support.ts';
 
-const deliveries: { headers: IncomingHttpHeaders; body: string }[] = [];
-const receiver = createServer((req, res) => {
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => {
-    deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-    res.writeHead(200).end();
-  });
-});
-await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-after(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
+const receiver = await startWebhookReceiver('/hooks/gitlab', 200);
+after(() => receiver.close());
+const { deliveries } = receiver;
 const WEBHOOK = {
-  url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/gitlab`,
+  url: receiver.url,
   token: 'hook-token-for-tests',
 };
 
