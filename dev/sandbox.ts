@@ -28,6 +28,8 @@ import { builderSettings } from '../src/ci/self-hosted/settings.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DATA_DIR = process.env.FLUI_SANDBOX_DIR ?? join(homedir(), '.local', 'share', 'flui', 'sandbox');
+/** The sandbox builder's scratch and layer caches (kept across runs, so rebuilds are cached). */
+const BUILD_DIR = join('/var/tmp', 'flui-sandbox-build');
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -79,6 +81,16 @@ async function main(): Promise<void> {
     ...(process.env.FLUI_CI === 'gitlab' ? { ci: 'gitlab' as const } : {}),
     persistTemporal: false,
     runner: { queuedMs: 1000, buildMs: 4000 },
+    // The builder's user namespace maps no id of the host's: its work and cache must not sit under a home directory
+    // other users cannot enter (/root is 0700). A configured FLUI_BUILD_WORK_DIR / FLUI_BUILD_CACHE_DIR still wins.
+    ...(selfHosted
+      ? {
+          env: {
+            FLUI_BUILD_WORK_DIR: process.env.FLUI_BUILD_WORK_DIR ?? join(BUILD_DIR, 'work'),
+            FLUI_BUILD_CACHE_DIR: process.env.FLUI_BUILD_CACHE_DIR ?? join(BUILD_DIR, 'cache'),
+          },
+        }
+      : {}),
     log: (line) => say(`  ${line}`),
     configured: process.env,
   });

@@ -146,7 +146,9 @@ export async function runBuild(
   let release: (() => Promise<void>) | undefined;
   try {
     if (settings.userNamespace) await checkReachable([settings.workDir, settings.cacheDir]);
-    await mkdir(buildDir, { recursive: true, mode: 0o700 });
+    // Only the build's own directory is private: a recursive mkdir would make the work directory private too.
+    await mkdir(settings.workDir, { recursive: true });
+    await mkdir(buildDir, { mode: 0o700 });
     const src = join(buildDir, 'src');
     await fetchSource(spec.source, src, settings, log, signal);
     const context = await resolvedInside(src, paths.context, 'build context');

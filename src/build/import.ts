@@ -60,7 +60,10 @@ export async function importBaseImage(
   }
   const source = await transportOf(archive);
   const dir = join(settings.workDir, `import-${randomBytes(6).toString('hex')}`);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // Parents with the usual mode (a recursive mkdir would make them private too, and the builder's user namespace
+  // must still search them); only the import's own directory is private.
+  await mkdir(settings.workDir, { recursive: true });
+  await mkdir(dir, { mode: 0o700 });
   const auth = authFile(settings.registryAuths, [ref.host]);
   const log = new BuildLog(auth.secrets, opts.onLog);
   try {

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import { stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -321,6 +322,17 @@ describe('git credentials and archive imports (real git server with basic auth, 
     const { digest } = await importBaseImage(join(root, 'busybox.tar'), `${registry().host}/library/bb:tar`, settings);
     assert.equal(digest, layoutDigest);
     assert.equal(await registryDigest(registry().url, 'library/bb', 'tar'), digest);
+  });
+
+  it("an import into a work directory that does not exist yet leaves it reachable by the builder's user namespace", async () => {
+    const root = builderRoot();
+    await seedBase('busybox', root, settings);
+    const workDir = join(root, 'fresh', 'work');
+    await importBaseImage(join(root, 'base-busybox'), `${registry().host}/library/bb:fresh`, { ...settings, workDir });
+    // Only the import's own directory is private; a private work directory would lock every later build out of it.
+    for (const dir of [join(root, 'fresh'), workDir]) {
+      assert.ok((await stat(dir)).mode & 0o001, `${dir} is searchable by other users`);
+    }
   });
 
   it("sends the git host's credentials to that host only, and never shows them", async () => {
