@@ -3,24 +3,55 @@
  * stop that escalates from SIGTERM to SIGKILL. Shared by the local sandbox and the test helpers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** A port the OS says is free on `host` right now. */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** The kernel's ephemeral range: the ports it hands to `connect()` and to `listen(0)`. */
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low > 0 && high >= low) return [low, high];
+  } catch {
+    // not Linux: the IANA dynamic range
+  }
+  return [49152, 65535];
+}
+
+const handedOut = new Set<number>();
+
+/** Resolves whether `port` can be bound on `host` right now. */
+function bindable(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve(true)));
   });
+}
+
+/**
+ * A port free on `host` right now, for a server started next. It lies below the kernel's ephemeral range, so no
+ * outgoing connection or `listen(0)` can take it in the gap between this check and the server's own bind (a port
+ * from `listen(0)` could be, and a restarted worker once lost its ops port that way); and this process never hands
+ * out the same port twice.
+ */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const [ephemeralLow] = ephemeralRange();
+  const low = 20_000;
+  const high = Math.max(low + 1_000, ephemeralLow) - 1;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low + 1));
+    if (handedOut.has(port)) continue;
+    if (await bindable(port, host)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port on ${host} between ${low} and ${high}`);
 }
 
 export async function makeTempDir(prefix: string): Promise<string> {
