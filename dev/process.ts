@@ -13,7 +13,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 /** The kernel's ephemeral range: the ports it hands to `connect()` and to `listen(0)`. */
 function ephemeralRange(): [number, number] {
   try {
-    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    const [low = 0, high = 0] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     if (low > 0 && high >= low) return [low, high];
   } catch {
     // not Linux: the IANA dynamic range

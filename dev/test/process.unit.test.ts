@@ -14,7 +14,7 @@ function listen(port: number): Promise<Server> {
 
 describe('freePort', () => {
   it('hands out bindable ports below the kernel ephemeral range, never the same one twice', async () => {
-    const [ephemeralLow] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+    const [ephemeralLow = 0] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
       .trim()
       .split(/\s+/)
       .map(Number);
