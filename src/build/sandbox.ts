@@ -121,6 +121,24 @@ async function mountState(pid: number, stateDir: string | undefined): Promise<vo
   if (code !== 0) throw new Error(`could not prepare the build's mount namespace: ${stderr.trim()}`);
 }
 
+/**
+ * The prefix that ties a command to the builder's life. A builder killed outright (SIGKILL, OOM) runs no cleanup, and
+ * its buildah would go on building and pushing beside the builder that takes the build over, in the same app cache.
+ * `setpriv --pdeathsig KILL` has the kernel kill the command when the builder dies. It must come after nsenter's
+ * `--setuid`, since a change of credentials clears the death signal. Inside a user namespace, where we are root, the
+ * command also gets a PID namespace of its own (`unshare --pid --fork --kill-child`): when its first process dies,
+ * the kernel kills every process in it, so RUN steps that left the process group go too.
+ */
+function outlivesNoBuilder(ownPidNamespace: boolean): string[] {
+  return [
+    'setpriv',
+    '--pdeathsig',
+    'KILL',
+    '--',
+    ...(ownPidNamespace ? ['unshare', '--pid', '--fork', '--kill-child=SIGKILL', '--'] : []),
+  ];
+}
+
 /** The sandbox for one build. `isolateNetwork`: RUN steps get no network. */
 export async function createSandbox(opts: {
   userNamespace: boolean;
@@ -175,9 +193,9 @@ export async function createSandbox(opts: {
       const enter: string[] = [];
       if (user) enter.push(`--user=/proc/${user.pid}/ns/user`, `--mount=/proc/${user.pid}/ns/mnt`);
       if (net && !network) enter.push(`--net=/proc/${net.pid}/ns/net`);
-      if (!enter.length) return { cmd, args };
+      if (!enter.length) return { cmd: 'setpriv', args: ['--pdeathsig', 'KILL', '--', cmd, ...args] };
       if (user) enter.push('--setuid=0', '--setgid=0');
-      return { cmd: 'nsenter', args: [...enter, '--', cmd, ...args] };
+      return { cmd: 'nsenter', args: [...enter, '--', ...outlivesNoBuilder(user !== undefined), cmd, ...args] };
     },
     killAll,
     async close() {

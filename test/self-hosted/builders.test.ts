@@ -29,21 +29,39 @@ import { ensureBuilt } from '../helpers/build.ts';
 import { createApplication, eventually, useStack } from '../helpers/stack.ts';
 import { registryDigest, runningImage, seedBusybox } from './base.ts';
 
+interface Proc {
+  pid: number;
+  comm: string;
+  /** Start time in clock ticks since boot: with the pid, names one process even after the pid is reused. */
+  started: string;
+}
+
+function readProc(pid: number | string): (Proc & { ppid: number }) | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z') return undefined; // a zombie has ended
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    return { pid: Number(pid), comm, ppid: Number(fields[1]), started: fields[19]! };
+  } catch {
+    return undefined; // gone meanwhile
+  }
+}
+
+/** Whether the process `p` names is still running. */
+function sameProcess(p: Proc): boolean {
+  return readProc(p.pid)?.started === p.started;
+}
+
 /** The processes descending from `pid`, with their command names (from /proc). */
-function descendants(pid: number): { pid: number; comm: string }[] {
-  const children = new Map<number, { pid: number; comm: string }[]>();
+function descendants(pid: number): Proc[] {
+  const children = new Map<number, Proc[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^[0-9]+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), { pid: Number(entry), comm }]);
-    } catch {
-      // gone meanwhile
-    }
+    const p = readProc(entry);
+    if (p) children.set(p.ppid, [...(children.get(p.ppid) ?? []), { pid: p.pid, comm: p.comm, started: p.started }]);
   }
-  const out: { pid: number; comm: string }[] = [];
+  const out: Proc[] = [];
   const walk = (p: number) => {
     for (const c of children.get(p) ?? []) {
       out.push(c);
@@ -165,6 +183,37 @@ describe('self-hosted builds: builders come and go', () => {
       await kill(second);
     });
   }
+
+  it('a builder killed outright takes its whole build with it: no buildah or RUN step goes on without it', async () => {
+    const s = stack();
+    const app = await createApplication(s, {
+      deploy: { retryWindowMinutes: 0 },
+      files: { Dockerfile: 'FROM busybox\nRUN echo orphan-step && sleep 300\n', 'server.js': '' },
+    });
+    const builder = await startBuilder();
+    const started = await startDeploy(s.client, app, { taskQueue: s.config.temporal.taskQueue });
+    const backend = createCiBackend(s.config);
+    const run = { id: buildWorkflowId(started.deployId), htmlUrl: '' };
+    await eventually(async () => (await backend.findRun(app, started.deployId)) && true, 30_000, 'the build');
+    await eventually(async () => /orphan-step/.test((await backend.readLogs(app, run)).text) || undefined, 120_000);
+    const tree = descendants(builder.pid);
+    assert.ok(
+      tree.some((p) => p.comm === 'sleep') && tree.some((p) => p.comm === 'buildah'),
+      `buildah and the RUN step run under the builder: ${tree.map((p) => p.comm).join(', ')}`,
+    );
+    await kill(builder);
+    // Orphans would be reparented away from the builder, so look the recorded processes up by pid and start time.
+    await eventually(
+      () => tree.every((p) => !sameProcess(p)) || undefined,
+      10_000,
+      `the killed builder's build processes to end: ${tree
+        .filter(sameProcess)
+        .map((p) => p.comm)
+        .join(', ')}`,
+    );
+    await s.client.workflow.getHandle(started.workflowId).cancel();
+    await assert.rejects(s.client.workflow.getHandle(started.workflowId).result(), WorkflowFailedError);
+  });
 
   it('a cancel mid-build stops the buildah process tree within seconds; nothing is pushed or rolled out', async () => {
     const s = stack();
