@@ -9,6 +9,9 @@
  * `FLUI_CI=self-hosted npm start` builds examples/hello inside the installation instead: a builder process beside the
  * worker (`npm run builder`'s code), the local registry as the bundled one, `node:20` built offline from this machine
  * (dev/base-images.ts) and seeded into it as `flui base-images import` does, then a real buildah build of the app.
+ *
+ * `FLUI_CI=gitlab npm start` builds with the GitLab emulator; its Pipeline Hook deliveries are signed (a signing token
+ * the stack generates for the emulator and the worker alike, dev/stack.ts), so the worker checks real signatures.
  */
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';

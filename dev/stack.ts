@@ -159,9 +159,22 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
     let gitlab: GitLabEmulator | undefined;
     if (opts.ci === 'gitlab') {
       env.FLUI_CI = 'gitlab';
-      if (webhookPort !== undefined) env.GITLAB_WEBHOOK_SECRET = webhookSecret;
+      // The emulator signs its deliveries (GitLab's signing token) besides sending the secret token; the worker
+      // requires both, so the end-to-end path runs signed.
+      const signingToken = `whsec_${randomBytes(32).toString('base64')}`;
+      if (webhookPort !== undefined) {
+        env.GITLAB_WEBHOOK_SECRET = webhookSecret;
+        env.GITLAB_WEBHOOK_SIGNING_TOKEN = signingToken;
+      }
       if (configured.GITLAB_TOKEN) {
-        for (const key of ['GITLAB_URL', 'GITLAB_TOKEN', 'GITLAB_WEBHOOK_SECRET', 'GITLAB_REGISTRY_HOST']) {
+        delete env.GITLAB_WEBHOOK_SIGNING_TOKEN; // a configured GitLab's hooks are signed only if configured so
+        for (const key of [
+          'GITLAB_URL',
+          'GITLAB_TOKEN',
+          'GITLAB_WEBHOOK_SECRET',
+          'GITLAB_WEBHOOK_SIGNING_TOKEN',
+          'GITLAB_REGISTRY_HOST',
+        ]) {
           if (configured[key]) env[key] = configured[key];
         }
         say('GitLab: configured');
@@ -172,14 +185,16 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
           dataDir: join(dataDir, 'gitlab'),
           registry: { insecureHosts: ['127.0.0.1', 'localhost'] },
           webhook:
-            webhookPort !== undefined ? { url: `http://127.0.0.1:${webhookPort}/`, token: webhookSecret } : undefined,
+            webhookPort !== undefined
+              ? { url: `http://127.0.0.1:${webhookPort}/`, token: webhookSecret, signingToken }
+              : undefined,
           runner: { pendingMs: opts.runner?.queuedMs, buildMs: opts.runner?.buildMs },
           ...(opts.gitlabRateLimit ? { rateLimit: opts.gitlabRateLimit } : {}),
         });
         stops.push(() => gitlab!.stop());
         env.GITLAB_URL = gitlab.url;
         env.GITLAB_TOKEN = gitlab.createToken();
-        say(`GitLab emulator: ${gitlab.url}`);
+        say(`GitLab emulator: ${gitlab.url}${webhookPort !== undefined ? ' (signed webhooks)' : ''}`);
       }
     } else if (configured.GITHUB_TOKEN || configured.GITHUB_APP_ID) {
       for (const key of [

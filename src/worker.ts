@@ -112,7 +112,9 @@ export async function startWorker(config: Config, opts: StartWorkerOptions = {})
   let webhookUrl: string | undefined;
   let stopWebhook: (() => Promise<void>) | undefined;
   const gitlabSecret = config.ci.backend === 'gitlab' ? config.gitlab.webhookSecret : undefined;
-  if (config.webhook && (config.github.webhookSecret || gitlabSecret)) {
+  const gitlabSigningToken = config.ci.backend === 'gitlab' ? config.gitlab.webhookSigningToken : undefined;
+  const gitlabHook = gitlabSecret || gitlabSigningToken;
+  if (config.webhook && (config.github.webhookSecret || gitlabHook)) {
     const client = new Client({
       connection: await Connection.connect({ address, tls, apiKey, metadata }),
       namespace: config.temporal.namespace,
@@ -132,8 +134,17 @@ export async function startWorker(config: Config, opts: StartWorkerOptions = {})
       // Empty: GitHub deliveries fail their signature check (only GitLab is configured).
       secret: config.github.webhookSecret ?? '',
       onRunCompleted,
-      // GitLab's Pipeline Hook on the same port, told apart by its X-Gitlab-Event header.
-      ...(gitlabSecret ? { gitlab: { token: gitlabSecret, onPipelineCompleted: onRunCompleted } } : {}),
+      // GitLab's Pipeline Hook on the same port, told apart by its X-Gitlab-Event header; each configured secret
+      // (token, signing token) is required of every delivery.
+      ...(gitlabHook
+        ? {
+            gitlab: {
+              ...(gitlabSecret ? { token: gitlabSecret } : {}),
+              ...(gitlabSigningToken ? { signingToken: gitlabSigningToken } : {}),
+              onPipelineCompleted: onRunCompleted,
+            },
+          }
+        : {}),
     });
     webhookUrl = receiver.url;
     stopWebhook = async () => {

@@ -23,7 +23,7 @@ function build(config: Config, options: CiBackendOptions): CiBackend {
     case 'gitlab':
       return new GitLabBackend(config.gitlab, {
         updateMode: config.github.updateMode,
-        webhook: Boolean(config.webhook && config.gitlab.webhookSecret),
+        webhook: Boolean(config.webhook && (config.gitlab.webhookSecret || config.gitlab.webhookSigningToken)),
       });
     case 'self-hosted': {
       const settings = builderSettings(config);

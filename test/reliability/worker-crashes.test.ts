@@ -206,7 +206,7 @@ function gitlabUnderTest(s: LocalStack): CiUnderTest {
       const value = gl.variableValue(app.spec.source.repository, pushVariableNames(app).password);
       return value === undefined ? undefined : Buffer.from(value, 'base64').toString('utf8');
     },
-    secrets: [s.env.GITLAB_TOKEN!, s.env.GITLAB_WEBHOOK_SECRET!],
+    secrets: [s.env.GITLAB_TOKEN!, s.env.GITLAB_WEBHOOK_SECRET!, s.env.GITLAB_WEBHOOK_SIGNING_TOKEN!],
     jobLogs: () => gitlabJobTraces(gl),
   };
 }

@@ -35,8 +35,10 @@
  * - inputs' errors ("`x` input: required value has not been provided", "provided value is not a number", "cannot be
  *   used because it is not in the list of the allowed options") from GitLab's specs.
  * - project_webhooks.md and webhooks.md: delivery headers; auto-disabling after 4 consecutive failures.
+ * - GitLab's merge requests adding webhook signing tokens (!230944, !231325): the signed string, `webhook-id` equal
+ *   to the Idempotency-Key, `whsec_` + base64 of a 32-byte key (webhooks.ts).
  * Not confirmed here (plausible, kept visible in comments where used): "unknown input arguments" wording, the files
- * API's 400 texts, the 409 text for a second merge request, GitLab's signing-token key derivation, that the Commits
+ * API's 400 texts, the 409 text for a second merge request, the GitLab version that signs webhooks, that the Commits
  * API commits even when nothing changes.
  */
 import { randomBytes, randomUUID } from 'node:crypto';

@@ -24,10 +24,14 @@ export interface WebhookTarget {
   url: string;
   token: string;
   /**
-   * GitLab's signing token (newer GitLab): deliveries then carry `webhook-id`, `webhook-timestamp` and
-   * `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`, the Standard Webhooks scheme GitLab's
-   * docs describe. The key: the base64 after `whsec_` when the token has that prefix (Standard Webhooks' form),
-   * otherwise the token's bytes — an assumption, as the docs available here do not say.
+   * GitLab's signing token (newer GitLab, behind the `webhook_signing_token` feature flag): deliveries then carry
+   * `webhook-id`, `webhook-timestamp` (Unix seconds) and `webhook-signature: v1,<base64 HMAC-SHA256 of
+   * "<webhook-id>.<timestamp>.<body>">`, the Standard Webhooks scheme. Checked against GitLab's merge requests adding
+   * it (!230944, !231325): the signed string and the `v1,<base64>` form; `webhook-id` is the delivery's
+   * `Idempotency-Key` (so per hook, and the same on a retry); GitLab accepts the token only as `whsec_` + base64 of a
+   * 32-byte key (the emulator refuses any other, as GitLab's API does), and the merge request checks deliveries with
+   * the Standard Webhooks library, whose HMAC key is those decoded bytes. Assumed: one signature per header, and the
+   * GitLab version it appeared in (signed deliveries are sent whatever `version` says, `webhook-id` included).
    */
   signingToken?: string;
   /**
@@ -38,6 +42,13 @@ export interface WebhookTarget {
    */
   autoDisable?: boolean;
   autoDisableBaseMs?: number;
+}
+
+/** The HMAC key of a signing token GitLab accepts (`whsec_` + base64 of 32 bytes), or undefined. */
+function signingKey(token: string): Buffer | undefined {
+  const m = /^whsec_([A-Za-z0-9+/]{43}=)$/.exec(token);
+  const key = m && Buffer.from(m[1]!, 'base64');
+  return key?.length === 32 ? key : undefined;
 }
 
 const uuid = (seed: string) => {
@@ -77,6 +88,11 @@ export class Webhooks {
     version: string,
     contract?: ContractChecker,
   ) {
+    if (target?.signingToken !== undefined && !signingKey(target.signingToken)) {
+      throw new Error(
+        'webhook.signingToken must be whsec_ followed by the base64 of a 32-byte key, as GitLab requires',
+      );
+    }
     this.#global = target ? { ...target, health: { failures: 0, disabledUntil: 0 } } : undefined;
     this.#faults = faults;
     this.#records = records;
@@ -113,6 +129,7 @@ export class Webhooks {
     const body = JSON.stringify(payload);
     const send = async () => {
       for (const { key, target, health } of targets) {
+        const idempotencyKey = uuid(`idem:${key}:${eventUuid}`);
         const headers: Record<string, string> = {
           'content-type': 'application/json',
           'user-agent': `GitLab/${this.#version}`,
@@ -121,15 +138,16 @@ export class Webhooks {
           'x-gitlab-event-uuid': eventUuid,
           'x-gitlab-webhook-uuid': uuid(`${key}:${project.id}`),
           'x-gitlab-instance': base,
-          ...(atLeast(this.#version, '17.4') ? { 'idempotency-key': uuid(`idem:${key}:${eventUuid}`) } : {}),
+          ...(atLeast(this.#version, '17.4') ? { 'idempotency-key': idempotencyKey } : {}),
         };
-        for (let i = 0; i < times; i++) await this.#deliver(target, health, headers, body, eventUuid);
+        for (let i = 0; i < times; i++) await this.#deliver(target, health, headers, body, idempotencyKey);
       }
     };
     const p = (this.#queue = this.#queue.then(send, send)).finally(() => this.#pending.delete(p));
     this.#pending.add(p);
   }
 
+  /** `id` is the delivery's Idempotency-Key, sent as `webhook-id` when signed. */
   async #deliver(target: WebhookTarget, health: HookHealth, headers: Record<string, string>, body: string, id: string) {
     if (alertStatus(target, health) !== 'executable') {
       this.#records.webhooksSkippedDisabled++;
@@ -139,10 +157,9 @@ export class Webhooks {
     const signed: Record<string, string> = {};
     if (target.signingToken) {
       const timestamp = String(Math.floor(Date.now() / 1000));
-      const key = target.signingToken.startsWith('whsec_')
-        ? Buffer.from(target.signingToken.slice('whsec_'.length), 'base64')
-        : Buffer.from(target.signingToken);
-      const mac = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64');
+      const mac = createHmac('sha256', signingKey(target.signingToken)!)
+        .update(`${id}.${timestamp}.${body}`)
+        .digest('base64');
       Object.assign(signed, { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': `v1,${mac}` });
     }
     const res = await fetch(target.url, {

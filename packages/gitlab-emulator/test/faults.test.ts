@@ -227,7 +227,7 @@ describe('GitLab emulator webhook signing and auto-disabling', () => {
       });
     });
     await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
-    const key = Buffer.from('signing-key-for-tests');
+    const key = Buffer.from('a 32-byte signing key for tests!');
     const gl = await startGitLabEmulator({
       runner: { pendingMs: 10, buildMs: 10 },
       webhook: {
@@ -258,7 +258,7 @@ describe('GitLab emulator webhook signing and auto-disabling', () => {
       const ts = String(first.headers['webhook-timestamp']);
       const expected = createHmac('sha256', key).update(`${id}.${ts}.${first.body}`).digest('base64');
       assert.equal(first.headers['webhook-signature'], `v1,${expected}`);
-      assert.equal(id, first.headers['x-gitlab-event-uuid']);
+      assert.equal(id, first.headers['idempotency-key'], "webhook-id is the delivery's Idempotency-Key");
       answer = 200;
       await run();
       assert.equal(seen.length, 4, 'a disabled hook gets nothing, even once the receiver is healthy again');
@@ -266,6 +266,17 @@ describe('GitLab emulator webhook signing and auto-disabling', () => {
     } finally {
       await gl.stop();
       await new Promise<void>((resolve) => failing.close(() => resolve()));
+    }
+  });
+
+  it('refuses a signing token GitLab would refuse (only whsec_ + base64 of a 32-byte key)', async () => {
+    const url = 'http://127.0.0.1:9/';
+    for (const signingToken of [
+      'plain-secret',
+      `whsec_${Buffer.alloc(21, 1).toString('base64')}`,
+      Buffer.alloc(32, 1).toString('base64'),
+    ]) {
+      await assert.rejects(startGitLabEmulator({ webhook: { url, token: 't', signingToken } }), /whsec_/);
     }
   });
 });

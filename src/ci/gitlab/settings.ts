@@ -7,10 +7,13 @@
  *                              and Pipelines APIs need it; `read_api` cannot write) and at least the Maintainer role
  *                              (CI/CD variables need Maintainer)
  *   GITLAB_WEBHOOK_SECRET      the Pipeline webhook's secret token, sent back by GitLab as `X-Gitlab-Token`
+ *   GITLAB_WEBHOOK_SIGNING_TOKEN  the webhook's signing token (`whsec_<base64>`, newer GitLab): deliveries must then
+ *                              be signed with it (webhook.ts); with GITLAB_WEBHOOK_SECRET too, both are required
  *   GITLAB_REGISTRY_HOST       the instance's container registry (`CI_REGISTRY`, registry.gitlab.com on gitlab.com):
  *                              images there are pushed with the job's own CI_REGISTRY_USER/CI_REGISTRY_PASSWORD
  *   FLUI_GITLAB_BUILDER_IMAGE  the buildah image the build job runs in, pinned by digest
  */
+import { signingKey } from './webhook.ts';
 
 /** quay.io/buildah/stable, the amd64 manifest of a published release, by digest (refresh: `skopeo inspect`). */
 export const DEFAULT_BUILDER_IMAGE =
@@ -21,6 +24,8 @@ export interface GitLabSettings {
   url: string;
   token?: string;
   webhookSecret?: string;
+  /** GITLAB_WEBHOOK_SIGNING_TOKEN, `whsec_<base64>` (checked here: a malformed one is a configuration problem). */
+  webhookSigningToken?: string;
   /** The instance's container registry host (`CI_REGISTRY`), when it has one. */
   registryHost?: string;
   builderImage: string;
@@ -59,11 +64,19 @@ export function parseGitLabSettings(env: NodeJS.ProcessEnv): { value: GitLabSett
     problems.push('GITLAB_TOKEN must be one word of printable ASCII (as GitLab issues them)');
   }
   const webhookSecret = get('GITLAB_WEBHOOK_SECRET');
+  let webhookSigningToken = get('GITLAB_WEBHOOK_SIGNING_TOKEN');
+  if (webhookSigningToken !== undefined && !signingKey(webhookSigningToken)) {
+    problems.push(
+      'GITLAB_WEBHOOK_SIGNING_TOKEN must be the signing token GitLab generated, whsec_ followed by base64 (of 32 bytes)',
+    );
+    webhookSigningToken = undefined;
+  }
   return {
     value: {
       url,
       ...(token ? { token } : {}),
       ...(webhookSecret ? { webhookSecret } : {}),
+      ...(webhookSigningToken ? { webhookSigningToken } : {}),
       ...(registryHost ? { registryHost } : {}),
       builderImage,
     },

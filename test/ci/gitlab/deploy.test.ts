@@ -37,7 +37,15 @@ describe('deploy through GitLab CI end to end', () => {
     const outcome = await deploy(app);
     assert.equal(outcome.phase, 'succeeded');
     // The webhook reported the end: polling alone would have waited at least 30 s (pollAfterSeconds with a webhook).
+    // The stack configures a signing token, so those were signed deliveries the worker verified.
     assert.ok(Date.now() - started < 30_000, `done in ${Date.now() - started} ms: the webhook came first`);
+    assert.match(s.env.GITLAB_WEBHOOK_SIGNING_TOKEN ?? '', /^whsec_/);
+    const unsigned = await fetch(s.worker!.webhookUrl!, {
+      method: 'POST',
+      headers: { 'x-gitlab-event': 'Pipeline Hook', 'x-gitlab-token': s.env.GITLAB_WEBHOOK_SECRET! },
+      body: '{}',
+    });
+    assert.equal(unsigned.status, 401, 'the right token without a signature is refused');
     const [pipeline] = gl.pipelines(repo);
     assert.equal(gl.pipelines(repo).length, 1);
     assert.equal(pipeline!.source, 'api');
@@ -175,7 +183,12 @@ describe('deploy through GitLab CI end to end', () => {
     );
     const scan = await scanForSecrets(
       s.client,
-      [s.env.REGISTRY_PASSWORD!, s.env.GITLAB_TOKEN!, s.env.GITLAB_WEBHOOK_SECRET!],
+      [
+        s.env.REGISTRY_PASSWORD!,
+        s.env.GITLAB_TOKEN!,
+        s.env.GITLAB_WEBHOOK_SECRET!,
+        s.env.GITLAB_WEBHOOK_SIGNING_TOKEN!,
+      ],
       [],
       traces,
     );

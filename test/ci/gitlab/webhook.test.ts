@@ -1,15 +1,20 @@
 /**
  * GitLab's Pipeline Hook on the worker's webhook receiver, beside GitHub's: the token is checked before anything else,
  * each X-Gitlab-Event-UUID is handled once, only finished pipelines are reported, a GitHub delivery still needs its
- * signature, and a failed callback lets GitLab redeliver.
+ * signature, and a failed callback lets GitLab redeliver. With a signing token configured, a real signed delivery
+ * from the GitLab emulator is accepted and an unsigned one (the right token, no signature) refused.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { startGitLabEmulator } from '@flui/gitlab-emulator';
 import { startWebhookReceiver, type WebhookReceiver } from '../../../src/ci/github/webhook.ts';
 import type { PipelineCompletedEvent } from '../../../src/ci/gitlab/webhook.ts';
 import { useMeter } from '../../../src/observability/meter.ts';
 import { createPrometheusMeter } from '../../../src/observability/prometheus.ts';
 import { parseSamples, sampleSum } from '../../operations/prometheus-text.ts';
+import { pollUntil } from '../../helpers/eventually.ts';
+import { FAST_GITLAB_RUNNER } from '../../helpers/gitlab-emulator.ts';
 
 const TOKEN = 'gitlab-hook-token';
 const events: PipelineCompletedEvent[] = [];
@@ -121,5 +126,65 @@ describe('GitLab Pipeline Hook on the webhook receiver', () => {
       body: '{}',
     });
     assert.equal(res.status, 401);
+  });
+});
+
+describe('signed Pipeline Hook deliveries from the GitLab emulator', () => {
+  it('accepts what the emulator signs with the configured signing token, and refuses its unsigned deliveries', async () => {
+    const signingToken = `whsec_${randomBytes(32).toString('base64')}`;
+    const seen: PipelineCompletedEvent[] = [];
+    const signed = await startWebhookReceiver({
+      host: '127.0.0.1',
+      port: 0,
+      secret: 'github-secret',
+      onRunCompleted: async () => undefined,
+      gitlab: { token: TOKEN, signingToken, onPipelineCompleted: async (e) => void seen.push(e) },
+    });
+    const prom = createPrometheusMeter();
+    const restore = useMeter(prom);
+    const ci = 'workflow:\n  name: flui default.web.signed\nbuild:\n  script:\n    - echo building\n';
+    /** Runs one pipeline to success on an emulator delivering to the receiver; its id once delivered. */
+    async function runOn(webhook: { url: string; token: string; signingToken?: string }) {
+      const gl = await startGitLabEmulator({ runner: FAST_GITLAB_RUNNER, webhook });
+      try {
+        await gl.createProject({ path: 'acme/signed', files: { '.gitlab-ci.yml': ci } });
+        const res = await fetch(`${gl.url}/api/v4/projects/${encodeURIComponent('acme/signed')}/pipeline`, {
+          method: 'POST',
+          headers: { 'private-token': gl.createToken(), 'content-type': 'application/json' },
+          body: JSON.stringify({ ref: 'main' }),
+        });
+        assert.equal(res.status, 201);
+        const { id } = (await res.json()) as { id: number };
+        await pollUntil(() => (gl.pipelines('acme/signed')[0]?.status === 'success' ? true : undefined), {
+          what: 'the pipeline',
+          timeoutMs: 20_000,
+          intervalMs: 25,
+        });
+        assert.deepEqual(gl.contract.violations, []);
+        return { id, gl };
+      } finally {
+        await gl.stop(); // delivers what is queued first
+      }
+    }
+    try {
+      const good = await runOn({ url: signed.url, token: TOKEN, signingToken });
+      assert.ok(good.gl.records.webhooksSent >= 3, 'pending, running, success');
+      assert.deepEqual(
+        seen.map((e) => [e.runId, e.conclusion]),
+        [[good.id, 'success']],
+        'the signed delivery of the finished pipeline was accepted',
+      );
+      const unsigned = await runOn({ url: signed.url, token: TOKEN });
+      assert.ok(unsigned.gl.records.webhooksSent >= 3);
+      assert.equal(seen.length, 1, 'nothing reported from unsigned deliveries');
+    } finally {
+      restore();
+      await signed.stop();
+    }
+    const samples = parseSamples(await prom.registry.metrics());
+    const count = (result: string) =>
+      sampleSum(samples, 'flui_webhook_deliveries_total', { backend: 'gitlab', result });
+    assert.equal(count('accepted'), 1);
+    assert.equal(count('refused'), 3, 'every unsigned delivery refused (pending, running, success)');
   });
 });
