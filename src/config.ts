@@ -16,6 +16,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
 import type { TLSConfig } from '@temporalio/client';
+import { parseGitCredentials, type GitCredentials } from './build/git-credentials.ts';
 import { parseRegistryAuths, type RegistryAuths } from './registry/auths.ts';
 import { parseGitHubEnvironment } from './ci/github/settings.ts';
 import {
@@ -130,6 +131,8 @@ export interface BuildConfig {
   source: 'github' | 'git';
   /** FLUI_GIT_URL_TEMPLATE: the git URL of a repository, `{repository}` standing for `owner/name`. */
   gitUrlTemplate?: string;
+  /** FLUI_GIT_CREDENTIALS_FILE: the builder's credentials for git servers, by host (git's credential-store format). */
+  gitAuth: GitCredentials;
   /** FLUI_BUILD_CONCURRENCY: builds one builder runs at once (default 1). */
   concurrency: number;
   /**
@@ -373,6 +376,8 @@ function readBuildPart(e: Env, dataDir: string): BuildConfig {
   } else if (source === 'git' && gitUrlTemplate === undefined) {
     e.problems.push('FLUI_BUILD_SOURCE=git needs FLUI_GIT_URL_TEMPLATE, e.g. http://git.internal/{repository}.git');
   }
+  const gitAuth = parseGitCredentials({ FLUI_GIT_CREDENTIALS_FILE: e.string('FLUI_GIT_CREDENTIALS_FILE') });
+  e.problems.push(...gitAuth.problems);
   const baseRegistry = e.string('FLUI_BASE_REGISTRY');
   if (baseRegistry !== undefined && !/^[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[a-z0-9._/-]+)?$/.test(baseRegistry)) {
     e.problems.push(
@@ -391,6 +396,7 @@ function readBuildPart(e: Env, dataDir: string): BuildConfig {
     baseRegistry,
     source,
     gitUrlTemplate,
+    gitAuth: gitAuth.value,
     concurrency: e.wholeNumber('FLUI_BUILD_CONCURRENCY', 1, 64, 1),
     ...(userNamespace !== undefined ? { userNamespace } : {}),
     pullSecretRegistries: (e.string('FLUI_PULL_SECRET_REGISTRIES') ?? '')

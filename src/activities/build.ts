@@ -49,7 +49,7 @@ export function builderSecrets(config: Pick<Config, 'registry' | 'github'>, sett
   const out = Object.values(config.registry.auths).flatMap((a) => [a.password]);
   const gh = config.github.auth;
   if (gh?.kind === 'token') out.push(gh.token);
-  for (const auth of Object.values(settings.gitAuth ?? {}) as { password: string }[]) out.push(auth.password);
+  for (const auth of Object.values(settings.gitAuth ?? {})) out.push(auth.password);
   return out;
 }
 

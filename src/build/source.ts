@@ -83,8 +83,10 @@ function gitEnv(url: URL, settings: BuilderSettings): { env: NodeJS.ProcessEnv; 
     ['core.hooksPath', '/dev/null'],
   ];
   const secrets: string[] = [];
-  const auth = settings.gitAuth?.[url.host.toLowerCase()];
-  if (auth && url.protocol !== 'git:') {
+  const host = url.host.toLowerCase();
+  const auth = settings.gitAuth && Object.hasOwn(settings.gitAuth, host) ? settings.gitAuth[host] : undefined;
+  // Over its own protocol only: a credential configured for https:// never travels in clear to http:// on that host.
+  if (auth && url.protocol === auth.protocol) {
     const basic = Buffer.from(`${auth.username}:${auth.password}`).toString('base64');
     config.push([`http.${url.origin}/.extraHeader`, `Authorization: Basic ${basic}`]);
     secrets.push(auth.password, basic);

@@ -4,6 +4,7 @@
  */
 import type { GitHubAuth } from '../config.ts';
 import type { RegistryAuths } from '../registry/auths.ts';
+import type { GitCredentials } from './git-credentials.ts';
 
 export type BuildSource =
   | { kind: 'github'; repository: string /* owner/name */; commit: string /* 40-hex sha */ }
@@ -43,8 +44,8 @@ export interface BuilderSettings {
   /** Registry hosts spoken to over plain HTTP / without TLS verification. */
   insecureHosts: string[];
   github?: { apiUrl: string; auth: GitHubAuth };
-  /** Credentials for plain git sources, by host (`host[:port]`); sent to that host only. */
-  gitAuth?: Record<string, { username: string; password: string }>;
+  /** Credentials for plain git sources, by host (`host[:port]`); sent to that host, over their protocol, only. */
+  gitAuth?: GitCredentials;
   /**
    * Run buildah as root of a fresh user namespace with a 65,536-id map (host ids 100000–165535). Needs the builder
    * to be root of the initial user namespace; a builder already in a user namespace of its own (a pod with

@@ -6,12 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { stat } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startGitServer, type GitServer } from '../../dev/git-server.ts';
+import { parseGitCredentials } from '../../src/build/git-credentials.ts';
 import { ServiceError } from '../../src/errors.ts';
 import { packOciArchive } from '../../dev/base-images.ts';
 import {
@@ -349,8 +350,18 @@ describe('git credentials and archive imports (real git server with basic auth, 
       tags: ['git-auth'],
       timeoutMs: 60_000,
     };
-    // Credentials for another host only: the git server sees none, and the build fails as unauthorized.
-    const elsewhere = { ...settings, gitAuth: { 'git.example.com': auth } };
+    // The builder's credentials come from its credentials file (FLUI_GIT_CREDENTIALS_FILE), as in production.
+    const fromFile = async (lines: string[]) => {
+      const file = join(builderRoot(), `git-credentials-${Date.now()}`);
+      await writeFile(file, `${lines.join('\n')}\n`, { mode: 0o600 });
+      const { value, problems } = parseGitCredentials({ FLUI_GIT_CREDENTIALS_FILE: file });
+      assert.deepEqual(problems, []);
+      return { ...settings, gitAuth: value };
+    };
+    const user = `${encodeURIComponent(auth.username)}:${encodeURIComponent(auth.password)}`;
+    // Credentials for another host only, or for this host over https: the git server (plain http) sees none, and the
+    // build fails as unauthorized.
+    const elsewhere = await fromFile([`https://${user}@git.example.com`, `https://${user}@${git.host}`]);
     await assert.rejects(runBuild(spec, elsewhere, {}), (err: unknown) => {
       assert.ok(err instanceof ServiceError, String(err));
       assert.equal(err.kind, 'unauthorized', err.message);
@@ -359,7 +370,7 @@ describe('git credentials and archive imports (real git server with basic auth, 
     });
     assert.ok(git.requests.length > 0 && git.requests.every((r) => r.authorization === undefined));
 
-    const own = { ...settings, gitAuth: { [git.host]: auth } };
+    const own = await fromFile(['# the local git server', `http://${user}@${git.host}`]);
     assert.equal(await resolveCommit({ kind: 'git', url, branch: 'main' }, own), commit);
     const lines: string[] = [];
     await runBuild({ ...spec, buildId: `${spec.buildId}-2` }, own, { onLog: (l) => lines.push(l) });

@@ -17,6 +17,7 @@ export function builderSettings(config: Pick<Config, 'build' | 'registry' | 'git
     registryAuths: registry.auths,
     insecureHosts: registry.insecureHosts,
     ...(github.auth ? { github: { apiUrl: github.apiUrl, auth: github.auth } } : {}),
+    gitAuth: build.gitAuth,
     userNamespace: build.userNamespace ?? defaultUserNamespace(),
   };
 }
