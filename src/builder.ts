@@ -12,12 +12,13 @@
  */
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import { Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createBuildActivities } from './activities/build.ts';
 import { keepAlive } from './activities/keep-alive.ts';
 import { runBuild } from './build/index.ts';
 import { builderSettings } from './ci/self-hosted/settings.ts';
 import { ConfigError, loadConfigOrExit, type Config } from './config.ts';
+import { connectNative } from './temporal-connection.ts';
 import { createLogger } from './observability/logging.ts';
 
 export interface RunningBuilder {
@@ -35,16 +36,11 @@ export async function startBuilder(
   opts: { log?: (line: string) => void; identity?: string } = {},
 ): Promise<RunningBuilder> {
   const say = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const { address, tls, apiKey, metadata, namespace } = config.temporal;
-  let connection: NativeConnection;
-  try {
-    connection = await NativeConnection.connect({ address, tls, apiKey, metadata });
-  } catch (err) {
-    throw new ConfigError(
-      `cannot reach Temporal at ${address}${config.temporal.addressIsDefault ? ' (the default: TEMPORAL_ADDRESS is not set)' : ''}: ` +
-        `${(err as Error).message}. Set TEMPORAL_ADDRESS to the Temporal frontend the Flui worker uses.`,
-    );
-  }
+  const { address, namespace } = config.temporal;
+  const connection = await connectNative(
+    config.temporal,
+    'Set TEMPORAL_ADDRESS to the Temporal frontend the Flui worker uses.',
+  );
   const identity = opts.identity ?? `flui-builder@${hostname()}/${process.pid}`;
   const worker = await Worker.create({
     connection,

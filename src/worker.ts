@@ -12,11 +12,12 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Runtime, Worker, type LogLevel, type WorkflowBundleOption } from '@temporalio/worker';
+import { Runtime, Worker, type LogLevel, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
 import { createActivities } from './activities/index.ts';
 import { keepAlive } from './activities/keep-alive.ts';
 import { startWebhookReceiver, type RunCompletedEvent } from './ci/github/webhook.ts';
 import { ConfigError, loadConfigOrExit, type Config } from './config.ts';
+import { connectNative } from './temporal-connection.ts';
 import { parseCiRunName, runCompletedSignal } from './workflows/contract.ts';
 import { freeLoopbackPort, startOpsServer, withTimeout, type Health } from './observability/ops-server.ts';
 import { createLogger, progressLine } from './observability/logging.ts';
@@ -54,15 +55,10 @@ export interface StartWorkerOptions {
 export async function startWorker(config: Config, opts: StartWorkerOptions = {}): Promise<RunningWorker> {
   const say = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const { address, tls, apiKey, metadata } = config.temporal;
-  let connection: NativeConnection;
-  try {
-    connection = await NativeConnection.connect({ address, tls, apiKey, metadata });
-  } catch (err) {
-    throw new ConfigError(
-      `cannot reach Temporal at ${address}${config.temporal.addressIsDefault ? ' (the default: TEMPORAL_ADDRESS is not set)' : ''}: ` +
-        `${(err as Error).message}. Set TEMPORAL_ADDRESS to your Temporal frontend, or run \`npm run dev:worker\` for a local dev server.`,
-    );
-  }
+  const connection = await connectNative(
+    config.temporal,
+    'Set TEMPORAL_ADDRESS to your Temporal frontend, or run `npm run dev:worker` for a local dev server.',
+  );
   // Up before the worker, so a probe gets an answer (live, not ready) while the workflow code loads.
   let worker: Worker | undefined;
   const ops = await startOpsServer({
