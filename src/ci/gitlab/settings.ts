@@ -9,7 +9,8 @@
  *   GITLAB_WEBHOOK_SECRET      the Pipeline webhook's secret token, sent back by GitLab as `X-Gitlab-Token`
  *   GITLAB_REGISTRY_HOST       the instance's container registry (`CI_REGISTRY`, registry.gitlab.com on gitlab.com):
  *                              images there are pushed with the job's own CI_REGISTRY_USER/CI_REGISTRY_PASSWORD
- *   FLUI_GITLAB_BUILDER_IMAGE  the buildah image the build job runs in, pinned by digest
+ *   FLUI_GITLAB_BUILDER_IMAGE  the buildah image the build job runs in, pinned by digest (with skopeo too for a
+ *                              `minted-token` registry: the job pushes with skopeo's --dest-registry-token)
  */
 
 /** quay.io/buildah/stable, the amd64 manifest of a published release, by digest (refresh: `skopeo inspect`). */
