@@ -9,7 +9,10 @@
  *   `Dockerfile`) at the pipeline's commit, and takes the CONTEXT directory's files as the image's one layer;
  * - `buildah push [--creds U:P] [--digestfile F] IMAGE [docker://DEST]` pushes that image to the real registry
  *   with the login's (or `--creds`') credential — sent only to its own host — and writes the digest to F, so a later
- *   `cat F` prints it;
+ *   `cat F` prints it; to `docker-archive:PATH` or `oci-archive:PATH` it keeps the image in that file instead;
+ * - `skopeo copy [--dest-registry-token T | --dest-creds U:P] [--digestfile F] docker-archive:PATH docker://DEST`
+ *   pushes an archived image the same way, with the Bearer token T sent as it is (no token service), as skopeo does;
+ *   `skopeo --version` prints a version;
  * - any other line is echoed to the trace (`echo` prints its arguments).
  * Values of masked variables are replaced by `[MASKED]` in traces, as GitLab does. A job with no buildah line just
  * succeeds. The real registry's 401 fails the job with buildah's words in the trace.
@@ -126,6 +129,10 @@ const VALUED = new Set([
   '--retry-delay',
   '--signature-policy',
   '--compression-format',
+  '--dest-registry-token',
+  '--src-registry-token',
+  '--dest-creds',
+  '--src-creds',
 ]);
 
 function parseFlags(args: string[]): { flags: Record<string, string[]>; positional: string[] } {
@@ -297,6 +304,42 @@ export class Runner {
     const files = new Map<string, string>();
     const logins = new Map<string, { username: string; password: string }>();
     let built: { tag: string; context: string } | undefined;
+    /** Images kept in archive files (`buildah push IMAGE docker-archive:PATH`), by path. */
+    const archives = new Map<string, { tag: string; context: string }>();
+    /** Pushes `image` to `dest` (`host/path:tag`) as buildah or skopeo would; false (logged) when refused. */
+    const pushTo = async (
+      image: { tag: string; context: string },
+      dest: string,
+      auth: { credentials?: { username: string; password: string }; bearerToken?: string },
+      digestfile: string | undefined,
+    ): Promise<boolean> => {
+      log('Getting image source signatures');
+      let digest: string;
+      try {
+        const pushed = await pushImage(dest, {
+          files: this.#store.files(project, pipeline.sha, image.context),
+          ...auth,
+          insecureHosts: this.#opts.insecureHosts,
+          labels: { 'org.opencontainers.image.revision': pipeline.sha },
+          signal,
+        });
+        digest = pushed.digest;
+      } catch (err) {
+        if (signal.aborted) return false;
+        log(`Error: pushing image "${dest}" to "docker://${dest}": ${(err as Error).message}`);
+        return false;
+      }
+      log('Writing manifest to image destination');
+      if (digestfile) files.set(digestfile, digest);
+      job.build = true;
+      // The first push names the pipeline's image (later pushes of the same image add tags).
+      if (!pipeline.digest) {
+        pipeline.image = dest;
+        pipeline.digest = digest;
+      }
+      this.#store.save();
+      return true;
+    };
     log('Executing "step_script" stage of the job script');
     if (this.faults.failBuilds > 0) {
       this.faults.failBuilds--;
@@ -359,7 +402,7 @@ export class Runner {
         } else if (cmd === 'buildah' && sub === 'push') {
           const { flags, positional } = parseFlags(args);
           const source = positional[0];
-          const dest = (positional[1] ?? source ?? '').replace(/^docker:\/\//, '');
+          const target = positional[1] ?? source ?? '';
           if (
             !built ||
             !source ||
@@ -368,37 +411,43 @@ export class Runner {
             log(`Error: ${source ?? '(none)'}: image not known`);
             return false;
           }
-          const creds = flag(flags, '--creds');
-          const host = hostOf(dest);
-          const credentials = creds
-            ? { username: creds.split(':')[0]!, password: creds.split(':').slice(1).join(':') }
-            : logins.get(host);
-          log('Getting image source signatures');
-          let digest: string;
-          try {
-            const pushed = await pushImage(dest, {
-              files: this.#store.files(project, pipeline.sha, built.context),
-              ...(credentials ? { credentials } : {}),
-              insecureHosts: this.#opts.insecureHosts,
-              labels: { 'org.opencontainers.image.revision': pipeline.sha },
-              signal,
-            });
-            digest = pushed.digest;
-          } catch (err) {
-            if (signal.aborted) return false;
-            log(`Error: pushing image "${dest}" to "docker://${dest}": ${(err as Error).message}`);
+          const archive = /^(?:docker|oci)-archive:([^:]+)/.exec(target)?.[1];
+          if (archive) {
+            archives.set(archive, built);
+            log('Getting image source signatures');
+            log('Writing manifest to image destination');
+          } else {
+            const dest = target.replace(/^docker:\/\//, '');
+            const creds = flag(flags, '--creds');
+            const credentials = creds
+              ? { username: creds.split(':')[0]!, password: creds.split(':').slice(1).join(':') }
+              : logins.get(hostOf(dest));
+            const ok = await pushTo(built, dest, credentials ? { credentials } : {}, flag(flags, '--digestfile'));
+            if (!ok) return false;
+          }
+        } else if (cmd === 'skopeo' && (sub === '--version' || sub === 'version')) {
+          out = 'skopeo version 1.18.0 (emulated)';
+        } else if (cmd === 'skopeo' && sub === 'copy') {
+          const { flags, positional } = parseFlags(args);
+          const [source = '', target = ''] = positional;
+          const image = archives.get(/^(?:docker|oci)-archive:([^:]+)/.exec(source)?.[1] ?? '');
+          if (!image) {
+            log(`FATA[0000] initializing source ${source}: no such file or directory`);
             return false;
           }
-          log('Writing manifest to image destination');
-          const digestfile = flag(flags, '--digestfile');
-          if (digestfile) files.set(digestfile, digest);
-          job.build = true;
-          // The first push names the pipeline's image (later pushes of the same image add tags).
-          if (!pipeline.digest) {
-            pipeline.image = dest;
-            pipeline.digest = digest;
+          if (!target.startsWith('docker://')) {
+            log(`FATA[0000] the emulated runner copies only to docker:// destinations, not ${target}`);
+            return false;
           }
-          this.#store.save();
+          const dest = target.slice('docker://'.length);
+          const token = flag(flags, '--dest-registry-token');
+          const creds = flag(flags, '--dest-creds');
+          const auth = token
+            ? { bearerToken: token }
+            : creds
+              ? { credentials: { username: creds.split(':')[0]!, password: creds.split(':').slice(1).join(':') } }
+              : {};
+          if (!(await pushTo(image, dest, auth, flag(flags, '--digestfile')))) return false;
         } else if (cmd === 'exit' && sub && sub !== '0') {
           return false;
         }

@@ -6,7 +6,8 @@
  * - the pipeline files are checked only when the app's branch has moved since this worker last found them current
  *   (one branch read per deploy; two file reads more when it moved);
  * - the static credential is checked with one list of the project's variables (its fingerprint is a plain
- *   variable); nothing is stored at all for the instance's own registry (the job's CI_REGISTRY_* credential);
+ *   variable); nothing is stored at all for the instance's own registry (the job's CI_REGISTRY_* credential); a token
+ *   minted per deploy costs one write (an update of the app's variable) right before the pipeline is created;
  * - the webhook comes first, and polling backs off with the pipeline's age (`pollAfterSeconds`), so a long build
  *   costs tens of status reads, not hundreds.
  *
@@ -306,7 +307,12 @@ export class GitLabBackend implements CiBackend {
   /**
    * A static credential: key, its fingerprint in a plain CI/CD variable beside the masked password; one list of the
    * project's variables tells whether both are current. The instance's registry (job token) and "none": a password
-   * stored before is removed, once per app and worker. Tokens minted per deploy are not supported on GitLab yet.
+   * stored before is removed, once per app and worker.
+   *
+   * A minted token (one per deploy), called right before the pipeline is created: written every time (a retry writes
+   * a fresh one) into this app's own variable, masked and hidden. Key: the variable's name (the app's): the write
+   * replaces its value whatever it was, and only the pipeline created next reads it, so repeating it is harmless.
+   * One request (an update) once the variable exists.
    */
   async ensureCredential(
     app: Application,
@@ -315,12 +321,20 @@ export class GitLabBackend implements CiBackend {
     const repo = app.spec.source.repository;
     const names = pushVariableNames(app);
     if ('token' in credential) {
-      throw new ServiceError({
-        service: 'GitLab',
-        kind: 'misconfigured',
-        message: `${appKey(app)}: the GitLab backend does not store per-deploy registry tokens (minted-token)`,
-        hint: `push to the GitLab instance's registry (the job's token), or use "method": "static" for ${credential.registry}`,
-      });
+      // A JWT is base64url parts joined by dots, which GitLab can mask as it is; anything else would be refused.
+      if (!/^[A-Za-z0-9_.-]{8,}$/.test(credential.token)) {
+        throw new ServiceError({
+          service: 'GitLab',
+          kind: 'invalid',
+          message: `the registry token for ${credential.registry} holds characters GitLab cannot mask`,
+        });
+      }
+      try {
+        await this.#putVariable(repo, true, names.token, credential.token, { masked: true, masked_and_hidden: true });
+      } catch (err) {
+        throw gitlabError(err, `storing the registry token as a CI/CD variable of ${repo}`);
+      }
+      return { method: 'minted-token', secretName: names.token, changed: true };
     }
     try {
       const list = async () =>
@@ -331,7 +345,9 @@ export class GitLabBackend implements CiBackend {
       if ('none' in credential) {
         const key = `${repo}\0${appKey(app)}`;
         if (this.#cleaned.has(key)) return { changed: false };
-        const present = (await list()).filter((v) => Object.values(names).includes(v.key));
+        // The stored password, not the token: the token is written again right before each dispatch anyway.
+        const stored = [names.username, names.password, names.fingerprint];
+        const present = (await list()).filter((v) => stored.includes(v.key));
         for (const v of present) {
           await this.#gl.api.ProjectVariables.remove(repo, v.key).catch((err: unknown) => {
             if (!hasStatus(err, 404)) throw err;
@@ -374,22 +390,32 @@ export class GitLabBackend implements CiBackend {
     }
   }
 
-  async #putVariable(repo: string, exists: boolean, key: string, value: string, extra: Record<string, boolean>) {
+  /**
+   * Writes the variable `key`: an update when it is believed to exist, a creation otherwise; when that belief is
+   * wrong (deleted meanwhile: 404; created meanwhile: 400 "has already been taken"), the other, once.
+   */
+  async #putVariable(
+    repo: string,
+    exists: boolean,
+    key: string,
+    value: string,
+    extra: Record<string, boolean>,
+    retry = true,
+  ): Promise<void> {
     // raw: the value is never expanded (a `$` in it stays a `$`); not protected: the app's branch may not be.
     const body = { value, raw: true, protected: false, description: 'Managed by Flui', ...extra };
-    if (exists) {
-      const { masked_and_hidden: _hidden, ...update } = body as typeof body & { masked_and_hidden?: boolean };
-      await this.#gl.request('PUT', `projects/${projectId(repo)}/variables/${encodeURIComponent(key)}`, {
-        body: update,
-      });
-      return;
-    }
     try {
-      await this.#gl.request('POST', `projects/${projectId(repo)}/variables`, { body: { key, ...body } });
+      if (exists) {
+        const { masked_and_hidden: _hidden, ...update } = body as typeof body & { masked_and_hidden?: boolean };
+        await this.#gl.request('PUT', `projects/${projectId(repo)}/variables/${encodeURIComponent(key)}`, {
+          body: update,
+        });
+      } else {
+        await this.#gl.request('POST', `projects/${projectId(repo)}/variables`, { body: { key, ...body } });
+      }
     } catch (err) {
-      // Created meanwhile (400 "has already been taken"): update it instead.
-      if (!hasStatus(err, 400)) throw err;
-      await this.#putVariable(repo, true, key, value, extra);
+      if (!retry || !hasStatus(err, exists ? 404 : 400)) throw err;
+      await this.#putVariable(repo, !exists, key, value, extra, false);
     }
   }
 

@@ -30,6 +30,7 @@ import { ServiceError } from '../../errors.ts';
 import type { Application } from '../../manifest/schema.ts';
 import { DNS_LABEL, IMAGE_REPOSITORY } from '../../manifest/names.ts';
 import type { PushAccess } from '../../registry/push-access.ts';
+import { parseImageReference } from '../../registry/reference.ts';
 import { appKey, appNameSuffix } from '../github/pipeline-file.ts';
 import { UnwritableStringError, writeWorkflowYaml, type YamlValue } from '../github/workflow-yaml.ts';
 
@@ -66,7 +67,11 @@ export function jobName(app: Application): string {
   return `flui-build-${appKey(app)}`;
 }
 
-/** CI/CD variables of this app's static push credential, and the variable holding their fingerprint. */
+/**
+ * CI/CD variables of this app's push credential: the static one and the variable holding its fingerprint, or the
+ * token minted for its latest deploy. Named per app (a hash of namespace and name), so apps sharing a project never
+ * overwrite each other's.
+ */
 export function pushVariableNames(app: Application) {
   const suffix = appNameSuffix(app);
   return {
@@ -74,6 +79,8 @@ export function pushVariableNames(app: Application) {
     /** Base64 of the password (a masked value must use a restricted alphabet), masked and hidden where possible. */
     password: `FLUI_REGISTRY_PASSWORD_${suffix}`,
     fingerprint: `FLUI_REGISTRY_FINGERPRINT_${suffix}`,
+    /** `minted-token`: this deploy's registry token (a JWT, maskable as it is), masked and hidden where possible. */
+    token: `FLUI_REGISTRY_TOKEN_${suffix}`,
   };
 }
 
@@ -99,12 +106,25 @@ const INPUT_PATTERNS = {
   run_name: '^(flui [a-z0-9][-a-z0-9.]{0,200}(/[0-9]{1,6})?)?$',
 } as const;
 
-function loginScript(app: Application, options: GitLabPipelineOptions): string[] {
+/** Where the build is kept between `buildah bud` and skopeo's pushes (minted-token). */
+const ARCHIVE = 'docker-archive:/tmp/flui-image.tar';
+
+/**
+ * The lines that log in, build (`build`, the `buildah bud` line) and push the image as the deploy's tag (its digest
+ * written to /tmp/flui-image-digest) and as the commit SHA.
+ */
+function buildScript(app: Application, options: GitLabPipelineOptions, build: string): string[] {
   const { push } = options;
+  const pushes = [
+    'buildah push --digestfile /tmp/flui-image-digest "$FLUI_IMAGE:$FLUI_IMAGE_TAG" "docker://$FLUI_IMAGE:$FLUI_IMAGE_TAG"',
+    'buildah push "$FLUI_IMAGE:$FLUI_IMAGE_TAG" "docker://$FLUI_IMAGE:$CI_COMMIT_SHA"',
+  ];
   if (push.method === 'static') {
     const names = pushVariableNames(app);
     return [
       `printf '%s' "$${names.password}" | base64 -d | buildah login --username "$${names.username}" --password-stdin "$FLUI_REGISTRY"`,
+      build,
+      ...pushes,
     ];
   }
   if (push.method === 'ci-job-token') {
@@ -117,6 +137,24 @@ function loginScript(app: Application, options: GitLabPipelineOptions): string[]
     // The job's own short-lived credential for CI_REGISTRY (GitLab docs, "Authenticate with the container registry").
     return [
       'printf \'%s\' "$CI_REGISTRY_PASSWORD" | buildah login --username "$CI_REGISTRY_USER" --password-stdin "$CI_REGISTRY"',
+      build,
+      ...pushes,
+    ];
+  }
+  if (push.method === 'minted-token') {
+    // The token is the Bearer credential itself (no token service to trade it with), which buildah cannot send:
+    // skopeo can (`--dest-registry-token`), to the image's own registry only (FLUI_IMAGE is on `push.registry`). The
+    // builder image must hold skopeo too; the first line fails at once when it does not.
+    if (parseImageReference(app.spec.image.repository).host.toLowerCase() !== push.registry.toLowerCase()) {
+      throw invalid(app, `the image ${app.spec.image.repository} is not on ${push.registry}, the token's registry`);
+    }
+    const token = `"$${pushVariableNames(app).token}"`;
+    return [
+      'skopeo --version',
+      build,
+      `buildah push "$FLUI_IMAGE:$FLUI_IMAGE_TAG" ${ARCHIVE}`,
+      `skopeo copy --dest-registry-token ${token} --digestfile /tmp/flui-image-digest ${ARCHIVE} "docker://$FLUI_IMAGE:$FLUI_IMAGE_TAG"`,
+      `skopeo copy --dest-registry-token ${token} ${ARCHIVE} "docker://$FLUI_IMAGE:$CI_COMMIT_SHA"`,
     ];
   }
   throw new ServiceError({
@@ -124,8 +162,8 @@ function loginScript(app: Application, options: GitLabPipelineOptions): string[]
     kind: 'misconfigured',
     message: `${appKey(app)}: the GitLab backend cannot push to ${push.registry} with "${push.method}"`,
     hint:
-      "push to the GitLab instance's own registry (GITLAB_REGISTRY_HOST, the job's token), or opt in to a stored " +
-      `credential with FLUI_REGISTRY_PUSH='{"${push.registry}":{"method":"static"}}'`,
+      "push to the GitLab instance's own registry (GITLAB_REGISTRY_HOST, the job's token), use a registry that trusts " +
+      `Flui's tokens ("minted-token"), or opt in to a stored credential with FLUI_REGISTRY_PUSH='{"${push.registry}":{"method":"static"}}'`,
   });
 }
 
@@ -195,16 +233,17 @@ export function renderJobFile(app: Application, options: GitLabPipelineOptions):
       timeout: `${deploy.buildTimeoutMinutes}m`,
       variables,
       script: [
-        ...loginScript(app, options),
-        [
-          'buildah bud --layers',
-          ...argFlags,
-          `-f ${dockerfile}`,
-          '-t "$FLUI_IMAGE:$FLUI_IMAGE_TAG"',
-          '"$FLUI_CONTEXT"',
-        ].join(' '),
-        'buildah push --digestfile /tmp/flui-image-digest "$FLUI_IMAGE:$FLUI_IMAGE_TAG" "docker://$FLUI_IMAGE:$FLUI_IMAGE_TAG"',
-        'buildah push "$FLUI_IMAGE:$FLUI_IMAGE_TAG" "docker://$FLUI_IMAGE:$CI_COMMIT_SHA"',
+        ...buildScript(
+          app,
+          options,
+          [
+            'buildah bud --layers',
+            ...argFlags,
+            `-f ${dockerfile}`,
+            '-t "$FLUI_IMAGE:$FLUI_IMAGE_TAG"',
+            '"$FLUI_CONTEXT"',
+          ].join(' '),
+        ),
         'echo "Pushed $FLUI_IMAGE:$FLUI_IMAGE_TAG as $(cat /tmp/flui-image-digest)"',
       ],
     },

@@ -11,7 +11,8 @@
  *                              be signed with it (webhook.ts); with GITLAB_WEBHOOK_SECRET too, both are required
  *   GITLAB_REGISTRY_HOST       the instance's container registry (`CI_REGISTRY`, registry.gitlab.com on gitlab.com):
  *                              images there are pushed with the job's own CI_REGISTRY_USER/CI_REGISTRY_PASSWORD
- *   FLUI_GITLAB_BUILDER_IMAGE  the buildah image the build job runs in, pinned by digest
+ *   FLUI_GITLAB_BUILDER_IMAGE  the buildah image the build job runs in, pinned by digest (with skopeo too for a
+ *                              `minted-token` registry: the job pushes with skopeo's --dest-registry-token)
  */
 import { signingKey } from './webhook.ts';
 

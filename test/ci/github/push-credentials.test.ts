@@ -7,43 +7,29 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { DefaultLogger } from '@temporalio/worker';
-import { pushImage } from '@flui/github-emulator/registry-push';
-import { makeTempDir } from '../../../dev/process.ts';
-import { createCiActivities } from '../../../src/activities/ci.ts';
-import { withActivityFailures } from '../../../src/activities/failures.ts';
 import { GitHubActionsBackend } from '../../../src/ci/github/actions.ts';
 import { pipelinePath, pushSecretNames } from '../../../src/ci/github/pipeline-file.ts';
 import { loadConfig } from '../../../src/config.ts';
-import { validateManifest } from '../../../src/manifest/parse.ts';
 import type { Application } from '../../../src/manifest/schema.ts';
 import { headManifest } from '../../../src/registry/oci.ts';
-import { ciImageTag, type CiRunRef } from '../../../src/workflows/contract.ts';
+import { ciImageTag } from '../../../src/workflows/contract.ts';
 import { useGitHubEmulator } from '../../helpers/github-emulator.ts';
-import { REGISTRY_PASSWORD, REGISTRY_USER, useRegistry } from '../../helpers/registry.ts';
-import { eventually } from '../../helpers/stack.ts';
-import { makeSigningFiles, useTokenRegistry } from '../../helpers/token-registry.ts';
+import {
+  assertMintedClaims,
+  assertTokenRefused,
+  ciDeployer,
+  fluiSigningFiles,
+  PUSH_CREDENTIALS as credentials,
+  pushApp as app,
+  pushSettingsEnv,
+  usePushRegistries,
+} from '../../helpers/push-credentials.ts';
 
-const dir = await makeTempDir('push-credentials');
-const flui = await makeSigningFiles(dir, 'flui-push', 'rsa');
-const credentials = { username: REGISTRY_USER, password: REGISTRY_PASSWORD };
-
-function app(name: string, repository: string, image: string): Application {
-  return validateManifest({
-    apiVersion: 'flui.dev/v1',
-    kind: 'Application',
-    metadata: { name },
-    spec: { source: { repository }, image: { repository: image }, deploy: { buildTimeoutMinutes: 20 } },
-  }) as Application;
-}
+const flui = await fluiSigningFiles();
 
 describe('push credentials, from the worker to a real registry through the emulated CI', () => {
-  const passwordRegistry = useRegistry({ auth: true });
-  const tokenRegistry = useTokenRegistry(
-    { username: 'nobody', password: 'unused' },
-    { trust: () => [flui.certificateFile] },
-  );
+  const registries = usePushRegistries(flui);
+  const [passwordRegistry, tokenRegistry] = [registries.password, registries.token];
   const github = useGitHubEmulator();
   let n = 0;
 
@@ -52,41 +38,11 @@ describe('push credentials, from the worker to a real registry through the emula
       GITHUB_API_URL: github().url,
       GITHUB_TOKEN: github().createToken(),
       GITHUB_WRITE_INTERVAL_MS: '0',
-      REGISTRY_USERNAME: credentials.username,
-      REGISTRY_PASSWORD: credentials.password,
-      REGISTRY_HOST: passwordRegistry().host,
-      FLUI_REGISTRY_PUSH: JSON.stringify({
-        [passwordRegistry().host]: { method: 'static' },
-        [tokenRegistry().host]: {
-          method: 'minted-token',
-          issuer: tokenRegistry().issuer,
-          service: tokenRegistry().service,
-          ...flui,
-          maxTokenMinutes: 15,
-        },
-      }),
+      ...pushSettingsEnv({ password: passwordRegistry(), token: tokenRegistry() }, flui),
       ...extra,
     });
     const ci = new GitHubActionsBackend(config.github);
-    const activities = withActivityFailures(createCiActivities(ci, config));
-    const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
-    /** One deploy's CI part, as the workflow runs it; the run's result once it completed. */
-    const deploy = async (a: Application, runKey: string) => {
-      const prepare = () =>
-        Promise.all([activities.ensureWorkflowFile({ app: a }), activities.ensureRegistryCredential({ app: a })]);
-      const [file, credential] = (await env.run(prepare)) as Awaited<ReturnType<typeof prepare>>;
-      const run = (await env.run(() => activities.triggerRun({ runKey, app: a }))) as CiRunRef;
-      const done = await eventually(
-        async () => {
-          const s = await ci.status(a, run);
-          return s.status?.state === 'completed' ? s.status.result : undefined;
-        },
-        30_000,
-        `run ${run.id} to complete`,
-      );
-      return { file, credential, run, done };
-    };
-    return { config, deploy };
+    return { config, deploy: ciDeployer(ci, config) };
   }
 
   async function monorepo(): Promise<{ full: string; api: Application; worker: Application }> {
@@ -137,18 +93,7 @@ describe('push credentials, from the worker to a real registry through the emula
     assert.deepEqual(github().secretNames(full).sort(), [na.password, na.username, nb.token].sort());
     assert.equal(github().secretValue(full, na.password), credentials.password);
     const token = github().secretValue(full, nb.token)!;
-    assert.match(token, /^ey[\w-]+\.[\w-]+\.[\w-]+$/);
-    const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as {
-      exp: number;
-      iat: number;
-      sub: string;
-      access: { name: string; actions: string[] }[];
-    };
-    assert.deepEqual(claims.access, [
-      { type: 'repository', name: `acme/${worker.metadata.name}`, actions: ['push', 'pull'] },
-    ]);
-    assert.equal(claims.sub, `flui:default.${worker.metadata.name}`);
-    assert.equal(claims.exp - claims.iat, 15 * 60, 'build + queue timeouts (50 min), capped at maxTokenMinutes');
+    assertMintedClaims(token, worker, 15 * 60); // build + queue timeouts (50 min), capped at maxTokenMinutes
 
     // Nothing secret in what the activities return (it goes into the workflow's history).
     const results = JSON.stringify([a.credential, a.file, a.run, b.credential, b.file, b.run]);
@@ -172,10 +117,7 @@ describe('push credentials, from the worker to a real registry through the emula
     assert.equal((await deploy(other, 'default.other.k1')).done.conclusion, 'success');
     // What the other app's CI can read (its secret) is refused for the worker's repository.
     const otherToken = github().secretValue(full, pushSecretNames(other).token)!;
-    await assert.rejects(
-      pushImage(`${worker.spec.image.repository}:replaced`, { files: { a: 'b' }, bearerToken: otherToken }),
-      /refused the token/,
-    );
+    await assertTokenRefused(otherToken, worker.spec.image.repository);
   });
 
   it('with a GitHub Environment, stores the secrets in it and the job runs in it', async () => {

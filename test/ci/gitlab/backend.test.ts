@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { GitLabBackend } from '../../../src/ci/gitlab/backend.ts';
 import { createGitLabClient } from '../../../src/ci/gitlab/client.ts';
-import { jobFilePath } from '../../../src/ci/gitlab/pipeline-file.ts';
+import { jobFilePath, pushVariableNames } from '../../../src/ci/gitlab/pipeline-file.ts';
 import { ServiceError } from '../../../src/errors.ts';
 import { validateManifest } from '../../../src/manifest/parse.ts';
 import type { Application } from '../../../src/manifest/schema.ts';
@@ -105,6 +105,35 @@ describe('GitLab backend against the emulator', () => {
     assert.equal(status.pollAfterSeconds?.(600), 60);
     assert.ok(chunks >= 1);
     assert.equal(gl.records.pipelinesCreated['acme/team/svc'], 1);
+  });
+
+  it('a steady-state deploy with a minted token: the branch read and one write of the token, then the pipeline', async () => {
+    const { gl, backend, app, requests } = await setup('acme/team/minted');
+    const push = { method: 'minted-token' as const, registry: registry().host };
+    const token = (n: number) => ({ registry: push.registry, token: `eyJ0.eyJ${n}.c2ln`, expiresAt: '' });
+    // The first deploy creates the variable (an update finds none: 404, then a creation).
+    await backend.ensurePipeline(app, { push });
+    await backend.ensureCredential(app, { registry: push.registry, none: true });
+    await backend.ensureCredential(app, token(1));
+    await backend.trigger(app, 'default.minted.k1');
+    requests.length = 0;
+    await backend.ensurePipeline(app, { push });
+    await backend.ensureCredential(app, { registry: push.registry, none: true });
+    assert.deepEqual(await backend.ensureCredential(app, token(2)), {
+      method: 'minted-token',
+      secretName: pushVariableNames(app).token,
+      changed: true,
+    });
+    await backend.trigger(app, 'default.minted.k2');
+    assert.deepEqual(
+      requests.map((r) => r.replace(/acme%2Fteam%2Fminted/, ':id')),
+      [
+        'GET /api/v4/projects/:id/repository/branches/main',
+        `PUT /api/v4/projects/:id/variables/${pushVariableNames(app).token}`,
+        'POST /api/v4/projects/:id/pipeline',
+      ],
+    );
+    assert.equal(gl.variableValue('acme/team/minted', pushVariableNames(app).token), token(2).token);
   });
 
   it("a user's push between Flui's read and its commit is kept: the commit is refused and planned again", async () => {

@@ -95,6 +95,10 @@ const fluiInputs = {
 const pushMethods: [string, GitLabPipelineOptions][] = [
   ['static', { push: { method: 'static', registry: 'registry.gitlab.example.com' }, builderImage: BUILDER }],
   [
+    'minted-token',
+    { push: { method: 'minted-token', registry: 'registry.gitlab.example.com' }, builderImage: BUILDER },
+  ],
+  [
     'ci-job-token',
     {
       push: { method: 'ci-job-token', registry: 'registry.gitlab.example.com' },
