@@ -23,6 +23,7 @@ describe('self-hosted build configuration', () => {
         baseRegistry: undefined,
         source: 'github',
         gitUrlTemplate: undefined,
+        gitAuth: {},
         concurrency: 1,
         pullSecretRegistries: [],
       },
