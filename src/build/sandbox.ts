@@ -193,9 +193,10 @@ export async function createSandbox(opts: {
       const enter: string[] = [];
       if (user) enter.push(`--user=/proc/${user.pid}/ns/user`, `--mount=/proc/${user.pid}/ns/mnt`);
       if (net && !network) enter.push(`--net=/proc/${net.pid}/ns/net`);
-      if (!enter.length) return { cmd: 'setpriv', args: ['--pdeathsig', 'KILL', '--', cmd, ...args] };
+      const [tied, ...rest] = [...outlivesNoBuilder(user !== undefined), cmd, ...args];
+      if (!enter.length) return { cmd: tied!, args: rest };
       if (user) enter.push('--setuid=0', '--setgid=0');
-      return { cmd: 'nsenter', args: [...enter, '--', ...outlivesNoBuilder(user !== undefined), cmd, ...args] };
+      return { cmd: 'nsenter', args: [...enter, '--', tied!, ...rest] };
     },
     killAll,
     async close() {

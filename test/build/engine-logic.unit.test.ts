@@ -13,6 +13,7 @@ import { checkSpec } from '../../src/build/build.ts';
 import { cacheName, chooseEvictions, type CacheEntry } from '../../src/build/cache.ts';
 import { baseImages, buildArgProblems, insidePath } from '../../src/build/dockerfile.ts';
 import { BuildLog, redact } from '../../src/build/logs.ts';
+import { createSandbox } from '../../src/build/sandbox.ts';
 import { ServiceError } from '../../src/errors.ts';
 
 const GiB = 2 ** 30;
@@ -150,5 +151,20 @@ describe('build log', () => {
     assert.equal(log.tail().split('\n').length, 20);
     assert.ok(log.tail().endsWith('partial'));
     assert.equal(redact('a b a', ['a']), '*** b ***');
+  });
+});
+
+describe('the build sandbox without namespaces of its own', () => {
+  it('still runs each command under a parent-death signal, so it ends with the builder', async () => {
+    const sandbox = await createSandbox({ userNamespace: false, isolateNetwork: false });
+    try {
+      assert.equal(sandbox.owner, undefined);
+      assert.deepEqual(sandbox.wrap('buildah', ['bud', '.'], false), {
+        cmd: 'setpriv',
+        args: ['--pdeathsig', 'KILL', '--', 'buildah', 'bud', '.'],
+      });
+    } finally {
+      await sandbox.close();
+    }
   });
 });
