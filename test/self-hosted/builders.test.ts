@@ -184,18 +184,27 @@ describe('self-hosted builds: builders come and go', () => {
     });
   }
 
-  it('a builder killed outright takes its whole build with it: no buildah or RUN step goes on without it', async () => {
+  /** A deploy whose build is in a long RUN step (it printed `marker`) on a builder of its own. */
+  async function inLongRunStep(marker: string, seconds: number) {
     const s = stack();
     const app = await createApplication(s, {
       deploy: { retryWindowMinutes: 0 },
-      files: { Dockerfile: 'FROM busybox\nRUN echo orphan-step && sleep 300\n', 'server.js': '' },
+      files: { Dockerfile: `FROM busybox\nRUN echo ${marker} && sleep ${seconds}\n`, 'server.js': '' },
     });
     const builder = await startBuilder();
     const started = await startDeploy(s.client, app, { taskQueue: s.config.temporal.taskQueue });
     const backend = createCiBackend(s.config);
     const run = { id: buildWorkflowId(started.deployId), htmlUrl: '' };
     await eventually(async () => (await backend.findRun(app, started.deployId)) && true, 30_000, 'the build');
-    await eventually(async () => /orphan-step/.test((await backend.readLogs(app, run)).text) || undefined, 120_000);
+    await eventually(
+      async () => new RegExp(marker).test((await backend.readLogs(app, run)).text) || undefined,
+      120_000,
+    );
+    return { s, app, builder, started, run };
+  }
+
+  it('a builder killed outright takes its whole build with it: no buildah or RUN step goes on without it', async () => {
+    const { s, builder, started } = await inLongRunStep('orphan-step', 300);
     const tree = descendants(builder.pid);
     assert.ok(
       tree.some((p) => p.comm === 'sleep') && tree.some((p) => p.comm === 'buildah'),
@@ -203,30 +212,18 @@ describe('self-hosted builds: builders come and go', () => {
     );
     await kill(builder);
     // Orphans would be reparented away from the builder, so look the recorded processes up by pid and start time.
+    const left = () => tree.filter(sameProcess).map((p) => p.comm);
     await eventually(
-      () => tree.every((p) => !sameProcess(p)) || undefined,
+      () => left().length === 0 || undefined,
       10_000,
-      `the killed builder's build processes to end: ${tree
-        .filter(sameProcess)
-        .map((p) => p.comm)
-        .join(', ')}`,
-    );
+      "the killed builder's build processes to end",
+    ).catch(() => assert.deepEqual(left(), [], 'build processes outlived the builder'));
     await s.client.workflow.getHandle(started.workflowId).cancel();
     await assert.rejects(s.client.workflow.getHandle(started.workflowId).result(), WorkflowFailedError);
   });
 
   it('a cancel mid-build stops the buildah process tree within seconds; nothing is pushed or rolled out', async () => {
-    const s = stack();
-    const app = await createApplication(s, {
-      deploy: { retryWindowMinutes: 0 },
-      files: { Dockerfile: 'FROM busybox\nRUN echo long-step && sleep 120\n', 'server.js': '' },
-    });
-    const builder = await startBuilder();
-    const started = await startDeploy(s.client, app, { taskQueue: s.config.temporal.taskQueue });
-    const backend = createCiBackend(s.config);
-    const run = { id: buildWorkflowId(started.deployId), htmlUrl: '' };
-    await eventually(async () => (await backend.findRun(app, started.deployId)) && true, 30_000, 'the build');
-    await eventually(async () => /long-step/.test((await backend.readLogs(app, run)).text) || undefined, 120_000);
+    const { s, app, builder, started, run } = await inLongRunStep('long-step', 120);
     assert.ok(
       descendants(builder.pid).some((p) => p.comm === 'sleep'),
       'the RUN step runs under the builder',
